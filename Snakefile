@@ -1,0 +1,41 @@
+"""What happens to a Vision Transformer's invariances when it is finetuned.
+
+    snakemake --cores 2                               # the embedded miniature study
+    snakemake --configfile config/paper.yaml ...      # the paper's design (README.md)
+    snakemake --report report.html                    # the HTML report
+
+The science lives in the `finetune_invariance` package; rules only wire files to it.
+"""
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/invert.smk"
+include: "workflow/rules/stir.smk"
+include: "workflow/rules/robustness.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/figures.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,334 @@
+"""The offline mini study's generated datasets: seeded, numpy-only, 32x32 RGB.
+
+The paper pretrains on ImageNet / CIFAR and finetunes on CIFAR, Pets and EuroSAT, none of
+which can be downloaded on an offline machine. The mini study replaces them with three
+small datasets of the same kind of relationship, generated here:
+
+- ``shapes``: filled geometric shapes (a "pretraining" domain of object-like images);
+- ``textures``: procedural textures (a second, different "pretraining" domain, in the
+  role ImageNet plays against CIFAR);
+- ``digits``: scikit-learn's bundled handwritten digits (a finetuning domain).
+
+Each is written by :func:`generate` as ``<root>/<name>/{train,test}.npz`` holding
+``images`` (uint8, N x 32 x 32 x 3), ``labels`` (int64, N) and ``class_names`` (str, K),
+which :mod:`finetune_invariance.data` reads through the same interface as the real
+datasets. Command line::
+
+    python -m finetune_invariance.synthetic --name shapes --root data --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIZE = 32
+
+# Per-pixel Gaussian noise (std, in [0, 1] units) added to every generated image, so no
+# class is identifiable from exact colour values alone.
+PIXEL_NOISE = 0.04
+
+Images = np.ndarray  # float64, N x H x W x 3, values in [0, 1] before quantisation
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A dataset generator: ``draw(rng, n)`` -> (float images N x 32 x 32 x 3 in [0, 1], labels)."""
+
+    class_names: tuple[str, ...]
+    draw: Callable[[np.random.Generator, int], tuple[Images, np.ndarray]]
+    default_n_train: int
+    default_n_test: int
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _balanced_labels(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
+    """n labels, every class count within 1 of n / num_classes, in random order."""
+    return rng.permutation(np.arange(n) % num_classes).astype(np.int64)
+
+
+def _pixel_grid() -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) pixel-centre coordinates, each shape 1 x 32 x 32, for broadcasting against N x 1 x 1."""
+    coords = np.arange(IMAGE_SIZE, dtype=np.float64) + 0.5
+    y, x = np.meshgrid(coords, coords, indexing="ij")
+    return y[None], x[None]
+
+
+def _two_colours(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A background and a foreground colour per image (each N x 3), every channel at least
+    0.25 apart (circularly), so the pattern is always visible."""
+    background = rng.uniform(0.0, 1.0, size=(n, 3))
+    foreground = (background + rng.uniform(0.25, 0.75, size=(n, 3))) % 1.0
+    return background, foreground
+
+
+def _paint(pattern: np.ndarray, background: np.ndarray, foreground: np.ndarray) -> Images:
+    """Blend two colours by a pattern in [0, 1] (N x H x W): 1 -> foreground, 0 -> background."""
+    p = pattern[..., None]
+    return p * foreground[:, None, None, :] + (1.0 - p) * background[:, None, None, :]
+
+
+def _add_noise(rng: np.random.Generator, images: Images) -> Images:
+    return np.clip(images + rng.normal(0.0, PIXEL_NOISE, size=images.shape), 0.0, 1.0)
+
+
+def _to_uint8(images: Images) -> np.ndarray:
+    return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+# --- shapes ---------------------------------------------------------------------------
+
+SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "ring", "horizontal_bar", "vertical_bar", "diamond")
+
+
+def _shape_mask(shape: str, dy: np.ndarray, dx: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Boolean mask of a shape of radius r centred at offset 0 (dy, dx: offsets of each pixel)."""
+    dist = np.hypot(dx, dy)
+    if shape == "circle":
+        return dist <= r
+    if shape == "square":
+        return np.maximum(np.abs(dx), np.abs(dy)) <= 0.8 * r
+    if shape == "triangle":  # apex up, base down; width grows linearly from apex to base
+        return (dy >= -r) & (dy <= 0.8 * r) & (np.abs(dx) <= 0.6 * (dy + r))
+    if shape == "cross":
+        arm = r / 3.0
+        return ((np.abs(dx) <= arm) & (np.abs(dy) <= r)) | ((np.abs(dy) <= arm) & (np.abs(dx) <= r))
+    if shape == "ring":
+        return (dist <= r) & (dist >= 0.55 * r)
+    if shape == "horizontal_bar":
+        return (np.abs(dy) <= 0.25 * r) & (np.abs(dx) <= r)
+    if shape == "vertical_bar":
+        return (np.abs(dx) <= 0.25 * r) & (np.abs(dy) <= r)
+    if shape == "diamond":
+        return np.abs(dx) + np.abs(dy) <= r
+    raise ValueError(f"unknown shape '{shape}'; expected one of {SHAPE_CLASSES}")
+
+
+def draw_shapes(rng: np.random.Generator, n: int) -> tuple[Images, np.ndarray]:
+    """Filled geometric shapes, 8 balanced classes (:data:`SHAPE_CLASSES`), 32x32 RGB.
+
+    Each image: a uniform random background colour with a random linear brightness
+    gradient (+-0.15), one shape of radius 5-11 px at a random position that keeps it
+    inside the image, a random foreground colour at least 0.25 from the background in every
+    channel, and Gaussian pixel noise (std :data:`PIXEL_NOISE`).
+    """
+    labels = _balanced_labels(rng, n, len(SHAPE_CLASSES))
+    r = rng.uniform(5.0, 11.0, size=(n, 1, 1))
+    cy = rng.uniform(r, IMAGE_SIZE - r)
+    cx = rng.uniform(r, IMAGE_SIZE - r)
+    y, x = _pixel_grid()
+    dy, dx = y - cy, x - cx
+    pattern = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE))
+    for k, shape in enumerate(SHAPE_CLASSES):
+        idx = labels == k
+        pattern[idx] = _shape_mask(shape, dy[idx], dx[idx], r[idx])
+    background, foreground = _two_colours(rng, n)
+    images = _paint(pattern, background, foreground)
+    angle = rng.uniform(0.0, 2.0 * np.pi, size=(n, 1, 1))
+    gradient = 0.15 * ((x - 16.0) * np.cos(angle) + (y - 16.0) * np.sin(angle)) / 16.0
+    return _add_noise(rng, images + gradient[..., None]), labels
+
+
+# --- textures -------------------------------------------------------------------------
+
+TEXTURE_CLASSES = (
+    "grating_0",
+    "grating_45",
+    "grating_90",
+    "grating_135",
+    "checkerboard",
+    "dots",
+    "blobs",
+    "rings",
+)
+
+
+def _grating(angle: np.ndarray, period: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """Sinusoidal grating in [0, 1]; stripes run along ``angle`` (radians), period in pixels."""
+    y, x = _pixel_grid()
+    across = -x * np.sin(angle) + y * np.cos(angle)
+    return 0.5 + 0.5 * np.sin(2.0 * np.pi * across / period + phase)
+
+
+def _texture_pattern(name: str, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n patterns (n x 32 x 32, values in [0, 1]) of one texture class; see :func:`draw_textures`."""
+    y, x = _pixel_grid()
+    shape = (n, 1, 1)
+    phase = rng.uniform(0.0, 2.0 * np.pi, size=shape)
+    if name.startswith("grating_"):
+        degrees = float(name.split("_")[1]) + rng.uniform(-10.0, 10.0, size=shape)
+        return _grating(np.deg2rad(degrees), rng.uniform(4.0, 10.0, size=shape), phase)
+    if name == "checkerboard":
+        cell = rng.uniform(3.0, 8.0, size=shape)
+        oy, ox = rng.uniform(0.0, 16.0, size=(2, *shape))
+        return ((np.floor((y + oy) / cell) + np.floor((x + ox) / cell)) % 2).astype(np.float64)
+    if name == "dots":  # discs on a square lattice
+        spacing = rng.uniform(5.0, 9.0, size=shape)
+        radius = spacing * rng.uniform(0.2, 0.35, size=shape)
+        oy, ox = rng.uniform(0.0, 9.0, size=(2, *shape))
+        fy = (y + oy) % spacing - spacing / 2
+        fx = (x + ox) % spacing - spacing / 2
+        return (np.hypot(fy, fx) <= radius).astype(np.float64)
+    if name == "blobs":  # sum of 6 low-frequency waves of random orientation, squashed
+        field = sum(
+            _grating(rng.uniform(0.0, np.pi, size=shape), rng.uniform(12.0, 24.0, size=shape),
+                     rng.uniform(0.0, 2.0 * np.pi, size=shape))
+            for _ in range(6)
+        ) - 3.0
+        return 1.0 / (1.0 + np.exp(-3.0 * field))
+    if name == "rings":  # concentric sinusoidal rings around a random centre
+        cy, cx = rng.uniform(8.0, 24.0, size=(2, *shape))
+        period = rng.uniform(4.0, 9.0, size=shape)
+        return 0.5 + 0.5 * np.sin(2.0 * np.pi * np.hypot(y - cy, x - cx) / period + phase)
+    raise ValueError(f"unknown texture '{name}'; expected one of {TEXTURE_CLASSES}")
+
+
+def draw_textures(rng: np.random.Generator, n: int) -> tuple[Images, np.ndarray]:
+    """Procedural textures, 8 balanced classes (:data:`TEXTURE_CLASSES`), 32x32 RGB.
+
+    - ``grating_<a>``: sinusoidal grating with stripes at a +- 10 degrees, period 4-10 px;
+    - ``checkerboard``: square cells of 3-8 px, random offset;
+    - ``dots``: discs on a square lattice of spacing 5-9 px;
+    - ``blobs``: a squashed sum of 6 low-frequency (period 12-24 px) waves of random
+      orientation, i.e. smooth random blobs;
+    - ``rings``: concentric sinusoidal rings (period 4-9 px) around a random centre.
+    Random phase everywhere; the pattern blends two random colours at least 0.25 apart per
+    channel; Gaussian pixel noise (std :data:`PIXEL_NOISE`).
+    """
+    labels = _balanced_labels(rng, n, len(TEXTURE_CLASSES))
+    pattern = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE))
+    for k, name in enumerate(TEXTURE_CLASSES):
+        idx = np.flatnonzero(labels == k)
+        pattern[idx] = _texture_pattern(name, rng, idx.size)
+    background, foreground = _two_colours(rng, n)
+    return _add_noise(rng, _paint(pattern, background, foreground)), labels
+
+
+# --- digits ---------------------------------------------------------------------------
+
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+
+
+def _linear_upsampling_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """size_out x size_in matrix of 1-D linear interpolation with half-pixel centres
+    (the align_corners=False convention), edges clamped."""
+    centres = (np.arange(size_out) + 0.5) * size_in / size_out - 0.5
+    centres = np.clip(centres, 0.0, size_in - 1)
+    lo = np.floor(centres).astype(int)
+    hi = np.minimum(lo + 1, size_in - 1)
+    frac = centres - lo
+    matrix = np.zeros((size_out, size_in))
+    matrix[np.arange(size_out), lo] += 1.0 - frac
+    matrix[np.arange(size_out), hi] += frac
+    return matrix
+
+
+def draw_digits(rng: np.random.Generator, n: int) -> tuple[Images, np.ndarray]:
+    """scikit-learn's bundled handwritten digits (UCI optdigits test set), 10 classes.
+
+    The 1797 8x8 grey images (values 0..16) are bilinearly upsampled to 32x32, scaled to
+    [0, 1] and copied to 3 channels (white digit on black); no noise is added. ``n`` of them
+    are drawn without replacement in random order, so train and test never overlap.
+    """
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
+
+    digits = load_digits()
+    if n > len(digits.target):
+        raise ValueError(f"digits has {len(digits.target)} images; n_train + n_test = {n} is too many")
+    order = rng.permutation(len(digits.target))[:n]
+    small = digits.images[order] / 16.0
+    up = _linear_upsampling_matrix(8, IMAGE_SIZE)
+    grey = np.einsum("ij,njk,lk->nil", up, small, up)
+    return np.repeat(grey[..., None], 3, axis=-1), digits.target[order].astype(np.int64)
+
+
+GENERATORS: dict[str, Generator] = {
+    "shapes": Generator(SHAPE_CLASSES, draw_shapes, default_n_train=4000, default_n_test=1000),
+    "textures": Generator(TEXTURE_CLASSES, draw_textures, default_n_train=4000, default_n_test=1000),
+    "digits": Generator(DIGIT_CLASSES, draw_digits, default_n_train=1437, default_n_test=360),
+}
+
+
+# --- files ----------------------------------------------------------------------------
+
+
+def split_path(root: str | os.PathLike, name: str, split: str) -> Path:
+    """Where :func:`generate` writes (and :mod:`finetune_invariance.data` reads) a split."""
+    return Path(root) / name / f"{split}.npz"
+
+
+def _write_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
+    """Write arrays to ``path`` via a temporary file, so a killed job leaves no partial .npz."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:  # a file object: numpy would append .npz to a name
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def make_splits(
+    name: str, seed: int, n_train: int | None = None, n_test: int | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{'train': (uint8 images N x 32 x 32 x 3, int64 labels), 'test': ...} of one generator.
+
+    One draw of n_train + n_test images from ``numpy.random.default_rng(seed)``; the first
+    n_train are the train split. Same arguments, same bytes.
+    """
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generated dataset '{name}'; expected one of {sorted(GENERATORS)}")
+    gen = GENERATORS[name]
+    n_train = gen.default_n_train if n_train is None else n_train
+    n_test = gen.default_n_test if n_test is None else n_test
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"n_train and n_test must be positive, got {n_train} and {n_test}")
+    images, labels = gen.draw(np.random.default_rng(seed), n_train + n_test)
+    images = _to_uint8(images)
+    return {
+        "train": (images[:n_train], labels[:n_train]),
+        "test": (images[n_train:], labels[n_train:]),
+    }
+
+
+def generate(
+    name: str, root: str | os.PathLike, seed: int = 0, n_train: int | None = None, n_test: int | None = None
+) -> dict[str, Path]:
+    """Generate dataset ``name`` and write ``<root>/<name>/{train,test}.npz`` (each atomically).
+
+    Sizes default to the generator's (shapes, textures: 4000 / 1000; digits: 1437 / 360).
+    Returns the written paths by split.
+    """
+    splits = make_splits(name, seed, n_train, n_test)
+    class_names = np.array(GENERATORS[name].class_names)
+    paths = {}
+    for split, (images, labels) in splits.items():
+        paths[split] = split_path(root, name, split)
+        _write_npz_atomically(paths[split], images=images, labels=labels, class_names=class_names)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write a generated dataset of the mini study.")
+    parser.add_argument("--name", required=True, choices=sorted(GENERATORS))
+    parser.add_argument("--root", required=True, help="datasets root; writes <root>/<name>/{train,test}.npz")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=None, help="default: the generator's")
+    parser.add_argument("--n-test", type=int, default=None, help="default: the generator's")
+    args = parser.parse_args(argv)
+    for split, path in generate(args.name, args.root, args.seed, args.n_train, args.n_test).items():
+        print(f"{split}: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Inversion: each model's layers inverted once per STIR seed, all layers in one batch.
+
+The pretrained model's inversions on a dataset serve every run, task, variant and
+epoch finetuned from it; only each finetuned checkpoint's own inversions are new.
+"""
+
+
+rule invert_pretrained:
+    input:
+        dataset_files,
+        model=R / "sources" / "{source}.safetensors",
+    output:
+        R / "inversions" / "{dataset}" / "seed{seed}" / "pretrained" / "{source}.safetensors",
+    log:
+        log_path("invert_pretrained", "{dataset}/seed{seed}/{source}"),
+    benchmark:
+        benchmark_path("invert_pretrained", "{dataset}/seed{seed}/{source}")
+    params:
+        stir=config["stir"],
+    threads: RES["gpu_threads"]
+    resources:
+        runtime=RES["invert_runtime_min"],
+        **GPU_RESOURCES,
+    conda:
+        "../../envs/study.yaml"
+    script:
+        "../scripts/invert.py"
+
+
+rule invert_finetuned:
+    input:
+        dataset_files,
+        checkpoints=R / "finetune" / "{source}" / "{dataset}" / "{task}" / "{variant}" / "checkpoints",
+    output:
+        R / "inversions" / "{dataset}" / "seed{seed}" / "finetuned" / "{source}" / "{task}" / "{variant}" / "epoch_{epoch}.safetensors",
+    log:
+        log_path("invert_finetuned", "{dataset}/seed{seed}/{source}/{task}/{variant}/epoch_{epoch}"),
+    benchmark:
+        benchmark_path("invert_finetuned", "{dataset}/seed{seed}/{source}/{task}/{variant}/epoch_{epoch}")
+    params:
+        stir=config["stir"],
+    threads: RES["gpu_threads"]
+    resources:
+        runtime=RES["invert_runtime_min"],
+        **GPU_RESOURCES,
+    conda:
+        "../../envs/study.yaml"
+    script:
+        "../scripts/invert.py"
