@@ -217,44 +217,74 @@ CORRUPTIONS: dict[str, Corruption] = {
     c.name: c
     for c in (
         Corruption(
-            "gaussian_noise", "noise", (0.04, 0.06, 0.08, 0.09, 0.10), _in_unit_space(_gaussian_noise),
-            "additive N(0, sigma^2) noise per value; parameter: sigma in [0, 1] pixel units",
+            name="gaussian_noise",
+            family="noise",
+            parameters=(0.04, 0.06, 0.08, 0.09, 0.10),
+            apply=_in_unit_space(_gaussian_noise),
+            description="additive N(0, sigma^2) noise per value; parameter: sigma in [0, 1] pixel units",
         ),
         Corruption(
-            "shot_noise", "noise", (500, 250, 100, 75, 50), _in_unit_space(_shot_noise),
-            "Poisson(x * c) / c per value; parameter: c, photons at full intensity",
+            name="shot_noise",
+            family="noise",
+            parameters=(500, 250, 100, 75, 50),
+            apply=_in_unit_space(_shot_noise),
+            description="Poisson(x * c) / c per value; parameter: c, photons at full intensity",
         ),
         Corruption(
-            "impulse_noise", "noise", (0.01, 0.02, 0.03, 0.05, 0.07), _in_unit_space(_impulse_noise),
-            "salt-and-pepper; parameter: fraction of values replaced by 0 or 1",
+            name="impulse_noise",
+            family="noise",
+            parameters=(0.01, 0.02, 0.03, 0.05, 0.07),
+            apply=_in_unit_space(_impulse_noise),
+            description="salt-and-pepper; parameter: fraction of values replaced by 0 or 1",
         ),
         Corruption(
-            "speckle_noise", "noise", (0.06, 0.10, 0.12, 0.16, 0.20), _in_unit_space(_speckle_noise),
-            "multiplicative x + x * N(0, sigma^2); parameter: sigma",
+            name="speckle_noise",
+            family="noise",
+            parameters=(0.06, 0.10, 0.12, 0.16, 0.20),
+            apply=_in_unit_space(_speckle_noise),
+            description="multiplicative x + x * N(0, sigma^2); parameter: sigma",
         ),
         Corruption(
-            "gaussian_blur", "blur", (0.4, 0.6, 0.7, 0.8, 1.0), _gaussian_blur,
-            "Gaussian filter over the image plane; parameter: sigma in pixels at 32x32",
+            name="gaussian_blur",
+            family="blur",
+            parameters=(0.4, 0.6, 0.7, 0.8, 1.0),
+            apply=_gaussian_blur,
+            description="Gaussian filter over the image plane; parameter: sigma in pixels at 32x32",
         ),
         Corruption(
-            "defocus_blur", "blur", ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1.0, 0.2), (1.5, 0.1)), _defocus_blur,
-            "anti-aliased disk filter; parameter: (disk radius, anti-alias sigma) in pixels at 32x32",
+            name="defocus_blur",
+            family="blur",
+            parameters=((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1.0, 0.2), (1.5, 0.1)),
+            apply=_defocus_blur,
+            description="anti-aliased disk filter; parameter: (disk radius, anti-alias sigma) in pixels at 32x32",
         ),
         Corruption(
-            "contrast", "digital", (0.75, 0.5, 0.4, 0.3, 0.15), _in_unit_space(_contrast),
-            "(x - mean) * c + mean with per-image, per-channel means; parameter: c",
+            name="contrast",
+            family="digital",
+            parameters=(0.75, 0.5, 0.4, 0.3, 0.15),
+            apply=_in_unit_space(_contrast),
+            description="(x - mean) * c + mean with per-image, per-channel means; parameter: c",
         ),
         Corruption(
-            "brightness", "digital", (0.05, 0.1, 0.15, 0.2, 0.3), _in_unit_space(_brightness),
-            "HSV value channel + c, clipped to 1; parameter: c",
+            name="brightness",
+            family="digital",
+            parameters=(0.05, 0.1, 0.15, 0.2, 0.3),
+            apply=_in_unit_space(_brightness),
+            description="HSV value channel + c, clipped to 1; parameter: c",
         ),
         Corruption(
-            "pixelate", "digital", (0.95, 0.9, 0.85, 0.75, 0.65), _pixelate,
-            "box resize to int(side * c) and back; parameter: c, fraction of the side",
+            name="pixelate",
+            family="digital",
+            parameters=(0.95, 0.9, 0.85, 0.75, 0.65),
+            apply=_pixelate,
+            description="box resize to int(side * c) and back; parameter: c, fraction of the side",
         ),
         Corruption(
-            "jpeg_compression", "digital", (80, 65, 58, 50, 40), _jpeg_compression,
-            "Pillow JPEG round trip; parameter: JPEG quality",
+            name="jpeg_compression",
+            family="digital",
+            parameters=(80, 65, 58, 50, 40),
+            apply=_jpeg_compression,
+            description="Pillow JPEG round trip; parameter: JPEG quality",
         ),
     )
 }
@@ -262,8 +292,10 @@ CORRUPTIONS: dict[str, Corruption] = {
 
 def _check_images(images: np.ndarray) -> None:
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        raise TypeError(f"images must be a uint8 numpy array (N, H, W, 3), got {type(images).__name__} "
-                        f"of dtype {getattr(images, 'dtype', None)}")
+        raise TypeError(
+            f"images must be a uint8 numpy array (N, H, W, 3), got {type(images).__name__} "
+            f"of dtype {getattr(images, 'dtype', None)}"
+        )
     if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2] or images.shape[1] == 0:
         raise ValueError(f"images must be square RGB images of shape (N, H, H, 3), got shape {images.shape}")
 

@@ -1,0 +1,230 @@
+"""The CIFAR-C reader on small files in the published layout, written by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from finetune_invariance import cifar_c
+from finetune_invariance.cifar_c import (
+    ALL_CIFAR_C_CORRUPTIONS,
+    CIFAR_C_CORRUPTIONS,
+    CorruptedSet,
+    download_cifar_c,
+    generated_sets,
+    load_corrupted,
+    load_sets,
+    published_sets,
+    sample_per_severity,
+    save_sets,
+)
+from finetune_invariance.corruptions import corrupt
+from finetune_invariance.data import sample_indices
+
+ROWS = 10  # per severity; the published files have 10000
+
+
+def published_image(severity: int, row: int) -> np.ndarray:
+    """A 32x32x3 image that encodes where it lies in the file."""
+    image = np.zeros((32, 32, 3), dtype=np.uint8)
+    image[..., 0], image[..., 1] = severity, row
+    return image
+
+
+def write_layout(root, folder="CIFAR-10-C", corruptions=("gaussian_noise", "contrast"), rows=ROWS):
+    directory = root / folder
+    directory.mkdir(parents=True)
+    labels = np.tile(np.arange(rows) % 7, 5).astype(np.uint8)
+    np.save(directory / "labels.npy", labels)
+    images = np.stack([published_image(s, r) for s in range(1, 6) for r in range(rows)])
+    for name in corruptions:
+        np.save(directory / f"{name}.npy", images)
+    return directory
+
+
+def test_the_published_archives_list_19_corruptions_15_of_them_benchmark():
+    assert len(CIFAR_C_CORRUPTIONS) == 15 and len(ALL_CIFAR_C_CORRUPTIONS) == 19
+    assert len(set(ALL_CIFAR_C_CORRUPTIONS)) == 19
+
+
+@pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
+def test_each_severity_is_its_block_of_rows(tmp_path, severity):
+    write_layout(tmp_path)
+    images, labels = load_corrupted(tmp_path, "cifar10", "gaussian_noise", severity)
+    assert images.shape == (ROWS, 32, 32, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images[:, 0, 0, 0], np.full(ROWS, severity))
+    np.testing.assert_array_equal(images[:, 0, 0, 1], np.arange(ROWS))
+    np.testing.assert_array_equal(labels, np.arange(ROWS) % 7)
+    assert labels.dtype == np.int64
+    assert isinstance(images.base, np.memmap) or isinstance(images, np.memmap)
+
+
+def test_cifar100_reads_its_own_folder(tmp_path):
+    write_layout(tmp_path, folder="CIFAR-100-C")
+    images, _ = load_corrupted(tmp_path, "cifar100", "contrast", 2)
+    assert images[0, 0, 0, 0] == 2
+    with pytest.raises(FileNotFoundError, match="CIFAR-10-C"):
+        load_corrupted(tmp_path, "cifar10", "contrast", 2)
+
+
+def test_missing_file_names_the_file_and_how_to_get_it(tmp_path):
+    write_layout(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"CIFAR-10-C/fog\.npy.*download_cifar_c.*zenodo\.org/record/2535967"):
+        load_corrupted(tmp_path, "cifar10", "fog", 1)
+
+
+def test_missing_labels_names_labels_npy(tmp_path):
+    (tmp_path / "CIFAR-100-C").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"CIFAR-100-C/labels\.npy.*zenodo\.org/record/3555552"):
+        load_corrupted(tmp_path, "cifar100", "contrast", 1)
+
+
+def test_misshaped_images_name_the_expected_shape(tmp_path):
+    directory = write_layout(tmp_path)
+    np.save(directory / "contrast.npy", np.zeros((5 * ROWS, 32, 32), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"contrast\.npy has shape \(50, 32, 32\).*expected uint8 \(50, 32, 32, 3\)"):
+        load_corrupted(tmp_path, "cifar10", "contrast", 1)
+
+
+def test_images_and_labels_of_different_lengths_are_rejected(tmp_path):
+    directory = write_layout(tmp_path)
+    np.save(directory / "labels.npy", np.zeros(5 * (ROWS + 1), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"expected uint8 \(55, 32, 32, 3\)"):
+        load_corrupted(tmp_path, "cifar10", "contrast", 1)
+
+
+def test_labels_not_split_in_five_severities_are_rejected(tmp_path):
+    directory = write_layout(tmp_path)
+    np.save(directory / "labels.npy", np.zeros(52, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"labels\.npy has shape \(52,\).*published: \(50000,\)"):
+        load_corrupted(tmp_path, "cifar10", "contrast", 1)
+
+
+@pytest.mark.parametrize(
+    "dataset, corruption, severity, match",
+    [
+        ("cifar10", "contrast", 0, "severity must be one of"),
+        ("cifar10", "blur", 1, "unknown CIFAR-C corruption 'blur'"),
+        ("imagenet", "contrast", 1, "dataset must be one of"),
+    ],
+)
+def test_bad_arguments_are_named(tmp_path, dataset, corruption, severity, match):
+    write_layout(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        load_corrupted(tmp_path, dataset, corruption, severity)
+
+
+def test_published_sets_yield_every_corruption_and_severity(tmp_path):
+    write_layout(tmp_path)
+    sets = list(published_sets(tmp_path, "cifar10", corruptions=["gaussian_noise", "contrast"]))
+    assert [(s.corruption, s.severity) for s in sets] == [
+        (c, s) for c in ("gaussian_noise", "contrast") for s in range(1, 6)
+    ]
+    assert all(s.images[0, 0, 0, 0] == s.severity for s in sets)
+
+
+def test_download_is_skipped_when_all_files_are_present(tmp_path, monkeypatch):
+    write_layout(tmp_path, corruptions=ALL_CIFAR_C_CORRUPTIONS, rows=1)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("download_cifar_c downloaded although every file was present")
+
+    monkeypatch.setattr("finetune_invariance.cifar_c.download_and_extract_archive", no_download)
+    assert download_cifar_c(tmp_path, "cifar10") == tmp_path / "CIFAR-10-C"
+
+
+@pytest.mark.parametrize(
+    "dataset, url, md5",
+    [
+        ("cifar10", "https://zenodo.org/record/2535967/files/CIFAR-10-C.tar", "56bf5dcef84df0e2308c6dcbcbbd8499"),
+        ("cifar100", "https://zenodo.org/record/3555552/files/CIFAR-100-C.tar", "11f0ed0f1191edbf9fa23466ae6021d3"),
+    ],
+)
+def test_download_fetches_the_zenodo_archive_with_its_published_md5(tmp_path, monkeypatch, dataset, url, md5):
+    calls = []
+    monkeypatch.setattr(
+        "finetune_invariance.cifar_c.download_and_extract_archive",
+        lambda *args, **kwargs: calls.append((args, kwargs)),
+    )
+    download_cifar_c(tmp_path, dataset)
+    assert len(calls) == 1
+    args, kwargs = calls[0]
+    assert args[0] == url and kwargs["md5"] == md5 and kwargs["download_root"] == str(tmp_path)
+
+
+def test_sample_per_severity_draws_the_same_rows_from_every_set(tmp_path):
+    write_layout(tmp_path)
+    written = published_sets(tmp_path, "cifar10", corruptions=["gaussian_noise", "contrast"])
+    sampled = list(sample_per_severity(written, n_images=4, seed=0))
+    rows = sample_indices(ROWS, 4, seed=0)
+    assert len(set(rows)) == 4
+    assert len(sampled) == 10  # the two corruptions written x 5 severities
+    for s in sampled:
+        assert s.images.shape == (4, 32, 32, 3)
+        np.testing.assert_array_equal(s.images[:, 0, 0, 1], rows)
+        np.testing.assert_array_equal(s.labels, rows % 7)
+
+
+def test_sample_per_severity_rejects_sets_of_different_sizes():
+    sets = [
+        CorruptedSet("a", 1, np.zeros((5, 2, 2, 3), np.uint8), np.zeros(5)),
+        CorruptedSet("a", 2, np.zeros((6, 2, 2, 3), np.uint8), np.zeros(6)),
+    ]
+    with pytest.raises(ValueError, match="severity 2 has 6 rows, the first set had 5"):
+        list(sample_per_severity(sets, n_images=2, seed=0))
+
+
+def test_corrupted_set_needs_one_label_per_image():
+    with pytest.raises(ValueError, match="3 images but 2 labels"):
+        CorruptedSet("contrast", 1, np.zeros((3, 2, 2, 3), np.uint8), np.zeros(2))
+
+
+def test_generated_sets_apply_each_corruption_with_its_own_seed():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8)
+    labels = np.arange(4)
+    sets = list(generated_sets(images, labels, corruptions=["gaussian_noise", "contrast"], seed=5))
+    assert [(s.corruption, s.severity) for s in sets] == [
+        (c, s) for c in ("gaussian_noise", "contrast") for s in range(1, 6)
+    ]
+    contrast = {s.severity: s for s in sets if s.corruption == "contrast"}
+    np.testing.assert_array_equal(contrast[3].images, corrupt(images, "contrast", 3, seed=0))  # deterministic op
+    noise = [s.images for s in sets if s.corruption == "gaussian_noise"]
+    again = [s.images for s in generated_sets(images, labels, corruptions=["gaussian_noise"], seed=5)]
+    for a, b in zip(noise, again):
+        np.testing.assert_array_equal(a, b)
+    # One seed for every severity would draw the same standard normals, only rescaled.
+    d4, d5 = (n.astype(float) - images for n in noise[3:5])
+    assert abs(np.corrcoef(d4.ravel(), d5.ravel())[0, 1]) < 0.3
+    assert all(np.array_equal(s.labels, labels) for s in sets)
+
+
+def test_sets_round_trip_through_one_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    sets = [
+        CorruptedSet(name, severity, rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8), np.array([4, 0, 9]))
+        for name in ("contrast", "pixelate")
+        for severity in (1, 5)
+    ]
+    loaded = load_sets(save_sets(tmp_path / "sub" / "sets.npz", sets))
+    assert [(s.corruption, s.severity) for s in loaded] == [(s.corruption, s.severity) for s in sets]
+    for a, b in zip(sets, loaded):
+        np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        assert b.images.dtype == np.uint8 and b.labels.dtype == np.int64
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["sets.npz"]  # no temporary file left
+
+
+def test_save_sets_rejects_sets_of_different_shapes(tmp_path):
+    sets = [
+        CorruptedSet("contrast", 1, np.zeros((3, 8, 8, 3), np.uint8), np.zeros(3)),
+        CorruptedSet("contrast", 2, np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2)),
+    ]
+    with pytest.raises(ValueError, match="must share one images/labels shape"):
+        save_sets(tmp_path / "sets.npz", sets)
+    assert not (tmp_path / "sets.npz").exists()
+
+
+def test_load_sets_names_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"missing\.npz does not exist"):
+        load_sets(tmp_path / "missing.npz")
