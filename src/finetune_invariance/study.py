@@ -39,6 +39,10 @@ class Run:
     task: str
     variant: str
 
+    @classmethod
+    def from_wildcards(cls, wildcards) -> "Run":
+        return cls(wildcards["source"], wildcards["dataset"], wildcards["task"], wildcards["variant"])
+
     @property
     def path(self) -> str:
         """The run's directory below each stage's results folder."""
@@ -47,6 +51,13 @@ class Run:
     @property
     def context(self) -> dict[str, str]:
         return {"source": self.source, "dataset": self.dataset, "task": self.task, "variant": self.variant}
+
+    def rows(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The rows of a study table that belong to this run."""
+        mask = pd.Series(True, index=df.index)
+        for column, value in self.context.items():
+            mask &= df[column] == value
+        return df[mask]
 
 
 class Study:
@@ -112,6 +123,15 @@ class Study:
         last = self.epochs(run)
         return list(range(1, last + 1)) if self.is_dynamics(run) else [last]
 
+    def stir_tables(self) -> list[tuple[Run, int, int, Path]]:
+        """(run, epoch, seed, path) of every PAIR_SIMILARITY table the study computes."""
+        return [
+            (run, epoch, seed, self.results / "stir" / run.path / f"epoch_{epoch:03d}" / f"seed{seed}.parquet")
+            for run in self.runs()
+            for epoch in self.analysed_epochs(run)
+            for seed in self.seeds
+        ]
+
     def pretrained_pairs(self) -> list[tuple[str, str]]:
         """(dataset, source) pairs whose pretrained model is inverted on that dataset's images."""
         return sorted({(r.dataset, r.source) for r in self.runs()})
@@ -129,6 +149,44 @@ class Study:
 
         model = self.config["model"]
         return ModelSpec(name=model["name"], overrides=dict(model.get("overrides", {})), weights=weights)
+
+    def train_config(self, stage: str, variant: str = "default"):
+        from .training import TrainConfig
+
+        hyperparameters = self.training(stage, variant)
+        return TrainConfig(**hyperparameters, image_size=self.image_size())
+
+    def dataset(self, name: str, split: str, augment: bool = False):
+        from .data import get_dataset
+
+        return get_dataset(name, split, self.config["data_root"], download=self.config["download"], augment=augment)
+
+    def train(self, model, *, stage: str, dataset: str, variant: str, work_dir: Path, checkpoint_epochs, run_name: str):
+        """Train ``model`` on ``dataset`` with a stage's hyperparameters; resumes from ``work_dir``."""
+        from .training import train
+
+        config = self.train_config(stage, variant)
+        return train(
+            model,
+            config,
+            self.dataset(dataset, "train", augment=config.augment),
+            self.dataset(dataset, "test"),
+            work_dir,
+            checkpoint_epochs=set(checkpoint_epochs),
+            run_name=run_name,
+            device=resolve_device(self.config["device"]),
+        )
+
+    def stir_images(self, dataset: str, seed: int):
+        """The n test images of one STIR seed at the model's input size (float32 in [0, 1])."""
+        import torch
+
+        from .data import resize_to_model, sample_indices
+
+        test = self.dataset(dataset, "test")
+        indices = sample_indices(len(test), self.config["stir"]["n_images"], seed)
+        images = torch.stack([test[int(i)][0] for i in indices])
+        return resize_to_model(images, self.image_size())
 
     def image_size(self) -> int:
         model = self.config["model"]
@@ -172,10 +230,35 @@ def _require_known(key: str, values: list[str], known: set[str]) -> None:
         raise ConfigError(f"{key}: {unknown} not defined (defined: {sorted(known)})")
 
 
+def final_epoch_rows(df: pd.DataFrame, variant: str = "default") -> pd.DataFrame:
+    """The rows of one variant at each run's last analysed epoch (the paper's main comparisons)."""
+    df = df[df["variant"] == variant]
+    last = df.groupby(["source", "dataset", "task"])["epoch"].transform("max")
+    return df[df["epoch"] == last]
+
+
 def with_context(df: pd.DataFrame, run: Run, epoch: int | None = None) -> pd.DataFrame:
     """Prefix a table with the run's study context columns (and the epoch, if given)."""
     context = {**run.context, **({} if epoch is None else {"epoch": epoch})}
     return df.assign(**context)[[*context, *df.columns]]
+
+
+def publish(source: Path, destination: Path) -> None:
+    """Put a finished file of a job's work directory at its declared output path.
+
+    A hard link where the file system allows (no copy of large checkpoints), a copy
+    otherwise; the work directory keeps its file so a rerun can resume from it.
+    """
+    import os
+    import shutil
+
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.unlink(missing_ok=True)
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def resolve_device(name: str) -> str:

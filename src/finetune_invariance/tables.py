@@ -216,6 +216,18 @@ SCHEMAS: dict[str, TableSchema] = {
 }
 
 
+#: The study's aggregated tables, ``results/tables/<stem>.parquet``, by file stem.
+STUDY_TABLES: dict[str, TableSchema] = {
+    "layer_metrics": STUDY_LAYER_METRICS,
+    "invariance_flow": STUDY_INVARIANCE_FLOW,
+    "robust_accuracy": ROBUST_ACCURACY,
+    "hypotheses": HYPOTHESES,
+    "early_epoch_correlation": EARLY_EPOCH_CORRELATION,
+    "learning_forgetting_correlation": LEARNING_FORGETTING_CORRELATION,
+    "table1_accuracy": TABLE1,
+}
+
+
 class SchemaError(ValueError):
     """A table does not have the columns or dtypes its schema documents."""
 
@@ -240,6 +252,12 @@ def conform(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
         except (TypeError, ValueError) as err:
             raise SchemaError(f"table '{schema.name}': column '{name}' cannot be {col.dtype}: {err}") from err
     return out.reset_index(drop=True)
+
+
+def concat(frames: list[pd.DataFrame], schema: TableSchema) -> pd.DataFrame:
+    """Stack tables of one schema; no frames gives the schema's empty table."""
+    empty = pd.DataFrame({name: pd.Series(dtype=col.dtype) for name, col in schema.columns.items()})
+    return conform(pd.concat([empty, *frames], ignore_index=True) if frames else empty, schema)
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike, schema: TableSchema) -> Path:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from finetune_invariance.study import Run, Study
+from finetune_invariance.tables import STUDY_TABLES
 
 STUDY = Study(config)
 R = STUDY.results
@@ -24,7 +25,7 @@ wildcard_constraints:
 
 
 def run_of(wildcards):
-    return Run(wildcards.source, wildcards.dataset, wildcards.task, wildcards.variant)
+    return Run.from_wildcards(wildcards)
 
 
 def log_path(rule_name, pattern):
@@ -52,12 +53,7 @@ GPU_RESOURCES = dict(gpu=1, mem_mb=RES["gpu_mem_mb"])
 
 
 def stir_tables():
-    return [
-        R / "stir" / run.path / f"epoch_{epoch:03d}" / f"seed{seed}.parquet"
-        for run in STUDY.runs()
-        for epoch in STUDY.analysed_epochs(run)
-        for seed in STUDY.seeds
-    ]
+    return [path for *_, path in STUDY.stir_tables()]
 
 
 def robustness_tables():
@@ -68,18 +64,7 @@ def history_tables():
     return [R / "finetune" / run.path / "history.parquet" for run in STUDY.runs()]
 
 
-TABLES = {
-    name: R / "tables" / f"{name}.parquet"
-    for name in (
-        "layer_metrics",
-        "invariance_flow",
-        "robust_accuracy",
-        "hypotheses",
-        "early_epoch_correlation",
-        "learning_forgetting_correlation",
-        "table1_accuracy",
-    )
-}
+TABLES = {stem: R / "tables" / f"{stem}.parquet" for stem in STUDY_TABLES}
 
 
 def final_outputs():

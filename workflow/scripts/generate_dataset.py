@@ -1,0 +1,10 @@
+"""Write one generated dataset of the miniature study (finetune_invariance.synthetic)."""
+
+from pathlib import Path
+
+from finetune_invariance import synthetic
+from finetune_invariance.study import logged_to
+
+with logged_to(snakemake.log[0]):
+    root = Path(snakemake.output.train).parent.parent
+    synthetic.generate(snakemake.wildcards.dataset, root=root, **snakemake.params.sizes)

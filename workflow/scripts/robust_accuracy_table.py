@@ -1,0 +1,8 @@
+"""All dynamics runs' robust accuracy in one table."""
+
+from finetune_invariance import tables
+from finetune_invariance.study import logged_to
+
+with logged_to(snakemake.log[0]):
+    frames = [tables.read_table(path, tables.ROBUST_ACCURACY) for path in snakemake.input]
+    tables.write_table(tables.concat(frames, tables.ROBUST_ACCURACY), snakemake.output[0], tables.ROBUST_ACCURACY)

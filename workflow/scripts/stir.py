@@ -1,0 +1,27 @@
+"""STIR in both directions and plain CKA for one (pretrained, finetuned) pair and seed."""
+
+from pathlib import Path
+
+from finetune_invariance import checkpoints, stir, tables
+from finetune_invariance.inversion import Inversions
+from finetune_invariance.study import Study, logged_to, resolve_device
+
+with logged_to(snakemake.log[0]):
+    study = Study(snakemake.config)
+    device = resolve_device(snakemake.config["device"])
+    epoch = snakemake.wildcards.epoch
+    pretrained, _ = checkpoints.load_checkpoint(snakemake.input.pretrained, map_location=device)
+    finetuned, _ = checkpoints.load_checkpoint(
+        Path(snakemake.input.checkpoints) / f"epoch_{epoch}.safetensors", map_location=device
+    )
+    inversions_p = Inversions.load(snakemake.input.inversions_pretrained)
+    inversions_f = Inversions.load(snakemake.input.inversions_finetuned)
+    similarity = stir.pair_similarity(
+        pretrained,
+        finetuned,
+        inversions_p.targets.to(device),
+        inversions_p,
+        inversions_f,
+        names=("pretrained", "finetuned"),
+    )
+    tables.write_table(similarity, snakemake.output[0], tables.PAIR_SIMILARITY)
