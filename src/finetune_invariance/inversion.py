@@ -1,0 +1,374 @@
+"""Representation inversion, the STIR recipe (METHOD.md, "Representation inversion").
+
+For model m, layer l and target images X, find X' with m_l(X') close to m_l(X):
+
+- start from seed images X'_0 (default 'super-noise': standard normal, not clamped);
+- per-sample loss  ||m_l(x') - m_l(x)||_2 / ||m_l(x)||_2  on flattened representations;
+- step  x' <- clamp(x' - step_size * g / (||g||_2 + 1e-10), 0, 1), g the gradient of the
+  batch-mean loss with respect to that sample's x';
+- keep per sample the best of x'_0 .. x'_T (T + 1 evaluations), replacing only on a
+  strictly lower loss; model in eval mode, input clamped inside the forward.
+
+This is what the published STIR code does with the ``robustness``-style attacker
+(targeted, use_best=True, step_size 0.5): its L2 step with a huge eps and its fork's
+'unconstrained' step are both this normalised gradient step followed by the clamp (the
+eps ball never binds), so the eps projection is left out. Given the same model, target
+images and seed images, the inversions are the same.
+
+All layers of one model are inverted in one batched optimisation: L copies of the n
+images, copy a driven by layer ``layers[a]``'s loss, each copy leaving the network
+after its own layer. Every step is normalised per sample, so a sample's path does not
+depend on what else is in the batch: inverting all layers together, or in memory-sized
+chunks, gives the same images as inverting one layer at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from .layers import LayeredModel, NonFiniteError, as_layers, describe_nonfinite_parameters, measuring
+
+DEFAULT_ITERATIONS = 500
+DEFAULT_STEP_SIZE = 0.5
+GRADIENT_EPSILON = 1e-10  # added to ||g|| in the step, as in the published attacker
+CPU_MEMORY_BUDGET = 4 * 2**30
+_FORMAT = "finetune_invariance.Inversions/1"
+
+
+def super_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
+    """'super-noise' seed images: standard normal of ``shape`` (n, C, H, W), one draw per image.
+
+    Drawn on the CPU from ``torch.Generator().manual_seed(seed)`` so the same seed gives
+    the same noise on any device. :func:`invert` starts every layer of a model from this
+    same draw (copy a of image k starts at ``super_noise(...)[k]`` for every a). The
+    published code draws from torch's global generator instead; to reproduce one of its
+    draws, pass those images as ``seed_images``.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+
+
+@dataclass(frozen=True)
+class Inversions:
+    """Inverted images X'_l of target images X through the layers of one model.
+
+    ``images[a]`` are the inversions through layer ``layers[a]`` (in [0, 1]; a seed that
+    was never improved on is stored clamped, which the model's clamping forward sees the
+    same way); ``losses[a, k]`` is the best loss ||m_l(x') - m_l(x)|| / ||m_l(x)||.
+    ``seed`` is the super-noise seed, or None when seed images were passed in.
+    """
+
+    images: torch.Tensor  # (L, n, C, H, W) float32
+    losses: torch.Tensor  # (L, n) float32
+    layers: tuple[int, ...]
+    targets: torch.Tensor  # (n, C, H, W) float32, the X that was inverted
+    seed: int | None
+    iterations: int
+    step_size: float
+
+    def __post_init__(self) -> None:
+        L, n = len(self.layers), len(self.targets)
+        if self.targets.ndim != 4:
+            raise ValueError(f"targets must be (n, C, H, W), got shape {tuple(self.targets.shape)}")
+        if tuple(self.images.shape) != (L, *self.targets.shape):
+            raise ValueError(
+                f"images have shape {tuple(self.images.shape)}, expected {(L, *self.targets.shape)} "
+                f"for {L} layers of {n} targets"
+            )
+        if tuple(self.losses.shape) != (L, n):
+            raise ValueError(f"losses have shape {tuple(self.losses.shape)}, expected {(L, n)}")
+        if len(set(self.layers)) != L:
+            raise ValueError(f"layers {self.layers} contain duplicates")
+
+    def for_layer(self, layer: int) -> torch.Tensor:
+        """The (n, C, H, W) inversions through ``layer``."""
+        if layer not in self.layers:
+            raise KeyError(f"layer {layer} was not inverted; inverted layers: {list(self.layers)}")
+        return self.images[self.layers.index(layer)]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a safetensors file atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "images": self.images.detach().float().cpu().contiguous(),
+            "losses": self.losses.detach().float().cpu().contiguous(),
+            "targets": self.targets.detach().float().cpu().contiguous(),
+        }
+        metadata = {
+            "format": _FORMAT,
+            "layers": json.dumps(list(self.layers)),
+            "seed": json.dumps(self.seed),
+            "iterations": json.dumps(self.iterations),
+            "step_size": json.dumps(self.step_size),
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Inversions:
+        """Read a file written by :meth:`save`; ValueError naming the file if it is not one."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"inversions file {path} does not exist")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                tensors = {key: f.get_tensor(key) for key in f.keys()}
+        except Exception as err:  # safetensors raises its own error types for damaged files
+            raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+        if metadata.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not an Inversions file (format {metadata.get('format')!r})")
+        missing = [k for k in ("images", "losses", "targets") if k not in tensors]
+        if missing:
+            raise ValueError(f"{path} lacks tensors {missing}")
+        try:
+            return cls(
+                images=tensors["images"],
+                losses=tensors["losses"],
+                layers=tuple(json.loads(metadata["layers"])),
+                targets=tensors["targets"],
+                seed=json.loads(metadata["seed"]),
+                iterations=json.loads(metadata["iterations"]),
+                step_size=json.loads(metadata["step_size"]),
+            )
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"{path} is inconsistent: {err}") from err
+
+
+def invert(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    layers: Sequence[int] | None = None,
+    *,
+    seed: int | None = None,
+    seed_images: torch.Tensor | None = None,
+    iterations: int = DEFAULT_ITERATIONS,
+    step_size: float = DEFAULT_STEP_SIZE,
+    memory_budget: int | None = None,
+    progress: bool = True,
+) -> Inversions:
+    """Invert ``images`` (n, C, H, W in [0, 1]) through ``layers`` (default: all) of ``model``.
+
+    Give exactly one of ``seed`` (super-noise from :func:`super_noise`, the same draw for
+    every layer) and ``seed_images`` (n, C, H, W, used for every layer). The L x n copies
+    are optimised together in chunks whose estimated activation memory fits
+    ``memory_budget`` bytes (default: half the free GPU memory, or 4 GiB on the CPU);
+    chunking does not change the result. ``model`` is anything :func:`as_layers` accepts;
+    it is put in eval mode with frozen parameters for the duration and restored after.
+    """
+    layered = as_layers(model)
+    layers = layered.check_layers(layers)
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"layers {layers} contain duplicates")
+    if iterations < 0 or step_size <= 0:
+        raise ValueError(f"need iterations >= 0 and step_size > 0, got {iterations} and {step_size}")
+    _check_target_images(images)
+    start = _seed_images(images, seed, seed_images)
+    n, n_copies = len(images), len(layers) * len(images)
+    # Copy q = a * n + k is image k inverted through layers[a].
+    item_layers = torch.tensor(layers).repeat_interleave(n)
+    item_images = torch.arange(n).repeat(len(layers)).to(images.device)
+    best_x = torch.empty((n_copies, *images.shape[1:]), device=images.device)
+    best_loss = torch.empty(n_copies, device=images.device)
+    with measuring(layered):
+        targets = _target_representations(layered, images, layers)
+        copy_bytes = [_bytes_per_copy(layered, images, layer) for layer in layers]
+        chunks = _plan_chunks(
+            [copy_bytes[q // n] for q in range(n_copies)], _budget(memory_budget, images), item_layers
+        )
+        with tqdm(total=iterations * len(chunks), disable=not progress, desc="inverting", unit="step") as bar:
+            for chunk in chunks:
+                best_x[chunk], best_loss[chunk] = _descend(
+                    _loss_function(layered, item_layers[chunk], item_images[chunk], targets),
+                    start[item_images[chunk]],
+                    item_layers[chunk],
+                    n_images=n,
+                    iterations=iterations,
+                    step_size=step_size,
+                    layered=layered,
+                    on_step=lambda: bar.update(1),
+                )
+    return Inversions(
+        images=best_x.clamp(0, 1).view(len(layers), *images.shape),
+        losses=best_loss.view(len(layers), n),
+        layers=tuple(layers),
+        targets=images.detach().float().clone(),
+        seed=None if seed is None else int(seed),
+        iterations=int(iterations),
+        step_size=float(step_size),
+    )
+
+
+def _check_target_images(images: torch.Tensor) -> None:
+    if images.ndim != 4:
+        raise ValueError(f"images must be (n, C, H, W), got shape {tuple(images.shape)}")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"images must be in [0, 1] (the model normalises them itself), got range [{low:.3g}, {high:.3g}]"
+        )
+
+
+def _seed_images(images: torch.Tensor, seed: int | None, seed_images: torch.Tensor | None) -> torch.Tensor:
+    if (seed is None) == (seed_images is None):
+        raise ValueError("give exactly one of seed (super-noise) and seed_images")
+    if seed_images is None:
+        return super_noise(images.shape, seed).to(images.device)
+    if seed_images.shape != images.shape:
+        raise ValueError(f"seed_images have shape {tuple(seed_images.shape)} but images {tuple(images.shape)}")
+    return seed_images.detach().float().to(images.device)
+
+
+def _target_representations(layered: LayeredModel, images: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
+    """m_l(X) for every layer; the loss divides by their norms, so none may be zero."""
+    with torch.no_grad():
+        reps = dict(zip(layers, layered.representations(images, layers)))
+    for layer, rep in reps.items():
+        zero = torch.nonzero(torch.linalg.vector_norm(rep, dim=1) == 0).flatten()
+        if len(zero):
+            raise ValueError(
+                f"layer {layer}: the representation of image {int(zero[0])} is zero, so its relative loss is undefined"
+            )
+    return reps
+
+
+def _loss_function(
+    layered: LayeredModel, item_layers: torch.Tensor, item_images: torch.Tensor, targets: dict[int, torch.Tensor]
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x' -> per-copy loss ||m_l(x') - m_l(x)|| / ||m_l(x)||, l and x the copy's layer and target."""
+
+    def losses(x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(len(x))
+        for group in layered.representations_per_sample(x, item_layers):
+            target = targets[group.layer][item_images[group.index]]
+            relative = torch.linalg.vector_norm(group.features - target, dim=1) / torch.linalg.vector_norm(
+                target, dim=1
+            )
+            out = out.index_copy(0, group.index, relative)
+        return out
+
+    return losses
+
+
+def _descend(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    item_layers: torch.Tensor,
+    *,
+    n_images: int,
+    iterations: int,
+    step_size: float,
+    layered: LayeredModel,
+    on_step: Callable[[], object],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The STIR descent for a batch of copies: best iterate and best loss per copy."""
+    x, best_x = start.clone(), start
+    best_loss = torch.full((len(x),), math.inf, device=x.device)
+    for t in range(iterations + 1):
+        stepping = t < iterations
+        with torch.set_grad_enabled(stepping):
+            x.requires_grad_(stepping)
+            losses = loss_fn(x)
+        _check_finite("loss", losses, item_layers, t, layered)
+        improved = losses.detach() < best_loss  # strictly lower: ties keep the earlier iterate
+        best_loss = torch.where(improved, losses.detach(), best_loss)
+        best_x = torch.where(improved.view(-1, *([1] * (x.ndim - 1))), x.detach(), best_x)
+        if not stepping:
+            break
+        # Gradient of the mean over the n images: every copy's loss carries weight 1/n.
+        (grad,) = torch.autograd.grad(losses.sum() / n_images, x)
+        grad_norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
+        _check_finite("gradient", grad_norm, item_layers, t, layered)
+        step = grad / (grad_norm + GRADIENT_EPSILON).view(-1, *([1] * (grad.ndim - 1)))
+        x = (x.detach() - step_size * step).clamp(0, 1)
+        on_step()
+    return best_x, best_loss
+
+
+def _check_finite(
+    what: str, values: torch.Tensor, item_layers: torch.Tensor, iteration: int, layered: LayeredModel
+) -> None:
+    bad = ~torch.isfinite(values)
+    if bad.any():
+        first = int(torch.nonzero(bad).flatten()[0])
+        raise NonFiniteError(
+            f"inversion through layer {int(item_layers[first])}: non-finite {what} at iteration {iteration} "
+            f"({int(bad.sum())} of {len(values)} copies); {describe_nonfinite_parameters(layered)}"
+        )
+
+
+def _bytes_per_copy(layered: LayeredModel, images: torch.Tensor, layer: int) -> int:
+    """Estimated memory of one more copy inverted through ``layer``, in bytes.
+
+    Measured, not modelled: the activation bytes autograd saves for a batch of two copies
+    minus those for one (weights excluded), plus the copy's own buffers (x', its gradient,
+    the best iterate and its seed; the target representation and the loss's difference).
+    """
+    weights = {t.untyped_storage().data_ptr() for t in (*layered.parameters(), *layered.buffers())}
+
+    def measure(batch: int) -> tuple[int, int]:
+        storages: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in weights:
+                storages[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        x = images[:1].detach().expand(batch, *images.shape[1:]).clone().requires_grad_(True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            (group,) = layered.representations_per_sample(x, [layer] * batch)
+            torch.linalg.vector_norm(group.features, dim=1)  # the loss saves its input too
+        return sum(storages.values()), group.features.shape[1]
+
+    saved_one, n_features = measure(1)
+    saved_two, _ = measure(2)
+    float_bytes = 4
+    return max(saved_two - saved_one, 0) + float_bytes * (4 * images[0].numel() + 2 * n_features)
+
+
+def _budget(memory_budget: int | None, images: torch.Tensor) -> int:
+    if memory_budget is not None:
+        if memory_budget <= 0:
+            raise ValueError(f"memory_budget must be positive, got {memory_budget}")
+        return int(memory_budget)
+    if images.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(images.device)
+        return free // 2
+    return CPU_MEMORY_BUDGET
+
+
+def _plan_chunks(copy_bytes: list[int], budget: int, item_layers: torch.Tensor) -> list[slice]:
+    """Consecutive runs of copies whose estimated memory fits ``budget`` (greedy)."""
+    chunks, begin, used = [], 0, 0
+    for q, size in enumerate(copy_bytes):
+        if size > budget:
+            raise ValueError(
+                f"memory_budget of {budget} bytes is below the ~{size} bytes one copy needs "
+                f"at layer {int(item_layers[q])}"
+            )
+        if used + size > budget:
+            chunks.append(slice(begin, q))
+            begin, used = q, 0
+        used += size
+    chunks.append(slice(begin, len(copy_bytes)))
+    return chunks

@@ -1,0 +1,302 @@
+"""A model's layer representations (METHOD.md, "Models and layers").
+
+Every metric of the library looks at a model through :class:`LayeredModel`: layers are
+numbered ``0 .. num_layers - 1`` and each gives one flattened float32 vector per image.
+For a timm Vision Transformer of depth D (:class:`ViTLayers`) there are D + 1 layers:
+layer l < D is the output of transformer block l (all tokens, class/prefix tokens
+included, flattened to T * D numbers) and layer D is the final normalised, pooled
+representation (``norm`` as at the end of timm's ``forward_features``, then
+``forward_head(pre_logits=True)``: pool and fc_norm). Any other network can be read
+through forward hooks on named modules (:class:`HookedLayers`).
+
+Images are in [0, 1]; the model's input normalisation (clamp, then mean/std) is the
+first step of every forward, so the inversion works in pixel space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import torch
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from .preprocessing import InputNormalization
+
+
+class NonFiniteError(FloatingPointError):
+    """A representation, loss or gradient contains NaN or inf."""
+
+
+class LayerGroup(NamedTuple):
+    """The samples of a batch whose representation was taken at one layer."""
+
+    layer: int
+    index: torch.Tensor  # positions of these samples in the batch, int64, on the images' device
+    features: torch.Tensor  # (len(index), F) flattened representations, float32
+
+
+class LayeredModel(nn.Module):
+    """A model seen as its layers 0 .. num_layers - 1 (the interface every metric uses)."""
+
+    num_layers: int
+
+    def representations(self, images: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """One (n, F_l) float32 tensor per requested layer (all layers if ``None``), in order.
+
+        Raises :class:`NonFiniteError` naming the layer (and any broken weights) if a
+        representation contains NaN or inf.
+        """
+        layers = self.check_layers(layers)
+        reps = self._forward(images, layers)
+        for layer, rep in zip(layers, reps):
+            if not torch.isfinite(rep).all():
+                raise NonFiniteError(
+                    f"layer {layer}: representation contains NaN or inf; {describe_nonfinite_parameters(self)}"
+                )
+        return reps
+
+    def _forward(self, images: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """The representations of the (already validated) ``layers``, without finiteness checks."""
+        raise NotImplementedError
+
+    def representations_per_sample(
+        self, images: torch.Tensor, layer_of_sample: Sequence[int] | torch.Tensor
+    ) -> list[LayerGroup]:
+        """Each image's representation at its own layer ``layer_of_sample[k]``, grouped by layer.
+
+        This generic version runs every image up to the deepest requested layer; subclasses
+        that can let a sample leave the network early (:class:`ViTLayers`) override it.
+        Gradients flow to ``images``. No finiteness check: the inversion checks its loss.
+        """
+        layer_of_sample = self._layer_tensor(layer_of_sample, len(images))
+        present = sorted(set(layer_of_sample.tolist()))
+        groups = []
+        for layer, features in zip(present, self._forward(images, present)):
+            index = torch.nonzero(layer_of_sample == layer).flatten().to(images.device)
+            groups.append(LayerGroup(layer, index, features[index]))
+        return groups
+
+    def check_layers(self, layers: Sequence[int] | None) -> list[int]:
+        """The requested layers as a list (all if ``None``); ValueError naming any out of range."""
+        if layers is None:
+            return list(range(self.num_layers))
+        layers = [int(layer) for layer in layers]
+        if not layers:
+            raise ValueError("no layers requested")
+        bad = [layer for layer in layers if not 0 <= layer < self.num_layers]
+        if bad:
+            raise ValueError(f"layer {bad[0]} is out of range: this model has layers 0..{self.num_layers - 1}")
+        return layers
+
+    def _layer_tensor(self, layer_of_sample: Sequence[int] | torch.Tensor, n: int) -> torch.Tensor:
+        layer_of_sample = torch.as_tensor(layer_of_sample, dtype=torch.int64).cpu().flatten()
+        if len(layer_of_sample) != n:
+            raise ValueError(f"layer_of_sample has {len(layer_of_sample)} entries for {n} images")
+        self.check_layers(layer_of_sample.unique().tolist())
+        return layer_of_sample
+
+
+def describe_nonfinite_parameters(model: nn.Module) -> str:
+    """A clause for error messages: which parameters/buffers hold NaN or inf, or that none does."""
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    bad = [name for name, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        return f"non-finite weights: {shown}"
+    return "all weights are finite, so the input or a numerical overflow produced it"
+
+
+@contextmanager
+def measuring(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and frozen parameters for the duration, restoring both afterwards.
+
+    Eval mode is part of the method (METHOD.md: "the model is in eval mode"); freezing the
+    parameters keeps autograd from saving what only a weight gradient would need (about a
+    third of an inversion's activation memory on ViT-B/32). Each submodule's own mode is
+    restored, so a model that was partly in eval mode stays that way.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    requires_grad = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in requires_grad:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+        for p, flag in requires_grad:
+            p.requires_grad_(flag)
+
+
+class ViTLayers(LayeredModel):
+    """The D + 1 layers of a timm :class:`VisionTransformer` of depth D (METHOD.md layers).
+
+    ``normalization`` is the model's input step; by default
+    ``InputNormalization(vit.pretrained_cfg["mean"], vit.pretrained_cfg["std"])``.
+    """
+
+    def __init__(self, vit: VisionTransformer, normalization: nn.Module | None = None):
+        if not isinstance(vit, VisionTransformer):
+            raise TypeError(f"ViTLayers needs a timm VisionTransformer, got {type(vit).__name__}")
+        super().__init__()
+        self.vit = vit
+        self.normalization = normalization if normalization is not None else _default_normalization(vit)
+        self.depth = len(vit.blocks)
+        self.num_layers = self.depth + 1
+
+    def _forward(self, images: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """One forward that stops after the deepest requested layer."""
+        wanted = set(layers)
+        outputs: dict[int, torch.Tensor] = {}
+        x = self._tokens(images)
+        for b in range(min(max(layers) + 1, self.depth)):
+            x = self.vit.blocks[b](x)
+            if b in wanted:
+                outputs[b] = x.flatten(1).float()
+        if self.depth in wanted:
+            outputs[self.depth] = self._pooled(x).float()
+        return [outputs[layer] for layer in layers]
+
+    def representations_per_sample(
+        self, images: torch.Tensor, layer_of_sample: Sequence[int] | torch.Tensor
+    ) -> list[LayerGroup]:
+        """Truncated forward: a sample leaves after the block of its layer.
+
+        The batch is sorted by layer, deepest first, so the samples that are done after
+        block b are always the tail of what is still running: a layer-0 sample costs one
+        block, not D. No finiteness check (the inversion checks its loss).
+        """
+        layer_of_sample = self._layer_tensor(layer_of_sample, len(images))
+        order = torch.argsort(layer_of_sample, descending=True, stable=True)
+        counts = torch.bincount(layer_of_sample, minlength=self.num_layers).tolist()
+        order_dev = order.to(images.device)
+        x = self._tokens(images[order_dev])
+        running = len(order)
+        groups = []
+        for b in range(self.depth):
+            if running == 0:
+                break
+            x = self.vit.blocks[b](x)
+            done = counts[b]
+            if done:
+                groups.append(LayerGroup(b, order_dev[running - done : running], x[-done:].flatten(1).float()))
+                x = x[:-done]
+                running -= done
+        if running:
+            groups.append(LayerGroup(self.depth, order_dev[:running], self._pooled(x).float()))
+        return groups
+
+    def _tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """Input normalisation and the token embedding that precedes block 0 (timm's forward_features)."""
+        self._check_images(images)
+        vit = self.vit
+        x = vit.patch_embed(self.normalization(images))
+        x = vit._pos_embed(x)
+        x = vit.patch_drop(x)
+        return vit.norm_pre(x)
+
+    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The last layer from the last block's output: final norm, then timm's pre-logits head."""
+        return self.vit.forward_head(self.vit.norm(x), pre_logits=True)
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        channels = self.vit.patch_embed.proj.in_channels
+        if images.ndim != 4 or images.shape[1] != channels:
+            raise ValueError(f"images must be (n, {channels}, H, W), got shape {tuple(images.shape)}")
+        expected = self.vit.patch_embed.img_size
+        fixed_size = expected is not None and not getattr(self.vit, "dynamic_img_size", False)
+        if fixed_size and tuple(images.shape[-2:]) != tuple(expected):
+            raise ValueError(f"images are {tuple(images.shape[-2:])} pixels but the model expects {tuple(expected)}")
+
+
+def _default_normalization(vit: VisionTransformer) -> InputNormalization:
+    cfg = vit.pretrained_cfg or {}
+    if "mean" not in cfg or "std" not in cfg:
+        raise ValueError("the model's pretrained_cfg has no mean/std: pass normalization= explicitly")
+    return InputNormalization(cfg["mean"], cfg["std"])
+
+
+class _StopForward(Exception):
+    """Raised from a hook once every requested layer is captured, to skip the rest of the forward."""
+
+
+class HookedLayers(LayeredModel):
+    """Layers of any network: layer l is the output of the module named ``module_names[l]``.
+
+    Outputs are flattened per sample. The forward stops as soon as every requested layer
+    has been captured, so list modules in the order the forward runs them for the early
+    stop to save work. A module that runs more than once contributes its first output.
+    ``normalization`` (default: none) is applied to the images before the model.
+    """
+
+    def __init__(self, model: nn.Module, module_names: Sequence[str], normalization: nn.Module | None = None):
+        super().__init__()
+        modules = dict(model.named_modules())
+        missing = [name for name in module_names if name not in modules]
+        if missing:
+            some = ", ".join(list(name for name in modules if name)[:10])
+            raise ValueError(f"modules {missing} are not in the {type(model).__name__}; some of its modules: {some}")
+        if not module_names:
+            raise ValueError("module_names is empty")
+        self.model = model
+        self.module_names = tuple(module_names)
+        self.normalization = normalization if normalization is not None else nn.Identity()
+        self.num_layers = len(self.module_names)
+
+    def _forward(self, images: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        wanted = set(layers)
+        captured: dict[int, torch.Tensor] = {}
+        modules = dict(self.model.named_modules())
+
+        def capture(layer: int):
+            def hook(module: nn.Module, inputs: object, output: object) -> None:
+                if not isinstance(output, torch.Tensor):
+                    raise TypeError(
+                        f"layer {layer}: module '{self.module_names[layer]}' returned a "
+                        f"{type(output).__name__}, not a tensor"
+                    )
+                captured.setdefault(layer, output.flatten(1).float())
+                if len(captured) == len(wanted):
+                    raise _StopForward
+
+            return hook
+
+        handles = [modules[self.module_names[layer]].register_forward_hook(capture(layer)) for layer in wanted]
+        try:
+            self.model(self.normalization(images))
+        except _StopForward:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        never_ran = sorted(f"{layer} ('{self.module_names[layer]}')" for layer in wanted - captured.keys())
+        if never_ran:
+            raise RuntimeError(f"layers {never_ran} never ran in the model's forward")
+        return [captured[layer] for layer in layers]
+
+
+def as_layers(model: nn.Module) -> LayeredModel:
+    """The layered view of ``model``.
+
+    A :class:`LayeredModel` is returned as is; a timm VisionTransformer becomes
+    :class:`ViTLayers` (normalisation from its pretrained_cfg); an object with a
+    ``layered()`` method (the training code's ImageModel) gives ``model.layered()``.
+    """
+    if isinstance(model, LayeredModel):
+        return model
+    if isinstance(model, VisionTransformer):
+        return ViTLayers(model)
+    layered = getattr(model, "layered", None)
+    if callable(layered):
+        result = layered()
+        if not isinstance(result, LayeredModel):
+            raise TypeError(f"{type(model).__name__}.layered() returned a {type(result).__name__}, not a LayeredModel")
+        return result
+    raise TypeError(
+        f"cannot find the layers of a {type(model).__name__}: wrap it as "
+        "HookedLayers(model, module_names=[...], normalization=...) naming the modules whose outputs are the layers"
+    )

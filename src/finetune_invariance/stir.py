@@ -1,0 +1,175 @@
+"""STIR (METHOD.md, "STIR") and the per-pair similarity table.
+
+STIR(m2 | m1, X) = CKA(m2(X), m2(X')), X' the inversions of X through m1: how much m2
+shares the invariances m1 has. The layer i of m1 used for inversion and the layer j of
+m2 used for CKA are chosen independently, so one set of inversions per (model, layer,
+seed) serves every layer j of every target model: nothing here inverts again.
+
+All CKAs are computed from normalised centred Gram matrices (:mod:`.cka`), one per
+(model, image set, layer), so each model's forward on each image set runs once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import tables
+from .cka import cka_from_grams, normalized_centered_gram
+from .inversion import DEFAULT_ITERATIONS, DEFAULT_STEP_SIZE, Inversions, invert
+from .layers import LayeredModel, as_layers, measuring
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def layer_grams(
+    model: torch.nn.Module, images: torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE
+) -> list[torch.Tensor]:
+    """Normalised centred Gram matrix (n x n, float64) of every layer of ``model`` on ``images``.
+
+    The forward runs in eval mode without gradients, ``batch_size`` images at a time.
+    """
+    layered = as_layers(model)
+    with measuring(layered), torch.no_grad():
+        batches = [layered.representations(images[s : s + batch_size]) for s in range(0, len(images), batch_size)]
+    return [normalized_centered_gram(torch.cat([reps[j] for reps in batches])) for j in range(layered.num_layers)]
+
+
+def _stir_from_grams(
+    target_grams_x: Sequence[torch.Tensor], target_grams_inverted: Sequence[torch.Tensor]
+) -> np.ndarray:
+    """Row of STIR(m2_j | m1_i) over j: CKA(m2_j(X), m2_j(X'_i)) from the two Gram lists."""
+    return np.array([cka_from_grams(a, b) for a, b in zip(target_grams_x, target_grams_inverted)])
+
+
+def _check_inversions_of(inversions: Inversions, images: torch.Tensor, name: str) -> None:
+    same = inversions.targets.shape == images.shape and torch.equal(
+        inversions.targets.cpu(), images.detach().float().cpu()
+    )
+    if not same:
+        raise ValueError(f"{name} were made for other images than the ones given")
+
+
+def _check_reference_layers(inversions: Inversions, model: LayeredModel, name: str) -> None:
+    if max(inversions.layers) >= model.num_layers:
+        raise ValueError(
+            f"{name} are through layers {list(inversions.layers)} but the model has layers 0..{model.num_layers - 1}"
+        )
+
+
+def stir_matrix(
+    target: torch.nn.Module, images: torch.Tensor, inversions: Inversions, batch_size: int = DEFAULT_BATCH_SIZE
+) -> np.ndarray:
+    """S[a, j] = STIR(m2_j | m1_i) = CKA(m2_j(X), m2_j(X'_i)) with i = ``inversions.layers[a]``.
+
+    ``target`` is m2; ``inversions`` are X' through the layers of m1 (any model) for the
+    images X. m2's representations of X are computed once, those of each X'_i once.
+    """
+    _check_inversions_of(inversions, images, "the inversions")
+    grams_x = layer_grams(target, images, batch_size)
+    return np.stack(
+        [_stir_from_grams(grams_x, layer_grams(target, inversions.for_layer(i), batch_size)) for i in inversions.layers]
+    )
+
+
+def _direction_rows(
+    reference_name: str,
+    target_name: str,
+    reference_grams_x: Sequence[torch.Tensor],
+    target_grams_x: Sequence[torch.Tensor],
+    target: LayeredModel,
+    inversions: Inversions,
+    seed: int,
+    batch_size: int,
+) -> list[dict]:
+    """PAIR_SIMILARITY rows for one direction (reference = m1 inverted, target = m2)."""
+    rows = []
+    for i in inversions.layers:
+        stir = _stir_from_grams(target_grams_x, layer_grams(target, inversions.for_layer(i), batch_size))
+        for j, value in enumerate(stir):
+            rows.append(
+                {
+                    "reference": reference_name,
+                    "target": target_name,
+                    "seed": seed,
+                    "reference_layer": i,
+                    "target_layer": j,
+                    "stir": value,
+                    "cka": cka_from_grams(reference_grams_x[i], target_grams_x[j]),
+                    "n_images": len(inversions.targets),
+                }
+            )
+    return rows
+
+
+def _common_seed(seed: int | None, *inversions: Inversions) -> int:
+    seeds = {inv.seed for inv in inversions if inv.seed is not None}
+    if seed is not None:
+        seeds.add(int(seed))
+    if len(seeds) != 1:
+        raise ValueError(
+            f"cannot tell the STIR seed: inversions carry seeds {[inv.seed for inv in inversions]} and seed={seed}"
+        )
+    return seeds.pop()
+
+
+def pair_similarity(
+    pretrained: torch.nn.Module,
+    finetuned: torch.nn.Module,
+    images: torch.Tensor,
+    inversions_pretrained: Inversions,
+    inversions_finetuned: Inversions,
+    names: tuple[str, str] = ("pretrained", "finetuned"),
+    seed: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> pd.DataFrame:
+    """The :data:`tables.PAIR_SIMILARITY` rows of one model pair and one seed, both directions.
+
+    Rows reference=p, target=f: stir = STIR(f_j | p_i), cka = CKA(p_i(X), f_j(X));
+    rows reference=f, target=p: stir = STIR(p_j | f_i), cka = CKA(f_i(X), p_j(X)).
+    ``seed`` defaults to the inversions' super-noise seed (they must agree); give it when
+    the inversions started from explicit seed images.
+    """
+    p, f = as_layers(pretrained), as_layers(finetuned)
+    for inversions, model, name in (
+        (inversions_pretrained, p, "inversions_pretrained"),
+        (inversions_finetuned, f, "inversions_finetuned"),
+    ):
+        _check_inversions_of(inversions, images, name)
+        _check_reference_layers(inversions, model, name)
+    seed = _common_seed(seed, inversions_pretrained, inversions_finetuned)
+    p_grams, f_grams = layer_grams(p, images, batch_size), layer_grams(f, images, batch_size)
+    rows = _direction_rows(names[0], names[1], p_grams, f_grams, f, inversions_pretrained, seed, batch_size)
+    rows += _direction_rows(names[1], names[0], f_grams, p_grams, p, inversions_finetuned, seed, batch_size)
+    return tables.conform(pd.DataFrame(rows), tables.PAIR_SIMILARITY)
+
+
+def compare(
+    pretrained: torch.nn.Module,
+    finetuned: torch.nn.Module,
+    images: torch.Tensor,
+    seeds: Sequence[int] = (0, 1),
+    *,
+    names: tuple[str, str] = ("pretrained", "finetuned"),
+    iterations: int = DEFAULT_ITERATIONS,
+    step_size: float = DEFAULT_STEP_SIZE,
+    memory_budget: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Invert both models through all their layers for each seed and return PAIR_SIMILARITY.
+
+    The one-call entry point: for every seed, super-noise from that seed starts the
+    inversions of both models (the images stay the same across seeds; draw a different
+    sample per seed yourself if the study calls for it).
+    """
+    settings = dict(iterations=iterations, step_size=step_size, memory_budget=memory_budget, progress=progress)
+    frames = []
+    for seed in seeds:
+        inv_p = invert(pretrained, images, seed=seed, **settings)
+        inv_f = invert(finetuned, images, seed=seed, **settings)
+        frames.append(pair_similarity(pretrained, finetuned, images, inv_p, inv_f, names, seed, batch_size))
+    return tables.conform(pd.concat(frames, ignore_index=True), tables.PAIR_SIMILARITY)

@@ -1,0 +1,110 @@
+"""The study's metrics from PAIR_SIMILARITY tables (METHOD.md, "The study's metrics").
+
+Nothing here touches a model: every metric is read off the STIR and CKA values that
+:func:`finetune_invariance.stir.pair_similarity` stored, p the pretrained and f the
+finetuned model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from . import tables
+
+
+def _direction(pair_df: pd.DataFrame, reference: str, target: str) -> pd.DataFrame:
+    """The rows with the given reference (inverted) and target (compared) model."""
+    rows = pair_df[(pair_df["reference"] == reference) & (pair_df["target"] == target)]
+    if rows.empty:
+        pairs = sorted(set(zip(pair_df["reference"], pair_df["target"])))
+        raise ValueError(f"no rows with reference='{reference}' and target='{target}'; the table has {pairs}")
+    return rows
+
+
+def _same_layer(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows where the inverted layer and the compared layer are the same layer l."""
+    same = rows[rows["reference_layer"] == rows["target_layer"]]
+    return same.rename(columns={"reference_layer": "layer"})
+
+
+def _metric_rows(rows: pd.DataFrame, metric: str, column: str, pretrained: str, finetuned: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "pretrained": pretrained,
+            "finetuned": finetuned,
+            "seed": rows["seed"].to_numpy(),
+            "layer": rows["layer"].to_numpy(),
+            "metric": metric,
+            "value": 1.0 - rows[column].to_numpy(),
+        }
+    )
+
+
+def layer_metrics(pair_df: pd.DataFrame, pretrained: str, finetuned: str) -> pd.DataFrame:
+    """Forgetting, learning and CKA divergence per (seed, layer), as :data:`tables.LAYER_METRICS`.
+
+    - Forgetting(l) = 1 - STIR(f_l | p_l)   (METHOD.md Eq. 2 with STIR(p_l | p_l) = 1)
+    - Learning(l) = 1 - STIR(p_l | f_l)
+    - CKA divergence(l) = 1 - CKA(p_l(X), f_l(X))
+    """
+    p_to_f = _same_layer(_direction(pair_df, pretrained, finetuned))
+    f_to_p = _same_layer(_direction(pair_df, finetuned, pretrained))
+    out = pd.concat(
+        [
+            _metric_rows(p_to_f, "forgetting", "stir", pretrained, finetuned),
+            _metric_rows(f_to_p, "learning", "stir", pretrained, finetuned),
+            _metric_rows(p_to_f, "cka_divergence", "cka", pretrained, finetuned),
+        ],
+        ignore_index=True,
+    )
+    return tables.conform(out.sort_values(["metric", "seed", "layer"], kind="stable"), tables.LAYER_METRICS)
+
+
+def invariance_flow(pair_df: pd.DataFrame, pretrained: str, finetuned: str) -> pd.DataFrame:
+    """Invariance Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i), as :data:`tables.INVARIANCE_FLOW`.
+
+    Rows i are pretrained layers, columns j finetuned layers; the diagonal is exactly 0.
+    Positive values below the diagonal (j < i): invariances compressed into earlier layers;
+    above it (j > i): expanded to deeper layers.
+    """
+    rows = _direction(pair_df, pretrained, finetuned)
+    diagonal = _same_layer(rows).set_index(["seed", "layer"])["stir"]
+    missing = set(zip(rows["seed"], rows["reference_layer"])) - set(diagonal.index)
+    if missing:
+        raise ValueError(
+            f"no STIR(f_i | p_i) for (seed, layer i) {sorted(missing)[:5]}: the table lacks those target layers"
+        )
+    baseline = diagonal.loc[list(zip(rows["seed"], rows["reference_layer"]))].to_numpy()
+    out = pd.DataFrame(
+        {
+            "pretrained": pretrained,
+            "finetuned": finetuned,
+            "seed": rows["seed"].to_numpy(),
+            "pretrained_layer": rows["reference_layer"].to_numpy(),
+            "finetuned_layer": rows["target_layer"].to_numpy(),
+            "flow": rows["stir"].to_numpy() - baseline,
+        }
+    )
+    return tables.conform(
+        out.sort_values(["seed", "pretrained_layer", "finetuned_layer"], kind="stable"), tables.INVARIANCE_FLOW
+    )
+
+
+def summarize_over_seeds(df: pd.DataFrame, value: str = "value", keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean, sample std (ddof=1) and count of ``value`` over seeds (:data:`tables.SEED_SUMMARY_COLUMNS`).
+
+    Grouped by ``keys``: by default every column that is neither ``seed``, ``value``, nor
+    another floating-point (measurement) column.
+    """
+    for column in ("seed", value):
+        if column not in df.columns:
+            raise ValueError(f"column '{column}' is not in the table; columns: {list(df.columns)}")
+    if keys is None:
+        keys = [c for c in df.columns if c not in ("seed", value) and not pd.api.types.is_float_dtype(df[c])]
+    if not keys:
+        raise ValueError("no key columns to group by: pass keys=")
+    grouped = df.groupby(list(keys), dropna=False, sort=True)[value]
+    out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
+    return out.astype({"mean": "float64", "std": "float64", "n_seeds": "int64"})

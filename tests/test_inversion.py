@@ -1,0 +1,233 @@
+"""The STIR inversion recipe against a naive single-layer loop written from METHOD.md."""
+
+import os
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from finetune_invariance.inversion import Inversions, invert, super_noise
+from finetune_invariance.layers import HookedLayers, NonFiniteError
+
+DEPTH = 2
+N = 4
+
+
+def tiny_vit(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return timm.create_model(
+        "vit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=32, depth=DEPTH, num_heads=2, num_classes=0
+    )
+
+
+@pytest.fixture(scope="module")
+def vit():
+    return tiny_vit()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.rand(N, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+def naive_clamp(x):
+    """clamp to [0, 1] whose gradient is 1 on [0, 1] (bounds included) and 0 outside."""
+    return torch.where((x >= 0) & (x <= 1), x, x.detach().clamp(0, 1))
+
+
+def naive_representation(vit, x, layer):
+    """m_l(x) read from timm's own full forward: block output by hook, or the pre-logits head."""
+    mean = torch.tensor(vit.pretrained_cfg["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(vit.pretrained_cfg["std"]).view(1, 3, 1, 1)
+    captured = []
+    handle = vit.blocks[min(layer, DEPTH - 1)].register_forward_hook(lambda m, i, o: captured.append(o))
+    features = vit.forward_features((naive_clamp(x) - mean) / std)
+    handle.remove()
+    if layer == DEPTH:
+        return vit.forward_head(features, pre_logits=True).flatten(1)
+    return captured[0].flatten(1)
+
+
+def naive_loss(vit, x, target, layer):
+    target_rep = naive_representation(vit, target, layer).detach()
+    return (naive_representation(vit, x, layer) - target_rep).norm() / target_rep.norm()
+
+
+def naive_step(vit, x, target, layer, step_size, n_images):
+    """One step of METHOD.md: x' <- clamp(x' - step_size * g / (||g|| + 1e-10), 0, 1)."""
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(naive_loss(vit, x, target, layer) / n_images, x)  # gradient of the batch mean
+    return torch.clamp(x.detach() - step_size * g / (g.norm() + 1e-10), 0, 1)
+
+
+def naive_inversion(vit, images, seed_images, layer, iterations, step_size):
+    """METHOD.md literally, one image at a time: T steps, T + 1 evaluations, strict best."""
+    vit.eval()
+    best_images, best_losses = [], []
+    for target, x in zip(images, seed_images):
+        target, x = target[None], x[None]
+        best, best_loss = None, float("inf")
+        for t in range(iterations + 1):
+            with torch.no_grad():
+                loss = naive_loss(vit, x, target, layer).item()
+            if loss < best_loss:
+                best, best_loss = x.clone(), loss
+            if t < iterations:
+                x = naive_step(vit, x, target, layer, step_size, len(images))
+        best_images.append(best.clamp(0, 1)[0])
+        best_losses.append(best_loss)
+    return torch.stack(best_images), torch.tensor(best_losses)
+
+
+def naive_losses(vit, x, images, layer):
+    with torch.no_grad():
+        return torch.stack([naive_loss(vit, x[k : k + 1], images[k : k + 1], layer) for k in range(len(images))])
+
+
+@pytest.fixture(scope="module")
+def all_layers(vit, images):
+    return invert(vit, images, seed=3, iterations=8, progress=False)
+
+
+def test_matches_naive_single_layer_loop(vit, images, all_layers):
+    noise = super_noise(images.shape, 3)
+    for layer in range(DEPTH + 1):
+        expected_images, expected_losses = naive_inversion(vit, images, noise, layer, iterations=8, step_size=0.5)
+        torch.testing.assert_close(all_layers.for_layer(layer), expected_images, rtol=0, atol=1e-6)
+        torch.testing.assert_close(all_layers.losses[layer], expected_losses, rtol=1e-4, atol=1e-6)
+
+
+def test_lowers_the_loss_and_stays_in_the_unit_interval(vit, images, all_layers):
+    noise = super_noise(images.shape, 3)
+    for a, layer in enumerate(all_layers.layers):
+        assert (all_layers.losses[a] < naive_losses(vit, noise, images, layer)).all()
+    assert all_layers.images.min() >= 0 and all_layers.images.max() <= 1
+    assert all_layers.images.shape == (DEPTH + 1, N, 3, 32, 32)
+    assert (all_layers.seed, all_layers.iterations, all_layers.step_size) == (3, 8, 0.5)
+
+
+def test_batched_layers_equal_one_layer_at_a_time(vit, images, all_layers):
+    for layer in range(DEPTH + 1):
+        alone = invert(vit, images, [layer], seed=3, iterations=8, progress=False)
+        torch.testing.assert_close(alone.images[0], all_layers.for_layer(layer), rtol=0, atol=1e-5)
+        torch.testing.assert_close(alone.losses[0], all_layers.losses[all_layers.layers.index(layer)])
+
+
+def test_chunking_does_not_change_results(vit, images, all_layers):
+    chunked = invert(vit, images, seed=3, iterations=8, progress=False, memory_budget=400_000)
+    torch.testing.assert_close(chunked.images, all_layers.images, rtol=0, atol=1e-5)
+    torch.testing.assert_close(chunked.losses, all_layers.losses)
+
+
+def test_keeps_the_best_iterate_when_later_ones_are_worse(vit, images):
+    # Start next to the targets and take huge steps: the steps overshoot, so the raw seed
+    # x'_0 is the best iterate and must be what comes back.
+    seeds = (images + 0.01 * torch.randn(images.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    start = naive_losses(vit, seeds, images, 1)
+    stepped = torch.cat([naive_step(vit, seeds[k : k + 1], images[k : k + 1], 1, 20.0, N) for k in range(N)])
+    assert (naive_losses(vit, stepped, images, 1) > start).all()  # the premise of the test
+    result = invert(vit, images, [1], seed_images=seeds, iterations=3, step_size=20.0, progress=False)
+    torch.testing.assert_close(result.images[0], seeds, rtol=0, atol=0)
+    torch.testing.assert_close(result.losses[0], start)
+
+
+def test_super_noise_seed_is_one_draw_per_image_shared_by_all_layers(vit, images):
+    result = invert(vit, images, seed=11, iterations=0, progress=False)
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(11))
+    for a in range(DEPTH + 1):
+        torch.testing.assert_close(result.images[a], noise.clamp(0, 1), rtol=0, atol=0)
+    again = invert(vit, images, seed=11, iterations=2, progress=False)
+    other = invert(vit, images, seed=12, iterations=2, progress=False)
+    assert torch.equal(again.images, invert(vit, images, seed=11, iterations=2, progress=False).images)
+    assert not torch.allclose(again.images, other.images)
+
+
+def test_save_and_load_round_trip(tmp_path, all_layers):
+    path = all_layers.save(tmp_path / "sub" / "inv.safetensors")
+    assert os.listdir(path.parent) == ["inv.safetensors"]  # no temporary file left behind
+    loaded = Inversions.load(path)
+    assert loaded.layers == all_layers.layers and loaded.seed == 3
+    assert (loaded.iterations, loaded.step_size) == (8, 0.5)
+    assert torch.equal(loaded.images, all_layers.images) and torch.equal(loaded.losses, all_layers.losses)
+    assert torch.equal(loaded.targets, all_layers.targets)
+
+
+def test_load_rejects_corrupt_and_mismatched_files(tmp_path, all_layers):
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a header at all")
+    with pytest.raises(ValueError, match="garbage.safetensors is not a readable safetensors file"):
+        Inversions.load(garbage)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"images": torch.zeros(1)}, foreign)
+    with pytest.raises(ValueError, match="not an Inversions file"):
+        Inversions.load(foreign)
+    good = all_layers.save(tmp_path / "good.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="pt") as f:
+        metadata = f.metadata()
+    bad = tmp_path / "bad.safetensors"
+    save_file({"images": all_layers.images, "losses": torch.zeros(2, N), "targets": all_layers.targets}, bad, metadata)
+    with pytest.raises(ValueError, match=r"bad.safetensors is inconsistent: losses have shape \(2, 4\)"):
+        Inversions.load(bad)
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        Inversions.load(tmp_path / "missing.safetensors")
+
+
+def test_bad_arguments_give_clear_errors(vit, images):
+    with pytest.raises(ValueError, match="exactly one of seed"):
+        invert(vit, images, progress=False)
+    with pytest.raises(ValueError, match="exactly one of seed"):
+        invert(vit, images, seed=0, seed_images=images, progress=False)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        invert(vit, images * 2 - 0.5, seed=0, progress=False)
+    with pytest.raises(ValueError, match=r"layer 5 is out of range: this model has layers 0\.\.2"):
+        invert(vit, images, [5], seed=0, progress=False)
+    with pytest.raises(ValueError, match=r"\(16, 16\) pixels but the model expects \(32, 32\)"):
+        invert(vit, torch.rand(2, 3, 16, 16), seed=0, progress=False)
+    with pytest.raises(ValueError, match="memory_budget of 1000 bytes is below .* at layer 0"):
+        invert(vit, images, seed=0, iterations=1, memory_budget=1000, progress=False)
+    with pytest.raises(ValueError, match="duplicates"):
+        invert(vit, images, [1, 1], seed=0, progress=False)
+
+
+def test_nan_weights_and_nan_losses_are_reported(images):
+    broken = tiny_vit()
+    with torch.no_grad():
+        broken.blocks[0].attn.qkv.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match=r"layer 0: .*blocks\.0\.attn\.qkv\.weight"):
+        invert(broken, images, seed=0, iterations=1, progress=False)
+
+    class Log(nn.Module):
+        def forward(self, x):
+            return torch.log(x)
+
+    # Finite on the targets, -inf on the clamped noise (pixels clamped to exactly 0).
+    log_model = HookedLayers(nn.Sequential(Log()), ["0"])
+    with pytest.raises(NonFiniteError, match="layer 0: non-finite loss at iteration 0"):
+        invert(log_model, 0.25 + images / 2, seed=0, iterations=2, progress=False)
+
+    relu_model = HookedLayers(nn.Sequential(nn.ReLU()), ["0"])
+    with pytest.raises(ValueError, match="layer 0: the representation of image 0 is zero"):
+        invert(relu_model, torch.zeros(2, 3, 4, 4), seed=0, iterations=1, progress=False)
+
+
+def test_runs_in_eval_mode_and_restores_the_training_mode(images):
+    torch.manual_seed(0)
+    dropout_vit = timm.create_model(
+        "vit_tiny_patch16_224",
+        img_size=32,
+        patch_size=8,
+        embed_dim=32,
+        depth=DEPTH,
+        num_heads=2,
+        num_classes=0,
+        drop_rate=0.5,
+        proj_drop_rate=0.5,
+    ).train()
+    first = invert(dropout_vit, images, [1], seed=0, iterations=3, progress=False)
+    second = invert(dropout_vit, images, [1], seed=0, iterations=3, progress=False)
+    assert torch.equal(first.images, second.images)  # no dropout noise: eval mode
+    assert dropout_vit.training and all(p.requires_grad for p in dropout_vit.parameters())

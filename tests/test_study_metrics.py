@@ -1,0 +1,134 @@
+"""Forgetting, learning, CKA divergence and invariance flow read off PAIR_SIMILARITY tables."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import timm
+import torch
+
+from finetune_invariance import tables
+from finetune_invariance.inversion import invert
+from finetune_invariance.stir import pair_similarity
+from finetune_invariance.study_metrics import invariance_flow, layer_metrics, summarize_over_seeds
+
+
+def handmade_pair_table(stir_pf, stir_fp, cka_pf, seed=0):
+    """PAIR_SIMILARITY rows from L x L arrays: stir_pf[i, j] = STIR(f_j|p_i), stir_fp[i, j] = STIR(p_j|f_i)."""
+    rows = []
+    size = len(stir_pf)
+    for i, j in itertools.product(range(size), repeat=2):
+        rows.append(
+            dict(
+                reference="p",
+                target="f",
+                seed=seed,
+                reference_layer=i,
+                target_layer=j,
+                stir=stir_pf[i, j],
+                cka=cka_pf[i, j],
+                n_images=10,
+            )
+        )
+        rows.append(
+            dict(
+                reference="f",
+                target="p",
+                seed=seed,
+                reference_layer=i,
+                target_layer=j,
+                stir=stir_fp[i, j],
+                cka=cka_pf[j, i],
+                n_images=10,
+            )
+        )
+    return tables.conform(pd.DataFrame(rows), tables.PAIR_SIMILARITY)
+
+
+@pytest.fixture
+def arrays():
+    g = np.random.default_rng(0)
+    return g.uniform(size=(3, 3)), g.uniform(size=(3, 3)), g.uniform(size=(3, 3))
+
+
+def test_layer_metrics_are_one_minus_the_diagonals(arrays):
+    stir_pf, stir_fp, cka_pf = arrays
+    out = layer_metrics(handmade_pair_table(stir_pf, stir_fp, cka_pf), pretrained="p", finetuned="f")
+    assert out.equals(tables.conform(out, tables.LAYER_METRICS))
+    assert len(out) == 9
+    for metric, source in [("forgetting", stir_pf), ("learning", stir_fp), ("cka_divergence", cka_pf)]:
+        rows = out[out["metric"] == metric].sort_values("layer")
+        np.testing.assert_allclose(rows["value"], 1 - np.diag(source), rtol=0, atol=1e-15)
+        assert rows["layer"].tolist() == [0, 1, 2]
+
+
+def test_invariance_flow_subtracts_the_row_diagonal(arrays):
+    stir_pf, stir_fp, cka_pf = arrays
+    out = invariance_flow(handmade_pair_table(stir_pf, stir_fp, cka_pf), pretrained="p", finetuned="f")
+    assert out.equals(tables.conform(out, tables.INVARIANCE_FLOW))
+    flow = out.pivot(index="pretrained_layer", columns="finetuned_layer", values="flow").to_numpy()
+    np.testing.assert_allclose(flow, stir_pf - np.diag(stir_pf)[:, None], rtol=0, atol=1e-15)
+
+
+def test_model_against_itself_forgetting_equals_learning_and_flow_diagonal_is_zero():
+    torch.manual_seed(0)
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=0
+    )
+    images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    inversions = invert(vit, images, seed=0, iterations=3, progress=False)
+    pair = pair_similarity(vit, vit, images, inversions, inversions, names=("p", "f"))
+    metrics = layer_metrics(pair, pretrained="p", finetuned="f")
+    forgetting = metrics[metrics["metric"] == "forgetting"]["value"].to_numpy()
+    learning = metrics[metrics["metric"] == "learning"]["value"].to_numpy()
+    np.testing.assert_array_equal(forgetting, learning)
+    assert (forgetting > 0).all()  # three steps do not reach a perfect inversion
+    np.testing.assert_allclose(metrics[metrics["metric"] == "cka_divergence"]["value"], 0.0, atol=1e-12)
+    flow = invariance_flow(pair, pretrained="p", finetuned="f")
+    diagonal = flow[flow["pretrained_layer"] == flow["finetuned_layer"]]["flow"]
+    assert (diagonal == 0.0).all() and len(diagonal) == 3
+
+
+def test_metrics_are_per_seed(arrays):
+    stir_pf, stir_fp, cka_pf = arrays
+    both = pd.concat(
+        [
+            handmade_pair_table(stir_pf, stir_fp, cka_pf, seed=0),
+            handmade_pair_table(stir_pf / 2, stir_fp, cka_pf, seed=7),
+        ]
+    )
+    out = layer_metrics(both, "p", "f")
+    forgetting = out[out["metric"] == "forgetting"].set_index(["seed", "layer"])["value"]
+    assert forgetting[(7, 1)] == pytest.approx(1 - stir_pf[1, 1] / 2)
+    assert forgetting[(0, 1)] == pytest.approx(1 - stir_pf[1, 1])
+
+
+def test_summarize_over_seeds_gives_mean_sample_std_and_count():
+    df = pd.DataFrame(
+        {
+            "pretrained": "p",
+            "finetuned": "f",
+            "seed": [0, 1, 2, 0],
+            "layer": [0, 0, 0, 1],
+            "metric": "forgetting",
+            "value": [0.1, 0.4, 0.7, 0.3],
+        }
+    )
+    out = summarize_over_seeds(df).set_index("layer")
+    assert list(out.columns) == ["pretrained", "finetuned", "metric", *tables.SEED_SUMMARY_COLUMNS]
+    assert out.loc[0, "mean"] == pytest.approx(0.4)
+    assert out.loc[0, "std"] == pytest.approx(np.std([0.1, 0.4, 0.7], ddof=1))
+    assert out.loc[0, "n_seeds"] == 3
+    assert np.isnan(out.loc[1, "std"]) and out.loc[1, "n_seeds"] == 1
+
+
+def test_errors_name_the_missing_models_and_columns(arrays):
+    pair = handmade_pair_table(*arrays)
+    with pytest.raises(ValueError, match="no rows with reference='q' and target='f'"):
+        layer_metrics(pair, pretrained="q", finetuned="f")
+    with pytest.raises(ValueError, match="column 'flow' is not in the table"):
+        summarize_over_seeds(pair, value="flow")
+    off_diagonal = pair[pair["target_layer"] != 1]
+    with pytest.raises(ValueError, match="no STIR"):
+        invariance_flow(off_diagonal, "p", "f")
