@@ -288,8 +288,22 @@ def read_table(path: str | os.PathLike, schema: TableSchema) -> pd.DataFrame:
     return conform(pd.read_parquet(path, engine="pyarrow"), schema)
 
 
+def _escape_pipes(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def markdown_schema(schema: TableSchema) -> str:
     """The schema as a Markdown table (used to write the README's results map)."""
     lines = [f"One row per {schema.one_row_per}.", "", "| column | type | meaning |", "|---|---|---|"]
-    lines += [f"| `{n}` | {c.dtype} | {c.doc} |" for n, c in schema.columns.items()]
+    lines += [f"| `{n}` | {c.dtype} | {_escape_pipes(c.doc)} |" for n, c in schema.columns.items()]
     return "\n".join(lines)
+
+
+def results_map() -> str:
+    """Markdown documentation of every table in :data:`SCHEMAS` (README.md's results map)."""
+    sections = [f"#### `{schema.name}`\n\n{markdown_schema(schema)}" for schema in SCHEMAS.values()]
+    return "\n\n".join(sections) + "\n"
+
+
+if __name__ == "__main__":
+    print(results_map(), end="")
