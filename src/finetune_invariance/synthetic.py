@@ -178,11 +178,12 @@ def _texture_pattern(name: str, rng: np.random.Generator, n: int) -> np.ndarray:
         fx = (x + ox) % spacing - spacing / 2
         return (np.hypot(fy, fx) <= radius).astype(np.float64)
     if name == "blobs":  # sum of 6 low-frequency waves of random orientation, squashed
-        field = sum(
-            _grating(rng.uniform(0.0, np.pi, size=shape), rng.uniform(12.0, 24.0, size=shape),
-                     rng.uniform(0.0, 2.0 * np.pi, size=shape))
-            for _ in range(6)
-        ) - 3.0
+        waves = []
+        for _ in range(6):
+            angle = rng.uniform(0.0, np.pi, size=shape)
+            period = rng.uniform(12.0, 24.0, size=shape)
+            waves.append(_grating(angle, period, rng.uniform(0.0, 2.0 * np.pi, size=shape)))
+        field = sum(waves) - 3.0  # six waves of mean 0.5: centred on 0
         return 1.0 / (1.0 + np.exp(-3.0 * field))
     if name == "rings":  # concentric sinusoidal rings around a random centre
         cy, cx = rng.uniform(8.0, 24.0, size=(2, *shape))

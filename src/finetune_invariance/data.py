@@ -1,0 +1,280 @@
+"""Datasets of the study behind one interface, and the batch-side image helpers.
+
+:func:`get_dataset` returns a torch ``Dataset`` of ``(image, label)``: image a float32
+C x H x W tensor in [0, 1] at the dataset's *native* resolution (:data:`DATASETS`), label
+an ``int``. Resizing to the model's input size happens per batch, on the device, with
+:func:`resize_to_model` (METHOD.md: finetune datasets are upsampled to 224).
+
+Real datasets (torchvision classes, files under a configurable ``root``):
+
+- ``cifar10`` / ``cifar100``: the official train (50 000) / test (10 000) splits, 32x32.
+- ``eurosat``: torchvision has no split. The study uses a fixed stratified 80/20 split of
+  the 27 000 images (``sklearn.model_selection.train_test_split(stratify=labels,
+  test_size=0.2, random_state=0)`` over the ImageFolder order), 64x64.
+- ``oxford_pets``: the official ``trainval`` (3680) / ``test`` (3669) splits, 37 breeds.
+  Images vary in size; they are resized (aspect ratio not kept, bilinear, antialiased)
+  to a fixed native 224x224 when loaded.
+
+Generated datasets of the offline mini study (``shapes``, ``textures``, ``digits``):
+``<root>/<name>/<split>.npz`` written by :mod:`finetune_invariance.synthetic`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, Subset
+
+from . import synthetic
+
+SPLITS = ("train", "test")
+
+EUROSAT_TEST_FRACTION = 0.2
+EUROSAT_SPLIT_SEED = 0
+PETS_NATIVE_SIZE = 224
+_PETS_SPLITS = {"train": "trainval", "test": "test"}  # the study's split name -> the official one
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not where they are expected (and download was not requested)."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the study needs to know about a dataset, and how to load one split of it.
+
+    ``load(root, split, download)`` returns the un-augmented split; ``expected_path(root,
+    split)`` is the file or folder whose absence means "not there"; ``how_to_get`` (with
+    ``{root}`` filled in) completes the error message when it is absent.
+    """
+
+    name: str
+    num_classes: int
+    image_size: int  # native height = width, in pixels
+    channels: int
+    load: Callable[[Path, str, bool], Dataset]
+    expected_path: Callable[[Path, str], Path]
+    how_to_get: str
+
+
+# --- generated datasets ---------------------------------------------------------------
+
+
+class NpzImageDataset(Dataset):
+    """A split written by :mod:`finetune_invariance.synthetic`, held in memory as uint8."""
+
+    def __init__(self, path: Path):
+        with np.load(path, allow_pickle=False) as arrays:  # no pickle: data files never run code
+            missing = {"images", "labels"} - set(arrays.files)
+            if missing:
+                raise ValueError(f"{path} lacks arrays {sorted(missing)}; found {arrays.files}")
+            images, labels = arrays["images"], arrays["labels"]
+        if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
+            raise ValueError(
+                f"{path}: expected uint8 images N x H x W x C and N labels, "
+                f"got images {images.dtype} {images.shape} and labels {labels.shape}"
+            )
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # N x C x H x W
+        self.labels = labels.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index].float() / 255.0, int(self.labels[index])
+
+
+def _generated_info(name: str) -> DatasetInfo:
+    return DatasetInfo(
+        name=name,
+        num_classes=len(synthetic.GENERATORS[name].class_names),
+        image_size=synthetic.IMAGE_SIZE,
+        channels=3,
+        load=lambda root, split, download: NpzImageDataset(synthetic.split_path(root, name, split)),
+        expected_path=lambda root, split: synthetic.split_path(root, name, split),
+        how_to_get=f"generate it with: python -m finetune_invariance.synthetic --name {name} --root {{root}} --seed 0",
+    )
+
+
+# --- torchvision datasets -------------------------------------------------------------
+
+
+def _to_tensor() -> Callable:
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+
+
+def _load_cifar(cls_name: str) -> Callable[[Path, str, bool], Dataset]:
+    def load(root: Path, split: str, download: bool) -> Dataset:
+        import torchvision.datasets
+
+        cls = getattr(torchvision.datasets, cls_name)
+        return cls(str(root), train=split == "train", transform=_to_tensor(), download=download)
+
+    return load
+
+
+def eurosat_split_indices(labels: np.ndarray, split: str) -> np.ndarray:
+    """Indices of ``split`` in the study's fixed stratified 80/20 EuroSAT split (seed 0)."""
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(
+        np.arange(len(labels)), test_size=EUROSAT_TEST_FRACTION, stratify=labels, random_state=EUROSAT_SPLIT_SEED
+    )
+    return np.sort(train if split == "train" else test)
+
+
+def _load_eurosat(root: Path, split: str, download: bool) -> Dataset:
+    import torchvision.datasets
+
+    full = torchvision.datasets.EuroSAT(str(root), transform=_to_tensor(), download=download)
+    return Subset(full, eurosat_split_indices(np.asarray(full.targets), split).tolist())
+
+
+def _load_pets(root: Path, split: str, download: bool) -> Dataset:
+    import torchvision.datasets
+    from torchvision.transforms import v2
+
+    transform = v2.Compose([_to_tensor(), v2.Resize((PETS_NATIVE_SIZE, PETS_NATIVE_SIZE), antialias=True)])
+    return torchvision.datasets.OxfordIIITPet(
+        str(root),
+        split=_PETS_SPLITS[split],
+        target_types="category",
+        transform=transform,
+        download=download,
+    )
+
+
+def _download_hint(url: str, folder: str = "") -> str:
+    return f"set 'download: true' in the config (or download=True), or fetch {url} and extract it into {{root}}{folder}"
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "cifar10": DatasetInfo(
+        name="cifar10",
+        num_classes=10,
+        image_size=32,
+        channels=3,
+        load=_load_cifar("CIFAR10"),
+        expected_path=lambda root, split: root / "cifar-10-batches-py",
+        how_to_get=_download_hint("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
+    ),
+    "cifar100": DatasetInfo(
+        name="cifar100",
+        num_classes=100,
+        image_size=32,
+        channels=3,
+        load=_load_cifar("CIFAR100"),
+        expected_path=lambda root, split: root / "cifar-100-python",
+        how_to_get=_download_hint("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
+    ),
+    "eurosat": DatasetInfo(
+        name="eurosat",
+        num_classes=10,
+        image_size=64,
+        channels=3,
+        load=_load_eurosat,
+        expected_path=lambda root, split: root / "eurosat" / "2750",
+        how_to_get=_download_hint(
+            "https://huggingface.co/datasets/torchgeo/eurosat/resolve/main/EuroSAT.zip", "/eurosat"
+        ),
+    ),
+    "oxford_pets": DatasetInfo(
+        name="oxford_pets",
+        num_classes=37,
+        image_size=PETS_NATIVE_SIZE,
+        channels=3,
+        load=_load_pets,
+        expected_path=lambda root, split: root / "oxford-iiit-pet" / "annotations" / f"{_PETS_SPLITS[split]}.txt",
+        how_to_get=_download_hint(
+            "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz and annotations.tar.gz", "/oxford-iiit-pet"
+        ),
+    ),
+    **{name: _generated_info(name) for name in synthetic.GENERATORS},
+}
+
+
+# --- augmentation ---------------------------------------------------------------------
+
+
+def augmentation(image_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Random crop after zero-padding by image_size // 8 (4 px for 32x32, the usual CIFAR
+    recipe) and a horizontal flip with probability 0.5; draws from torch's global RNG."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomCrop(image_size, padding=image_size // 8), v2.RandomHorizontalFlip(0.5)])
+
+
+class AugmentedDataset(Dataset):
+    """``base`` with ``transform`` applied to each image (labels untouched)."""
+
+    def __init__(self, base: Dataset, transform: Callable[[torch.Tensor], torch.Tensor]):
+        self.base = base
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, label = self.base[index]
+        return self.transform(image), label
+
+
+# --- public entry points --------------------------------------------------------------
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset '{name}'; known datasets: {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def get_dataset(
+    name: str, split: str, root: str | os.PathLike, download: bool = False, augment: bool = False
+) -> Dataset:
+    """One split of a dataset: items (float32 C x H x W image in [0, 1] at native size, int label).
+
+    Raises :class:`DatasetNotFoundError` naming the expected location and how to obtain
+    the files when they are absent and ``download`` is False.
+    """
+    info = dataset_info(name)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
+    root = Path(root)
+    expected = info.expected_path(root, split)
+    if not download and not expected.exists():
+        raise DatasetNotFoundError(
+            f"dataset '{name}' ({split}) not found: expected {expected}; {info.how_to_get.format(root=root)}"
+        )
+    dataset = info.load(root, split, download)
+    return AugmentedDataset(dataset, augmentation(info.image_size)) if augment else dataset
+
+
+def resize_to_model(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of a batch (N x C x H x W) to the model's input size, on its device.
+
+    Returns ``images`` itself when it already has that size. Half-pixel centres
+    (align_corners=False) and antialiasing when shrinking, like PIL's bilinear resize.
+    """
+    target = (size, size) if isinstance(size, int) else tuple(size)
+    if images.ndim != 4:
+        raise ValueError(f"images must be a batch N x C x H x W, got shape {tuple(images.shape)}")
+    if tuple(images.shape[-2:]) == target:
+        return images
+    return F.interpolate(images, size=target, mode="bilinear", align_corners=False, antialias=True)
+
+
+def sample_indices(dataset_len: int, n: int, seed: int) -> np.ndarray:
+    """The seeded draw of ``n`` distinct indices of ``range(dataset_len)`` used by STIR and
+    robustness: ``numpy.random.default_rng(seed).choice(dataset_len, n, replace=False)``,
+    sorted ascending (int64)."""
+    if not 0 < n <= dataset_len:
+        raise ValueError(f"n must be in 1..{dataset_len} (the dataset size), got {n}")
+    return np.sort(np.random.default_rng(seed).choice(dataset_len, size=n, replace=False)).astype(np.int64)

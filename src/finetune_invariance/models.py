@@ -1,0 +1,320 @@
+"""The study's models: a timm Vision Transformer backbone with a task head.
+
+METHOD.md, "Models and layers" and "Tasks": images in [0, 1] enter the model, which
+clamps and normalises them (:class:`~finetune_invariance.preprocessing.InputNormalization`),
+runs a timm ``VisionTransformer`` without its classifier, and ends in
+
+- classification: a linear head on the pooled representation, cross-entropy loss;
+- reconstruction: the Hugging Face ViT masked-image-modeling decoder (class/prefix tokens
+  dropped, final normalised patch tokens on their grid, 1x1 convolution to
+  patch^2 * 3 channels, PixelShuffle(patch) back to the image), L1 loss to the input.
+
+Starting weights (``ModelSpec.weights``):
+
+- ``"scratch"``: random initialisation, seeded;
+- ``"timm:<tag>"``: timm's pretrained weights ``<name>.<tag>`` from the Hugging Face hub
+  (cached; with ``HF_HUB_OFFLINE=1`` they must already be in the cache);
+- ``"file:<path>"``: a local copy of such weights (the hub's ``model.safetensors``, a
+  ``.pth``/``.bin`` state dict, or a big_vision ``.npz``), for offline clusters;
+- ``"checkpoint:<path>"``: the backbone of a checkpoint this workflow trained; the head is new.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from .preprocessing import InputNormalization
+
+TASKS = ("classification", "reconstruction")
+WEIGHT_KINDS = ("scratch", "timm", "file", "checkpoint")
+PAPER_MODEL = "vit_base_patch32_224"
+
+# Head initialisation of the Hugging Face ViT the authors finetuned (initializer_range).
+HEAD_INIT_STD = 0.02
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be obtained (no internet and not cached, bad tag, ...)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which network and which starting weights (see the module docstring for ``weights``).
+
+    ``overrides`` are keyword arguments of ``timm.create_model`` (``img_size``,
+    ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ...); the mini study makes its
+    tiny ViTs this way. ``mean``/``std`` default to the timm pretrained config's (for a
+    ``checkpoint:`` source, to that checkpoint's); models built by :func:`build_model`
+    carry them resolved.
+    """
+
+    name: str = PAPER_MODEL
+    overrides: dict[str, Any] = field(default_factory=dict)
+    weights: str = "scratch"
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.weight_source()  # validates
+        if "num_classes" in self.overrides:
+            raise ValueError("ModelSpec.overrides must not set num_classes: the head is built by build_model")
+
+    def weight_source(self) -> tuple[str, str]:
+        """``weights`` split into (kind, location): ('scratch', ''), ('timm', tag), ('file', path), ..."""
+        kind, _, location = self.weights.partition(":")
+        if kind not in WEIGHT_KINDS or (kind == "scratch") != (location == ""):
+            raise ValueError(
+                f"ModelSpec.weights must be 'scratch', 'timm:<tag>', 'file:<path>' or 'checkpoint:<path>', "
+                f"got '{self.weights}'"
+            )
+        return kind, location
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (checkpoint metadata, configs)."""
+        d = asdict(self)
+        d["mean"] = None if self.mean is None else list(self.mean)
+        d["std"] = None if self.std is None else list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        unknown = set(d) - {"name", "overrides", "weights", "mean", "std"}
+        if unknown:
+            raise ValueError(f"unknown ModelSpec fields {sorted(unknown)}")
+        mean, std = d.get("mean"), d.get("std")
+        return cls(
+            name=d["name"],
+            overrides=dict(d.get("overrides") or {}),
+            weights=d.get("weights", "scratch"),
+            mean=None if mean is None else tuple(float(m) for m in mean),
+            std=None if std is None else tuple(float(s) for s in std),
+        )
+
+
+class PatchDecoder(nn.Module):
+    """Reconstruction head (METHOD.md "Tasks"; Hugging Face ``ViTForMaskedImageModeling``).
+
+    Patch tokens (B x N x D, N = grid_h * grid_w, row-major) -> B x D x grid_h x grid_w ->
+    1x1 conv to patch^2 * channels -> PixelShuffle(patch) -> B x channels x H x W.
+    """
+
+    def __init__(self, embed_dim: int, patch_size: int, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(embed_dim, patch_size**2 * channels, kernel_size=1)
+        self.shuffle = nn.PixelShuffle(patch_size)
+
+    def forward(self, patch_tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        b, n, d = patch_tokens.shape
+        if n != grid[0] * grid[1]:
+            raise ValueError(f"{n} patch tokens do not fill a {grid[0]} x {grid[1]} grid")
+        feature_map = patch_tokens.transpose(1, 2).reshape(b, d, *grid)
+        return self.shuffle(self.conv(feature_map))
+
+
+class ImageModel(nn.Module):
+    """normalization -> timm ViT backbone (no classifier) -> task head.
+
+    ``forward(images)`` takes a batch in [0, 1] at :attr:`image_size` and returns class
+    logits (B x num_classes) or the reconstructed image (same shape as the input).
+    """
+
+    def __init__(
+        self,
+        normalization: InputNormalization,
+        backbone: VisionTransformer,
+        head: nn.Module,
+        task: str,
+        spec: ModelSpec,
+        num_classes: int | None,
+    ):
+        super().__init__()
+        self.normalization = normalization
+        self.backbone = backbone
+        self.head = head
+        self.task = task
+        self.spec = spec
+        self.num_classes = num_classes
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) the backbone expects."""
+        return tuple(self.backbone.patch_embed.img_size)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.normalization(images)
+        if self.task == "classification":
+            return self.head(self.backbone(x))  # backbone(x): pooled, normalised representation
+        tokens = self.backbone.forward_features(x)[:, self.backbone.num_prefix_tokens :]
+        patch_h, patch_w = self.backbone.patch_embed.patch_size
+        return self.head(tokens, (images.shape[-2] // patch_h, images.shape[-1] // patch_w))
+
+    def layered(self) -> nn.Module:
+        """The model's layers 0..depth (METHOD.md) as a ``layers.ViTLayers`` module."""
+        from .layers import ViTLayers  # lazy: the metrics side is optional for training
+
+        return ViTLayers(self.backbone, self.normalization)
+
+
+def per_sample_loss(task: str, outputs: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The task's loss for each sample (shape B), computed in float32.
+
+    Classification: cross-entropy of the logits (nats). Reconstruction: mean absolute
+    error between the output and the input image over all its pixels and channels, in
+    [0, 1] pixel units (METHOD.md "Tasks"). The batch mean is the training loss.
+    """
+    if task == "classification":
+        return F.cross_entropy(outputs.float(), labels, reduction="none")
+    if task == "reconstruction":
+        return (outputs.float() - images.float()).abs().flatten(1).mean(dim=1)
+    raise ValueError(f"task must be one of {TASKS}, got '{task}'")
+
+
+# --- construction ---------------------------------------------------------------------
+
+
+def _check_model_name(name: str) -> None:
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        raise ValueError(f"unknown timm model '{name}'" + (f"; close matches: {close}" if close else ""))
+
+
+def _check_pretrained_tag(name: str, tag: str) -> None:
+    available = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{name}.*")]
+    if tag not in available:
+        raise WeightsUnavailableError(f"timm has no pretrained weights '{name}.{tag}'; tags for {name}: {available}")
+
+
+def _create_timm(name: str, overrides: dict[str, Any], pretrained: bool) -> VisionTransformer:
+    model = timm.create_model(name, pretrained=pretrained, num_classes=0, **overrides)
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"timm model '{name}' is a {type(model).__name__}; the study needs a VisionTransformer")
+    return model
+
+
+def _hub_backbone(spec: ModelSpec, tag: str) -> VisionTransformer:
+    _check_pretrained_tag(spec.name, tag)
+    try:
+        return _create_timm(f"{spec.name}.{tag}", spec.overrides, pretrained=True)
+    except OSError as err:  # huggingface_hub's offline / not-cached / network errors are OSErrors
+        raise WeightsUnavailableError(
+            f"could not obtain timm pretrained weights '{spec.name}.{tag}' ({type(err).__name__}: {err}). "
+            "Without internet (HF_HUB_OFFLINE=1) they must already be in the Hugging Face cache (HF_HOME); "
+            "otherwise copy the weights file to this machine and use weights 'file:<path>'."
+        ) from err
+
+
+def _load_weights_file(backbone: VisionTransformer, path: Path) -> None:
+    """Load a local weights file into the backbone, strictly (every backbone key must be there).
+
+    The same conversion timm applies to hub weights: its ``checkpoint_filter_fn`` (key
+    remapping, position-embedding resampling when img_size/patch differ); the
+    classifier's keys are dropped, the backbone has none. A big_vision ``.npz`` goes
+    through timm's npz loader.
+    """
+    from timm.models import load_state_dict
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    if path.suffix == ".npz":
+        backbone.load_pretrained(str(path))
+        return
+    state = checkpoint_filter_fn(load_state_dict(str(path)), backbone)
+    state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    result = backbone.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"weights file {path} does not fit timm '{backbone.pretrained_cfg.get('architecture')}': "
+            f"missing keys {result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}"
+        )
+
+
+def _checkpoint_backbone(spec: ModelSpec, backbone: VisionTransformer, path: Path) -> ModelSpec:
+    """Copy a saved checkpoint's backbone weights into ``backbone``; returns the checkpoint's spec."""
+    from .checkpoints import read_checkpoint  # lazy: checkpoints imports this module
+
+    header, tensors = read_checkpoint(path)
+    saved = ModelSpec.from_dict(header["model"]["spec"])
+    prefix = "backbone."
+    saved_backbone = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    expected = backbone.state_dict()
+    mismatched = sorted(
+        set(expected) ^ set(saved_backbone)
+        | {k for k in set(expected) & set(saved_backbone) if expected[k].shape != saved_backbone[k].shape}
+    )
+    if mismatched:
+        raise ValueError(
+            f"checkpoint {path} holds another architecture: it is '{saved.name}' with overrides "
+            f"{saved.overrides}, the spec asks for '{spec.name}' with overrides {spec.overrides} "
+            f"(first differing backbone key: '{mismatched[0]}')"
+        )
+    backbone.load_state_dict(saved_backbone)
+    return saved
+
+
+def _make_head(task: str, backbone: VisionTransformer, num_classes: int | None) -> nn.Module:
+    if task == "classification":
+        head = nn.Linear(backbone.num_features, num_classes)
+        nn.init.trunc_normal_(head.weight, std=HEAD_INIT_STD)
+        nn.init.zeros_(head.bias)
+        return head
+    patch_h, patch_w = backbone.patch_embed.patch_size
+    if patch_h != patch_w:
+        raise ValueError(f"reconstruction needs square patches, got {patch_h} x {patch_w}")
+    decoder = PatchDecoder(backbone.embed_dim, patch_h, backbone.patch_embed.proj.in_channels)
+    nn.init.trunc_normal_(decoder.conv.weight, std=HEAD_INIT_STD)
+    nn.init.zeros_(decoder.conv.bias)
+    return decoder
+
+
+def _check_task(task: str, num_classes: int | None) -> None:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got '{task}'")
+    if task == "classification" and (not isinstance(num_classes, numbers.Integral) or num_classes < 1):
+        raise ValueError(f"classification needs num_classes >= 1, got {num_classes!r}")
+
+
+def build_model(spec: ModelSpec, task: str, num_classes: int | None = None, seed: int = 0) -> ImageModel:
+    """Build the model ``spec`` describes with a fresh ``task`` head.
+
+    Random initialisation (the scratch backbone and every head) draws from
+    ``torch.manual_seed(seed)`` inside a forked RNG, so the same arguments give the same
+    weights and the caller's RNG is untouched. ``num_classes`` is required for
+    classification and ignored for reconstruction.
+    """
+    _check_task(task, num_classes)
+    _check_model_name(spec.name)
+    kind, location = spec.weight_source()
+    mean, std = spec.mean, spec.std
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if kind == "timm":
+            backbone = _hub_backbone(spec, location)
+        else:
+            backbone = _create_timm(spec.name, spec.overrides, pretrained=False)
+        if kind == "file":
+            _load_weights_file(backbone, Path(location))
+        elif kind == "checkpoint":
+            saved = _checkpoint_backbone(spec, backbone, Path(location))
+            mean, std = mean or saved.mean, std or saved.std  # keep the pretrained model's normalisation
+        head = _make_head(task, backbone, num_classes)
+    mean = tuple(mean or backbone.pretrained_cfg["mean"])
+    std = tuple(std or backbone.pretrained_cfg["std"])
+    return ImageModel(
+        InputNormalization(mean, std),
+        backbone,
+        head,
+        task,
+        replace(spec, mean=mean, std=std),
+        int(num_classes) if task == "classification" else None,
+    )

@@ -1,0 +1,442 @@
+"""Finetuning / pretraining loop with checkpoints and exact resume.
+
+METHOD.md "Training": SGD, cosine learning-rate schedule with linear warm-up (per
+optimizer step), gradient clipping, 100 epochs; the authors' scripts use batch 256,
+lr 1e-3, 100 warm-up steps and clipping at 1.0 — the :class:`TrainConfig` defaults.
+
+Files in ``out_dir``:
+
+- ``history.parquet``: :data:`~finetune_invariance.tables.TRAINING_HISTORY`, one row per
+  finished epoch, rewritten after every epoch;
+- ``epoch_{e:03d}.safetensors``: checkpoints at the requested epochs (0 = starting weights);
+- ``resume.pt``: model + optimizer state + history after the last finished epoch.
+
+Every file is written atomically (temporary file, then ``os.replace``), and ``resume.pt``
+last, so it is the commit point of an epoch: a run killed at any moment restarts from its
+last finished epoch. Randomness (shuffling, augmentation, dropout) is re-seeded at the
+start of every epoch from (``seed``, epoch), and the learning rate is a pure function of
+the step, so no RNG or scheduler state needs saving and a resumed run ends with the same
+weights and history (except wall times) as an uninterrupted one on the same hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .checkpoints import save_checkpoint
+from .data import resize_to_model
+from .models import ImageModel, per_sample_loss
+from .tables import TRAINING_HISTORY, conform, write_table
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FILE = "history.parquet"
+RESUME_FILE = "resume.pt"
+RESUME_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyperparameters; defaults are the authors' (METHOD.md "Training").
+
+    ``optimizer``: 'sgd' (momentum 0.9) or 'adam'. ``weight_decay`` applies to weight
+    matrices only (not to biases, norms, position embedding or class token).
+    ``warmup_steps``: linear warm-up length in optimizer steps. ``grad_clip``: max global
+    gradient norm (0 disables). ``image_size``: model input size (None: the model's);
+    images are resized to it on the device. ``bf16``: bfloat16 autocast, CUDA only.
+    ``compile``: wrap the model in ``torch.compile``. ``deterministic``: enable
+    ``torch.use_deterministic_algorithms`` for the run (on CUDA also set
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8``).
+    """
+
+    epochs: int = 100
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    augment: bool = False
+    image_size: int | None = None
+    num_workers: int = 0
+    bf16: bool = True
+    compile: bool = False
+    deterministic: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"TrainConfig.optimizer must be 'sgd' or 'adam', got '{self.optimizer}'")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            raise ValueError(f"TrainConfig: lr must be > 0 and warmup_steps, grad_clip, weight_decay >= 0: {self}")
+
+
+def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
+    """Learning rate of optimizer update ``step`` (0-based) of ``total_steps``.
+
+    Linear warm-up then half-cosine decay to 0, exactly Hugging Face's
+    ``get_cosine_schedule_with_warmup`` as stepped by its Trainer (update s uses the
+    factor at s, so the very first update has lr 0 when there is warm-up):
+    lr * s / W for s < W, else lr * 0.5 * (1 + cos(pi * (s - W) / max(1, S - W))).
+    """
+    warmup = config.warmup_steps
+    if step < warmup:
+        return config.lr * step / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+SHUFFLE_STREAM, TORCH_GLOBAL_STREAM = 0, 1
+
+
+def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """A well-mixed 32-bit seed for one random stream of one epoch, from (seed, epoch, stream)."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+
+
+def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices only: not on biases, norm scales, tokens or position embeddings."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.ndim >= 2 and not name.endswith(("pos_embed", "cls_token", "reg_token")) else no_decay).append(
+            param
+        )
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = _parameter_groups(model, config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
+    return torch.optim.Adam(groups, lr=config.lr)
+
+
+# --- evaluation -----------------------------------------------------------------------
+
+
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+
+
+def _loader(dataset: Dataset, batch_size: int, device: torch.device, num_workers: int, **kwargs: Any) -> DataLoader:
+    return DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda", **kwargs
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: Dataset | DataLoader,
+    task: str,
+    image_size: int | tuple[int, int],
+    device: str | torch.device,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    bf16: bool = False,
+) -> dict[str, float]:
+    """Mean loss, top-1 accuracy and mean L1 of ``model`` over ``data`` (a dataset or a loader).
+
+    Returns ``{"loss", "accuracy", "l1", "n"}``: ``loss`` as in
+    :func:`~finetune_invariance.models.per_sample_loss`; ``accuracy`` NaN for
+    reconstruction and ``l1`` (= loss) NaN for classification. Images are resized to
+    ``image_size`` on the device. The model is evaluated in eval mode and left in the
+    mode it was in.
+    """
+    device = torch.device(device)
+    loader = data if isinstance(data, DataLoader) else _loader(data, batch_size, device, num_workers)
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    n = 0
+    try:
+        for images, labels in loader:
+            images = resize_to_model(images.to(device, non_blocking=True), image_size)
+            labels = labels.to(device, non_blocking=True)
+            with _autocast(device, bf16):
+                outputs = model(images)
+            loss_sum += per_sample_loss(task, outputs, images, labels).sum()
+            if task == "classification":
+                correct += (outputs.argmax(dim=1) == labels).sum()
+            n += len(labels)
+    finally:
+        model.train(was_training)
+    if n == 0:
+        raise ValueError("evaluate got an empty dataset")
+    loss = loss_sum.item() / n
+    return {
+        "loss": loss,
+        "accuracy": correct.item() / n if task == "classification" else math.nan,
+        "l1": loss if task == "reconstruction" else math.nan,
+        "n": n,
+    }
+
+
+# --- resume state ---------------------------------------------------------------------
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _resume_identity(config: TrainConfig, run_name: str) -> dict[str, Any]:
+    """What a resume state must match: the run and its whole config."""
+    return {"run": run_name, "config": asdict(config)}
+
+
+def _load_resume_state(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved state of the last finished epoch, or None when there is none.
+
+    Loaded with ``weights_only=True`` (tensors and plain containers only; no code runs).
+    """
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unpickling failure means the file cannot be trusted
+        raise RuntimeError(f"resume state {path} cannot be read ({err}); delete it to restart the run") from err
+    if state.get("format_version") != RESUME_FORMAT_VERSION or state.get("identity") != identity:
+        raise ValueError(
+            f"resume state {path} belongs to another run or config: saved {state.get('identity')}, "
+            f"now {identity}; use another out_dir or delete it"
+        )
+    return state
+
+
+# --- training -------------------------------------------------------------------------
+
+
+@contextmanager
+def training_environment(device: torch.device, deterministic: bool) -> Iterator[None]:
+    """Fork the RNGs (the run re-seeds them; the caller's stay untouched), switch on TF32
+    on CUDA and, if asked, deterministic algorithms; restore the caller's settings after."""
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        try:
+            if device.type == "cuda":
+                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+            torch.use_deterministic_algorithms(deterministic or previous_deterministic)
+            yield
+        finally:
+            torch.use_deterministic_algorithms(previous_deterministic)
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous_tf32
+
+
+def train_step(
+    model: ImageModel,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    lr: float,
+    config: TrainConfig,
+    image_size: tuple[int, int],
+) -> torch.Tensor:
+    """One optimizer update on a batch already on the device; returns the detached batch-mean loss.
+
+    ``forward`` is the model or its ``torch.compile`` wrapper; the loss is the task's
+    (:func:`~finetune_invariance.models.per_sample_loss`) averaged over the batch.
+    """
+    images = resize_to_model(images, image_size)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with _autocast(images.device, config.bf16):
+        outputs = forward(images)
+    loss = per_sample_loss(model.task, outputs, images, labels).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+def _train_one_epoch(
+    model: ImageModel,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    first_step: int,
+    total_steps: int,
+    config: TrainConfig,
+    image_size: tuple[int, int],
+    device: torch.device,
+    progress: tqdm,
+) -> tuple[float, float]:
+    """One pass over ``loader``; returns (mean training loss, learning rate of the last update).
+
+    The loss is summed on the device and read once at the end, so the host never waits
+    for the device inside the loop.
+    """
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    n = 0
+    lr = math.nan
+    for i, (images, labels) in enumerate(loader):
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        lr = learning_rate(first_step + i, total_steps, config)
+        loss = train_step(model, forward, optimizer, images, labels, lr, config, image_size)
+        loss_sum += loss * len(labels)
+        n += len(labels)
+        progress.update(len(labels))
+    return loss_sum.item() / n, lr
+
+
+def train(
+    model: ImageModel,
+    config: TrainConfig,
+    train_set: Dataset,
+    test_set: Dataset,
+    out_dir: str | os.PathLike,
+    checkpoint_epochs: set[int] | frozenset[int] = frozenset(),
+    run_name: str = "run",
+    device: str | torch.device = "cpu",
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Train ``model`` in place for ``config.epochs`` epochs and return the history table.
+
+    Resumes from ``<out_dir>/resume.pt`` when present (same run name and config
+    required). After each epoch: the test metrics, ``history.parquet``, the checkpoints
+    of ``checkpoint_epochs`` (epoch 0 = the starting weights, saved before training), then
+    the resume state; ``on_epoch_end(epoch)`` is called after all of these are on disk.
+    ``train_set`` supplies augmentation itself (``data.get_dataset(..., augment=True)``).
+    Returns a DataFrame with the :data:`~finetune_invariance.tables.TRAINING_HISTORY` schema.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    bad_epochs = sorted(e for e in checkpoint_epochs if not 0 <= e <= config.epochs)
+    if bad_epochs:
+        raise ValueError(f"checkpoint_epochs {bad_epochs} are outside 0..{config.epochs}")
+    image_size = model.image_size if config.image_size is None else (config.image_size, config.image_size)
+    if tuple(image_size) != model.image_size:
+        raise ValueError(
+            f"TrainConfig.image_size {config.image_size} differs from the model's input size {model.image_size}"
+        )
+
+    model.to(device)
+    optimizer = build_optimizer(model, config)
+    identity = _resume_identity(config, run_name)
+    state = _load_resume_state(out_dir / RESUME_FILE, identity)
+    history: list[dict[str, Any]] = []
+    last_finished = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, last_finished = state["history"], state["epoch"]
+        logger.info("%s: resuming after epoch %d", run_name, state["epoch"])
+    elif 0 in checkpoint_epochs:
+        save_checkpoint(
+            out_dir / "epoch_000.safetensors", model, {"epoch": 0, "run": run_name, "train_config": asdict(config)}
+        )
+
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    forward = torch.compile(model) if config.compile else model
+    with training_environment(device, config.deterministic):
+        for epoch in range(last_finished + 1, config.epochs + 1):
+            start = time.perf_counter()
+            # Augmentation in the main process and dropout draw from the global RNG; a fresh
+            # loader per epoch draws the order and its workers' seeds from its own generator.
+            torch.manual_seed(_epoch_seed(config.seed, epoch, TORCH_GLOBAL_STREAM))
+            shuffle = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch, SHUFFLE_STREAM))
+            loader = _loader(train_set, config.batch_size, device, config.num_workers, shuffle=True, generator=shuffle)
+            with tqdm(total=len(train_set), unit="img", desc=f"{run_name} epoch {epoch}", disable=None) as progress:
+                train_loss, lr = _train_one_epoch(
+                    model,
+                    forward,
+                    optimizer,
+                    loader,
+                    (epoch - 1) * steps_per_epoch,
+                    total_steps,
+                    config,
+                    image_size,
+                    device,
+                    progress,
+                )
+            train_seconds = time.perf_counter() - start
+            test = evaluate(
+                forward, test_set, model.task, image_size, device, config.batch_size, config.num_workers, config.bf16
+            )
+            row = {
+                "run": run_name,
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "test_loss": test["loss"],
+                "test_accuracy": test["accuracy"],
+                "test_l1": test["l1"],
+                "learning_rate": lr,
+                "seconds": time.perf_counter() - start,
+            }
+            history.append(row)
+            _finish_epoch(model, optimizer, out_dir, checkpoint_epochs, identity, history)
+            logger.info(
+                "%s epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.4f, %.0f training img/s",
+                run_name,
+                epoch,
+                config.epochs,
+                train_loss,
+                test["loss"],
+                test["accuracy"],
+                len(train_set) / train_seconds,
+            )
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+    return conform(pd.DataFrame(history, columns=list(TRAINING_HISTORY.columns)), TRAINING_HISTORY)
+
+
+def _finish_epoch(
+    model: ImageModel,
+    optimizer: torch.optim.Optimizer,
+    out_dir: Path,
+    checkpoint_epochs: set[int] | frozenset[int],
+    identity: dict[str, Any],
+    history: list[dict[str, Any]],
+) -> None:
+    """Write the epoch's files; the resume state last, as the epoch's commit point."""
+    epoch = history[-1]["epoch"]
+    write_table(pd.DataFrame(history), out_dir / HISTORY_FILE, TRAINING_HISTORY)
+    if epoch in checkpoint_epochs:
+        metadata = {"epoch": epoch, "run": identity["run"], "metrics": history[-1], "train_config": identity["config"]}
+        save_checkpoint(out_dir / f"epoch_{epoch:03d}.safetensors", model, metadata)
+    state = {
+        "format_version": RESUME_FORMAT_VERSION,
+        "identity": identity,
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "history": history,
+    }
+    _atomic_torch_save(state, out_dir / RESUME_FILE)

@@ -1,0 +1,212 @@
+"""Models: every weight source, both task heads, and the errors a config typo produces."""
+
+import math
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from finetune_invariance.checkpoints import save_checkpoint
+from finetune_invariance.models import (
+    ModelSpec,
+    PatchDecoder,
+    WeightsUnavailableError,
+    build_model,
+    per_sample_loss,
+)
+
+NAME = "vit_tiny_patch16_224"
+TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
+
+
+def tiny(weights="scratch", **changes):
+    return ModelSpec(NAME, {**TINY, **changes}, weights)
+
+
+def backbone_state(model):
+    return {k: v.clone() for k, v in model.backbone.state_dict().items()}
+
+
+def assert_same_tensors(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# --- scratch and heads ------------------------------------------------------------------
+
+
+def test_scratch_heads_and_output_shapes():
+    images = torch.rand(3, 3, 32, 32)
+    classifier = build_model(tiny(), "classification", num_classes=7, seed=0)
+    assert classifier.head.weight.shape == (7, 32) and classifier(images).shape == (3, 7)
+    reconstructor = build_model(tiny(), "reconstruction", seed=0)
+    assert reconstructor.head.conv.weight.shape == (8 * 8 * 3, 32, 1, 1)
+    assert reconstructor(images).shape == images.shape
+    assert reconstructor.num_classes is None and classifier.image_size == (32, 32)
+
+
+def test_scratch_is_seeded_and_leaves_the_callers_rng_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = build_model(tiny(), "classification", 4, seed=1)
+    assert torch.equal(torch.get_rng_state(), before)
+    b = build_model(tiny(), "classification", 4, seed=1)
+    c = build_model(tiny(), "classification", 4, seed=2)
+    assert_same_tensors(a.state_dict(), b.state_dict())
+    assert not torch.equal(a.backbone.pos_embed, c.backbone.pos_embed)
+
+
+def test_normalisation_defaults_to_timm_and_can_be_set():
+    cfg = timm.create_model(NAME, pretrained=False, **TINY).pretrained_cfg
+    model = build_model(tiny(), "classification", 2)
+    assert model.spec.mean == tuple(cfg["mean"]) and model.spec.std == tuple(cfg["std"])
+    custom = build_model(ModelSpec(NAME, TINY, "scratch", (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)), "classification", 2)
+    x = torch.rand(1, 3, 4, 4)
+    expected = (x - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.25, 2.0]).view(1, 3, 1, 1)
+    assert torch.allclose(custom.normalization(x), expected)
+
+
+def test_patch_decoder_matches_a_naive_per_pixel_implementation():
+    torch.manual_seed(0)
+    p, c, d, gh, gw = 2, 3, 5, 2, 3
+    decoder = PatchDecoder(d, p, c)
+    tokens = torch.randn(2, gh * gw, d)
+    out = decoder(tokens, (gh, gw))
+    w, bias = decoder.conv.weight[:, :, 0, 0], decoder.conv.bias
+    naive = torch.empty(2, c, gh * p, gw * p)
+    for b in range(2):
+        for y in range(gh * p):
+            for x in range(gw * p):
+                token = tokens[b, (y // p) * gw + (x // p)]  # row-major patch order
+                for ch in range(c):
+                    k = ch * p * p + (y % p) * p + (x % p)  # PixelShuffle's channel layout
+                    naive[b, ch, y, x] = bias[k] + w[k] @ token
+    assert torch.allclose(out, naive, atol=1e-6)
+    with pytest.raises(ValueError, match="do not fill a 2 x 2 grid"):
+        decoder(tokens, (2, 2))
+
+
+def test_per_sample_loss_closed_forms():
+    logits = torch.zeros(4, 5)
+    labels = torch.tensor([0, 1, 2, 3])
+    assert torch.allclose(per_sample_loss("classification", logits, None, labels), torch.full((4,), math.log(5)))
+    images = torch.rand(2, 3, 4, 4)
+    offset = torch.tensor([0.1, 0.3]).view(2, 1, 1, 1)
+    assert torch.allclose(per_sample_loss("reconstruction", images + offset, images, None), torch.tensor([0.1, 0.3]))
+
+
+def test_layered_wraps_the_backbone():
+    layers = pytest.importorskip("finetune_invariance.layers")
+    model = build_model(tiny(), "classification", 3)
+    assert isinstance(model.layered(), layers.ViTLayers)
+
+
+# --- pretrained sources -------------------------------------------------------------------
+
+
+def test_file_weights_load_into_the_backbone_and_the_head_is_new(tmp_path):
+    # Stands in for a hub download: a timm model with its 1000-class head, as safetensors.
+    source = timm.create_model(NAME, pretrained=False, num_classes=1000, **TINY)
+    path = tmp_path / "model.safetensors"
+    save_file(source.state_dict(), str(path))
+    model = build_model(tiny(f"file:{path}"), "classification", 3, seed=0)
+    expected = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
+    assert_same_tensors(backbone_state(model), expected)
+    assert model.head.weight.shape == (3, 32)
+
+
+def test_file_weights_are_resampled_to_a_larger_input(tmp_path):
+    source = timm.create_model(NAME, pretrained=False, num_classes=0, **TINY)
+    path = tmp_path / "model.safetensors"
+    save_file(source.state_dict(), str(path))
+    model = build_model(tiny(f"file:{path}", img_size=48), "reconstruction")
+    assert model.backbone.pos_embed.shape == (1, 1 + 6 * 6, 32)
+    assert torch.equal(model.backbone.patch_embed.proj.weight, source.patch_embed.proj.weight)
+    assert model(torch.rand(1, 3, 48, 48)).shape == (1, 3, 48, 48)
+
+
+def test_file_weights_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="weights file .*missing.safetensors does not exist"):
+        build_model(tiny(f"file:{tmp_path / 'missing.safetensors'}"), "classification", 2)
+    deeper = timm.create_model(NAME, pretrained=False, num_classes=0, **{**TINY, "depth": 3})
+    path = tmp_path / "deeper.safetensors"
+    save_file(deeper.state_dict(), str(path))
+    with pytest.raises(ValueError, match=r"does not fit .*unexpected keys \['blocks\.2\."):
+        build_model(tiny(f"file:{path}"), "classification", 2)
+
+
+def test_checkpoint_source_takes_backbone_and_normalisation_not_head(tmp_path):
+    spec = ModelSpec(NAME, TINY, "scratch", (0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
+    pretrained = build_model(spec, "classification", 5, seed=3)
+    path = save_checkpoint(tmp_path / "pre.safetensors", pretrained, {"epoch": 100})
+    finetune = build_model(tiny(f"checkpoint:{path}"), "reconstruction", seed=0)
+    assert_same_tensors(backbone_state(finetune), backbone_state(pretrained))
+    assert finetune.spec.mean == (0.1, 0.2, 0.3) and finetune.spec.std == (0.4, 0.5, 0.6)
+    assert finetune.head.conv.weight.shape[0] == 8 * 8 * 3
+    fresh = build_model(tiny(f"checkpoint:{path}"), "classification", 5, seed=0)
+    assert not torch.equal(fresh.head.weight, pretrained.head.weight)
+
+
+def test_checkpoint_of_another_architecture_names_both(tmp_path):
+    other = build_model(tiny(embed_dim=48), "classification", 5)
+    path = save_checkpoint(tmp_path / "other.safetensors", other, {})
+    with pytest.raises(ValueError, match=r"another architecture: .*'embed_dim': 48.*'embed_dim': 32"):
+        build_model(tiny(f"checkpoint:{path}"), "classification", 5)
+
+
+def test_hub_weights_offline_give_a_clear_error(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    # huggingface_hub reads HF_HUB_OFFLINE / the cache location at import; set both the
+    # variable and the values it was read into, with an empty cache.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(
+        WeightsUnavailableError, match=r"vit_tiny_patch16_224\.augreg_in21k.*HF_HUB_OFFLINE=1.*file:<path>"
+    ):
+        build_model(tiny("timm:augreg_in21k"), "classification", 10)
+
+
+def test_unknown_hub_tag_lists_the_available_ones():
+    with pytest.raises(
+        WeightsUnavailableError, match=r"no pretrained weights 'vit_tiny_patch16_224\.imagenet'.*augreg_in21k"
+    ):
+        build_model(tiny("timm:imagenet"), "classification", 10)
+
+
+# --- configuration errors -----------------------------------------------------------------
+
+
+def test_unknown_model_name_suggests_close_matches():
+    with pytest.raises(ValueError, match=r"unknown timm model 'vit_base_patch32_244'.*vit_base_patch32_224"):
+        build_model(ModelSpec("vit_base_patch32_244"), "classification", 10)
+
+
+def test_non_vit_model_is_refused():
+    with pytest.raises(ValueError, match="resnet18.*needs a VisionTransformer"):
+        build_model(ModelSpec("resnet18"), "classification", 10)
+
+
+@pytest.mark.parametrize("weights", ["imagenet", "timm:", "scratch:x", "url:http://x"])
+def test_malformed_weights_string(weights):
+    with pytest.raises(ValueError, match="ModelSpec.weights must be"):
+        ModelSpec(NAME, TINY, weights)
+
+
+def test_task_and_num_classes_are_checked():
+    with pytest.raises(ValueError, match="task must be one of"):
+        build_model(tiny(), "segmentation", 3)
+    with pytest.raises(ValueError, match="classification needs num_classes"):
+        build_model(tiny(), "classification")
+    with pytest.raises(ValueError, match="must not set num_classes"):
+        ModelSpec(NAME, {**TINY, "num_classes": 3})
+
+
+def test_spec_round_trips_through_a_dict():
+    spec = ModelSpec(NAME, TINY, "file:/w.safetensors", (0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ValueError, match=r"unknown ModelSpec fields \['colour'\]"):
+        ModelSpec.from_dict({**spec.to_dict(), "colour": 1})

@@ -1,0 +1,205 @@
+"""Training: the schedule's closed form, learning on tiny data, checkpoints, exact resume
+after a kill, and evaluation against hand-computed metrics."""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from finetune_invariance import data, synthetic
+from finetune_invariance.checkpoints import load_checkpoint
+from finetune_invariance.models import ModelSpec, build_model
+from finetune_invariance.tables import TRAINING_HISTORY, conform, read_table
+from finetune_invariance.training import RESUME_FILE, TrainConfig, evaluate, learning_rate, train
+
+TINY = ModelSpec("vit_tiny_patch16_224", dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2))
+# The configuration of the kill-and-resume test: SGD momentum (optimizer state matters),
+# augmentation (per-epoch RNG matters), warm-up crossing an epoch boundary.
+RESUME_CONFIG = TrainConfig(epochs=4, batch_size=16, lr=0.05, warmup_steps=3, augment=True, seed=7)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("datasets")
+    synthetic.generate("shapes", root, seed=0, n_train=48, n_test=16)
+    return root
+
+
+def run_resume_config(root: Path, out_dir: Path, exit_after_epoch: int | None = None) -> pd.DataFrame:
+    """The training run of the resume test; ``exit_after_epoch`` kills the process (os._exit)
+    right after that epoch's files are written, as a scheduler's SIGKILL would."""
+
+    def die(epoch: int) -> None:
+        if epoch == exit_after_epoch:
+            os._exit(17)
+
+    model = build_model(TINY, "classification", 8, seed=0)
+    train_set = data.get_dataset("shapes", "train", root, augment=RESUME_CONFIG.augment)
+    test_set = data.get_dataset("shapes", "test", root)
+    return train(model, RESUME_CONFIG, train_set, test_set, out_dir, {0, 4}, "resume/test", "cpu", on_epoch_end=die)
+
+
+# --- schedule ---------------------------------------------------------------------------
+
+
+def test_learning_rate_warmup_then_cosine_closed_form():
+    config = TrainConfig(lr=2.0, warmup_steps=4)
+    total = 12
+    assert [learning_rate(s, total, config) for s in range(5)] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert learning_rate(8, total, config) == pytest.approx(1.0)  # halfway through the cosine
+    assert learning_rate(11, total, config) == pytest.approx(1.0 * (1 + math.cos(math.pi * 7 / 8)))
+    assert learning_rate(12, total, config) == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(0, 5, TrainConfig(lr=1.0, warmup_steps=0)) == 1.0
+
+
+def test_config_defaults_are_the_authors_and_bad_values_fail():
+    config = TrainConfig()
+    assert (config.epochs, config.batch_size, config.lr, config.warmup_steps, config.grad_clip, config.optimizer) == (
+        100,
+        256,
+        1e-3,
+        100,
+        1.0,
+        "sgd",
+    )
+    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
+        TrainConfig(optimizer="lamb")
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        TrainConfig(epochs=0)
+
+
+# --- learning -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["classification", "reconstruction"])
+def test_a_few_epochs_lower_the_loss(root, tmp_path, task):
+    model = build_model(TINY, task, 8, seed=0)
+    train_set = data.get_dataset("shapes", "train", root)
+    config = TrainConfig(epochs=5, batch_size=8, optimizer="adam", lr=3e-3, warmup_steps=0)
+    history = train(model, config, train_set, data.get_dataset("shapes", "test", root), tmp_path, set(), "t", "cpu")
+    conform(history, TRAINING_HISTORY)
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
+    assert history["train_loss"].iloc[-1] < 0.9 * history["train_loss"].iloc[0]
+    on_disk = read_table(tmp_path / "history.parquet", TRAINING_HISTORY)
+    pd.testing.assert_frame_equal(on_disk, history)
+    if task == "classification":
+        assert history["test_l1"].isna().all() and history["test_accuracy"].between(0, 1).all()
+    else:
+        assert history["test_accuracy"].isna().all() and (history["test_l1"] == history["test_loss"]).all()
+    # lr column: the last update of each epoch (6 updates per epoch of 48 images).
+    expected_lr = [learning_rate(6 * e - 1, 30, config) for e in range(1, 6)]
+    assert history["learning_rate"].tolist() == pytest.approx(expected_lr)
+
+
+def test_checkpoints_hold_the_start_and_the_end(root, tmp_path):
+    model = build_model(TINY, "classification", 8, seed=0)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, warmup_steps=0)
+    train(
+        model,
+        config,
+        data.get_dataset("shapes", "train", root),
+        data.get_dataset("shapes", "test", root),
+        tmp_path,
+        {0, 2},
+    )
+    assert sorted(p.name for p in tmp_path.glob("epoch_*")) == ["epoch_000.safetensors", "epoch_002.safetensors"]
+    first, meta0 = load_checkpoint(tmp_path / "epoch_000.safetensors")
+    last, meta2 = load_checkpoint(tmp_path / "epoch_002.safetensors")
+    assert all(torch.equal(first.state_dict()[k], v) for k, v in start.items())
+    assert all(torch.equal(last.state_dict()[k], v) for k, v in model.state_dict().items())
+    assert not torch.equal(last.backbone.pos_embed, first.backbone.pos_embed)
+    assert meta0["epoch"] == 0 and meta2["epoch"] == 2 and meta2["train_config"]["lr"] == 0.05
+    assert 0 <= meta2["metrics"]["test_accuracy"] <= 1
+
+
+def test_bad_checkpoint_epochs_and_image_size(root, tmp_path):
+    model = build_model(TINY, "classification", 8)
+    sets = data.get_dataset("shapes", "train", root), data.get_dataset("shapes", "test", root)
+    with pytest.raises(ValueError, match=r"checkpoint_epochs \[3\] are outside 0..2"):
+        train(model, TrainConfig(epochs=2), *sets, tmp_path, {3})
+    with pytest.raises(ValueError, match="image_size 64 differs from the model's input size"):
+        train(model, TrainConfig(epochs=2, image_size=64), *sets, tmp_path, set())
+
+
+# --- resume -------------------------------------------------------------------------------
+
+
+def test_killed_run_resumes_to_the_same_weights_and_history(root, tmp_path):
+    reference = run_resume_config(root, tmp_path / "reference")
+
+    out = tmp_path / "killed"
+    script = (
+        "import sys, torch; torch.set_num_threads(1); sys.path.insert(0, sys.argv[1]);"
+        "from pathlib import Path; from test_training import run_resume_config;"
+        "run_resume_config(Path(sys.argv[2]), Path(sys.argv[3]), exit_after_epoch=2)"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, str(Path(__file__).parent), str(root), str(out)], capture_output=True, text=True
+    )
+    assert killed.returncode == 17, killed.stderr
+    assert len(read_table(out / "history.parquet", TRAINING_HISTORY)) == 2
+    (out / f".{RESUME_FILE}.partial.tmp").write_bytes(b"half a file")  # debris of a kill mid-write
+
+    resumed = run_resume_config(root, out)
+    columns = [c for c in TRAINING_HISTORY.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed[columns], reference[columns])
+    final_resumed, _ = load_checkpoint(out / "epoch_004.safetensors")
+    final_reference, _ = load_checkpoint(tmp_path / "reference" / "epoch_004.safetensors")
+    for key, value in final_reference.state_dict().items():
+        assert torch.equal(final_resumed.state_dict()[key], value), key
+
+
+def test_a_finished_run_returns_its_history_and_a_changed_config_is_refused(root, tmp_path):
+    sets = data.get_dataset("shapes", "train", root), data.get_dataset("shapes", "test", root)
+    config = TrainConfig(epochs=1, batch_size=16, lr=0.05, warmup_steps=0)
+    first = train(build_model(TINY, "classification", 8), config, *sets, tmp_path, set(), "r")
+    again_model = build_model(TINY, "classification", 8, seed=5)
+    again = train(again_model, config, *sets, tmp_path, set(), "r")
+    pd.testing.assert_frame_equal(again, first)
+    assert torch.equal(
+        again_model.backbone.pos_embed, torch.load(tmp_path / RESUME_FILE)["model"]["backbone.pos_embed"]
+    )
+    with pytest.raises(ValueError, match="belongs to another run or config"):
+        train(build_model(TINY, "classification", 8), TrainConfig(epochs=1, batch_size=16, lr=0.1), *sets, tmp_path)
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+class ConstantLogits(nn.Module):
+    def forward(self, images):
+        return torch.tensor([2.0, 0.0, 0.0]).expand(len(images), 3)
+
+
+def test_evaluate_classification_against_hand_computation():
+    labels = torch.tensor([0, 1, 0, 2, 0])
+    dataset = TensorDataset(torch.rand(5, 3, 8, 8), labels)
+    result = evaluate(ConstantLogits(), dataset, "classification", 8, "cpu", batch_size=2)
+    log_z = math.log(math.exp(2) + 2)
+    expected_loss = np.mean([log_z - (2.0 if y == 0 else 0.0) for y in labels.tolist()])
+    assert result["accuracy"] == pytest.approx(3 / 5) and result["loss"] == pytest.approx(expected_loss)
+    assert math.isnan(result["l1"]) and result["n"] == 5
+
+
+class Black(nn.Module):
+    def forward(self, images):
+        return torch.zeros_like(images)
+
+
+def test_evaluate_reconstruction_resizes_and_restores_train_mode():
+    images = torch.rand(4, 3, 8, 8)
+    model = Black().train()
+    result = evaluate(model, TensorDataset(images, torch.zeros(4, dtype=torch.long)), "reconstruction", 16, "cpu", 3)
+    # Predicting black, the L1 is the mean pixel value of the images at the model's size.
+    assert result["l1"] == pytest.approx(data.resize_to_model(images, 16).mean().item(), rel=1e-6)
+    assert result["loss"] == result["l1"] and math.isnan(result["accuracy"])
+    assert model.training
