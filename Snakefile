@@ -7,12 +7,18 @@
 The science lives in the `finetune_invariance` package; rules only wire files to it.
 """
 
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded miniature study is the default; `--configfile other.yaml` replaces it
+# (rather than being merged into it, which would mix the two designs).
+if not workflow.config_settings.configfiles:
+
+    configfile: Path(workflow.basedir) / "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -36,6 +42,6 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

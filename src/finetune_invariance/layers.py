@@ -214,10 +214,11 @@ class ViTLayers(LayeredModel):
 
 
 def _default_normalization(vit: VisionTransformer) -> InputNormalization:
+    """The timm config's mean/std, on the device of the model's weights."""
     cfg = vit.pretrained_cfg or {}
     if "mean" not in cfg or "std" not in cfg:
         raise ValueError("the model's pretrained_cfg has no mean/std: pass normalization= explicitly")
-    return InputNormalization(cfg["mean"], cfg["std"])
+    return InputNormalization(cfg["mean"], cfg["std"]).to(next(vit.parameters()).device)
 
 
 class _StopForward(Exception):

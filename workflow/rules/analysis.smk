@@ -16,10 +16,10 @@ rule layer_metrics:
         log_path("layer_metrics", "all"),
     benchmark:
         benchmark_path("layer_metrics", "all")
-    resources:
-        mem_mb=4000,
     conda:
         "../../envs/study.yaml"
+    resources:
+        mem_mb=4000,
     script:
         "../scripts/layer_metrics.py"
 
@@ -49,10 +49,10 @@ rule robustness_correlations:
         log_path("robustness_correlations", "all"),
     benchmark:
         benchmark_path("robustness_correlations", "all")
-    params:
-        top_k=config["robustness"]["early_epoch_top_k"],
     conda:
         "../../envs/study.yaml"
+    params:
+        top_k=config["robustness"]["early_epoch_top_k"],
     script:
         "../scripts/robustness_correlations.py"
 
@@ -79,20 +79,12 @@ rule table1:
         markdown=R / "tables" / "table1_accuracy.md",
     log:
         log_path("table1", "all"),
-    params:
-        runs=[run for run in STUDY.runs() if run.variant == "default"],
     conda:
         "../../envs/study.yaml"
+    params:
+        runs=STUDY.runs(),
     script:
         "../scripts/table1.py"
-
-
-def markdown_tables():
-    return [
-        R / "tables" / "table1_accuracy.md",
-        R / "tables" / "learning_forgetting_correlation.md",
-        R / "tables" / "strongest_hypotheses.md",
-    ]
 
 
 rule claims:

@@ -10,19 +10,24 @@ rule invert_pretrained:
         dataset_files,
         model=R / "sources" / "{source}.safetensors",
     output:
-        R / "inversions" / "{dataset}" / "seed{seed}" / "pretrained" / "{source}.safetensors",
+        R
+        / "inversions"
+        / "{dataset}"
+        / "seed{seed}"
+        / "pretrained"
+        / "{source}.safetensors",
     log:
         log_path("invert_pretrained", "{dataset}/seed{seed}/{source}"),
     benchmark:
         benchmark_path("invert_pretrained", "{dataset}/seed{seed}/{source}")
-    params:
-        stir=config["stir"],
-    threads: RES["gpu_threads"]
-    resources:
-        runtime=RES["invert_runtime_min"],
-        **GPU_RESOURCES,
     conda:
         "../../envs/study.yaml"
+    threads: RES["gpu_threads"]
+    resources:
+        **GPU_RESOURCES,
+        runtime=RES["invert_runtime_min"],
+    params:
+        stir=config["stir"],
     script:
         "../scripts/invert.py"
 
@@ -30,20 +35,40 @@ rule invert_pretrained:
 rule invert_finetuned:
     input:
         dataset_files,
-        checkpoints=R / "finetune" / "{source}" / "{dataset}" / "{task}" / "{variant}" / "checkpoints",
+        checkpoints=R
+        / "finetune"
+        / "{source}"
+        / "{dataset}"
+        / "{task}"
+        / "{variant}"
+        / "checkpoints",
     output:
-        R / "inversions" / "{dataset}" / "seed{seed}" / "finetuned" / "{source}" / "{task}" / "{variant}" / "epoch_{epoch}.safetensors",
+        R
+        / "inversions"
+        / "{dataset}"
+        / "seed{seed}"
+        / "finetuned"
+        / "{source}"
+        / "{task}"
+        / "{variant}"
+        / "epoch_{epoch}.safetensors",
     log:
-        log_path("invert_finetuned", "{dataset}/seed{seed}/{source}/{task}/{variant}/epoch_{epoch}"),
+        log_path(
+            "invert_finetuned",
+            "{dataset}/seed{seed}/{source}/{task}/{variant}/epoch_{epoch}",
+        ),
     benchmark:
-        benchmark_path("invert_finetuned", "{dataset}/seed{seed}/{source}/{task}/{variant}/epoch_{epoch}")
-    params:
-        stir=config["stir"],
-    threads: RES["gpu_threads"]
-    resources:
-        runtime=RES["invert_runtime_min"],
-        **GPU_RESOURCES,
+        benchmark_path(
+            "invert_finetuned",
+            "{dataset}/seed{seed}/{source}/{task}/{variant}/epoch_{epoch}",
+        )
     conda:
         "../../envs/study.yaml"
+    threads: RES["gpu_threads"]
+    resources:
+        **GPU_RESOURCES,
+        runtime=RES["invert_runtime_min"],
+    params:
+        stir=config["stir"],
     script:
         "../scripts/invert.py"

@@ -11,21 +11,16 @@ rule pretrain:
         log_path("pretrain", "{dataset}"),
     benchmark:
         benchmark_path("pretrain", "{dataset}")
-    params:
-        work=lambda wc: R / "work" / "pretrain" / wc.dataset,
-    threads: RES["gpu_threads"]
-    resources:
-        runtime=RES["train_runtime_min"],
-        **GPU_RESOURCES,
     conda:
         "../../envs/study.yaml"
+    threads: RES["gpu_threads"]
+    resources:
+        **GPU_RESOURCES,
+        runtime=RES["train_runtime_min"],
+    params:
+        work=lambda wc: R / "work" / "pretrain" / wc.dataset,
     script:
         "../scripts/pretrain.py"
-
-
-def source_inputs(wildcards):
-    dataset = STUDY.source_pretrain_dataset(wildcards.source)
-    return [R / "pretrain" / dataset / "model.safetensors"] if dataset else []
 
 
 rule source_model:
@@ -35,10 +30,10 @@ rule source_model:
         R / "sources" / "{source}.safetensors",
     log:
         log_path("source_model", "{source}"),
-    resources:
-        mem_mb=4000,
     conda:
         "../../envs/study.yaml"
+    resources:
+        mem_mb=4000,
     script:
         "../scripts/source_model.py"
 
@@ -48,22 +43,36 @@ rule finetune:
         dataset_files,
         source=R / "sources" / "{source}.safetensors",
     output:
-        checkpoints=directory(R / "finetune" / "{source}" / "{dataset}" / "{task}" / "{variant}" / "checkpoints"),
-        history=R / "finetune" / "{source}" / "{dataset}" / "{task}" / "{variant}" / "history.parquet",
+        checkpoints=directory(
+            R
+            / "finetune"
+            / "{source}"
+            / "{dataset}"
+            / "{task}"
+            / "{variant}"
+            / "checkpoints"
+        ),
+        history=R
+        / "finetune"
+        / "{source}"
+        / "{dataset}"
+        / "{task}"
+        / "{variant}"
+        / "history.parquet",
     log:
         log_path("finetune", "{source}/{dataset}/{task}/{variant}"),
     benchmark:
         benchmark_path("finetune", "{source}/{dataset}/{task}/{variant}")
+    conda:
+        "../../envs/study.yaml"
+    threads: RES["gpu_threads"]
+    resources:
+        **GPU_RESOURCES,
+        runtime=RES["train_runtime_min"],
     params:
         # Resume state lives outside the declared outputs, which Snakemake deletes
         # before rerunning a job; a killed run restarts from its last complete epoch.
         work=lambda wc: R / "work" / "finetune" / run_of(wc).path,
         epochs=lambda wc: STUDY.analysed_epochs(run_of(wc)),
-    threads: RES["gpu_threads"]
-    resources:
-        runtime=RES["train_runtime_min"],
-        **GPU_RESOURCES,
-    conda:
-        "../../envs/study.yaml"
     script:
         "../scripts/finetune.py"

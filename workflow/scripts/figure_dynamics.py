@@ -7,4 +7,4 @@ with logged_to(snakemake.log[0]):
     run = Run.from_wildcards(snakemake.wildcards)
     metrics = run.rows(tables.read_table(snakemake.input.layer_metrics, tables.STUDY_LAYER_METRICS))
     robust = run.rows(tables.read_table(snakemake.input.robust_accuracy, tables.ROBUST_ACCURACY))
-    figures.plot_dynamics(metrics, robust, snakemake.output[0])
+    figures.plot_dynamics(metrics, robust, snakemake.output.png)

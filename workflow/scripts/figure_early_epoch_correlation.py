@@ -6,4 +6,4 @@ from finetune_invariance.study import Run, logged_to
 with logged_to(snakemake.log[0]):
     run = Run.from_wildcards(snakemake.wildcards)
     early = run.rows(tables.read_table(snakemake.input[0], tables.EARLY_EPOCH_CORRELATION))
-    figures.plot_early_epoch_correlation(early, snakemake.output[0])
+    figures.plot_early_epoch_correlation(early, snakemake.output.png)

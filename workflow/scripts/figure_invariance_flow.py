@@ -7,4 +7,4 @@ with logged_to(snakemake.log[0]):
     run = Run.from_wildcards(snakemake.wildcards)
     flow = run.rows(final_epoch_rows(tables.read_table(snakemake.input[0], tables.STUDY_INVARIANCE_FLOW), run.variant))
     title = f"{run.source} \u2192 {run.dataset}, {run.task}"
-    figures.plot_invariance_flow(flow, snakemake.output[0], title=title)
+    figures.plot_invariance_flow(flow, snakemake.output.png, title=title)

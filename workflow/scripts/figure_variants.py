@@ -11,4 +11,4 @@ with logged_to(snakemake.log[0]):
 
     metrics = of_setting(tables.read_table(snakemake.input.layer_metrics, tables.STUDY_LAYER_METRICS))
     robust = of_setting(tables.read_table(snakemake.input.robust_accuracy, tables.ROBUST_ACCURACY))
-    figures.plot_variants(metrics, robust, snakemake.output[0])
+    figures.plot_variants(metrics, robust, snakemake.output.png)
