@@ -13,7 +13,6 @@ from scipy import stats
 from finetune_invariance import tables
 from finetune_invariance.cifar_c import CorruptedSet
 from finetune_invariance.robustness import (
-    PAPER_HEADLINE,
     Hypothesis,
     correlate_hypotheses,
     early_epoch_correlation,
@@ -21,8 +20,9 @@ from finetune_invariance.robustness import (
     learning_forgetting_correlation,
     robust_accuracy,
     strongest_hypotheses,
-    with_study_context,
 )
+from finetune_invariance.paper import PAPER_HEADLINE
+from finetune_invariance.study import Run, with_context
 
 RUN = {"source": "imagenet", "dataset": "cifar10", "task": "classification", "variant": "default"}
 L = 13
@@ -407,7 +407,7 @@ def test_robust_accuracy_has_a_clean_row_and_one_row_per_set():
     for row, divisor in zip(result.itertuples(), (1, 1, 2, 3)):
         naive = sum(int((images[i] // divisor).mean() > 127) == labels[i] for i in range(20)) / 20
         assert row.accuracy == pytest.approx(naive)
-    table = with_study_context(result, **RUN, epoch=4)
+    table = tables.conform(with_context(result, Run(**RUN), epoch=4), tables.ROBUST_ACCURACY)
     assert list(table.columns) == list(tables.ROBUST_ACCURACY.columns) and (table.epoch == 4).all()
 
 

@@ -60,19 +60,19 @@ def test_mini_study_dry_run_plans_every_stage(repo_root, tmp_path):
     out = snakemake(repo_root, "-n", "--directory", str(tmp_path)).stdout
     counts = job_counts(out)
     # config.yaml: 3 generated datasets; 2 pretrained sources + scratch; 10 default runs
-    # plus 3 extra variants of the dynamics run; 5 epochs; 2 seeds.
+    # plus 2 extra variants of the dynamics run; 5 epochs; 2 seeds.
     assert counts["generate_dataset"] == 3
     assert counts["pretrain"] == 2
     assert counts["source_model"] == 3
-    assert counts["finetune"] == 13
+    assert counts["finetune"] == 12
     assert counts["invert_pretrained"] == 5 * 2  # (dataset, source) pairs x seeds
-    dynamics_epochs = 4 * 5
+    dynamics_epochs = 3 * 5
     assert counts["invert_finetuned"] == (9 + dynamics_epochs) * 2
     assert counts["stir"] == counts["invert_finetuned"]
-    assert counts["robust_accuracy"] == 4
+    assert counts["robust_accuracy"] == 3
     assert counts["corrupted_testset"] == 1
     assert counts["figure_invariance_flow"] == 10
-    assert counts["figure_dynamics"] == 4 and counts["figure_variants"] == 1
+    assert counts["figure_dynamics"] == 3 and counts["figure_variants"] == 1
 
 
 def test_paper_config_dry_run_plans_the_paper_design(repo_root, tmp_path):

@@ -41,6 +41,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from .robustness import mean_corrupted_accuracy
 from .tables import (
@@ -468,6 +469,7 @@ def _plot_accuracy_over_epochs(ax: Axes, robust_accuracy: pd.DataFrame) -> None:
         ax.plot(clean_line["epoch"], clean_line["accuracy"], color="black", lw=1.5, ls=":", label="clean test")
     ax.set_ylabel("top-1 accuracy")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
@@ -504,6 +506,7 @@ def plot_dynamics(
         _plot_layers_over_epochs(ax, df[df["metric"] == metric], norm)
         ax.set_ylabel(METRIC_LABELS[metric])
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     forgetting_ax = axes[metrics.index("forgetting")]
     spread = _per_seed_forgetting_std(df, std_layers)
     sns.lineplot(
@@ -526,6 +529,7 @@ def plot_dynamics(
         aspect=40,
     )
     colourbar.set_label(f"layer ({n_layers - 1} = pooled output)")
+    colourbar.set_ticks(range(n_layers))
     for label, ax in zip("abcd", axes):
         ax.set_title(f"({label})", loc="left")
     fig.suptitle(
@@ -593,6 +597,7 @@ def plot_variants(
     std_ax.set_ylabel(f"std of forgetting across\n{_std_layers_text(std_layers)}")
     for label, ax in zip("ab", (acc_ax, std_ax)):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"({label})", loc="left")
     fig.legend(handles=_legend_handles(palette, "o"), title="variant", loc="outside right center")
     fig.suptitle(f"Hyperparameter variants: {run['source']} → {run['dataset']}, {run['task']} (bands: ± sd over seeds)")
@@ -628,6 +633,7 @@ def plot_early_epoch_correlation(early: pd.DataFrame, path: str | os.PathLike) -
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_ylim(-1.05, 1.05)
         ax.set_xlabel("last epoch e (correlation over epochs 1..e)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("Pearson r with mean\ncorrupted accuracy")
         ax.set_title(f"{source} → {dataset}\n{task}, variant {variant}")
     fig.legend(handles=_legend_handles(palette, "o"), title="hypothesis", loc="outside right center")

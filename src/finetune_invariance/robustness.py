@@ -32,6 +32,7 @@ from scipy import stats
 from finetune_invariance import tables
 from finetune_invariance.cifar_c import CorruptedSet
 from finetune_invariance.corruptions import SEVERITIES
+from finetune_invariance.paper import PAPER_CORRELATIONS
 
 CLEAN = "clean"
 RUN_KEYS = ("source", "dataset", "task", "variant")
@@ -61,20 +62,12 @@ def robust_accuracy(
     """Accuracy on the clean sample (corruption 'clean', severity 0) and every corrupted set.
 
     ``clean_set`` is (images, labels) of the uncorrupted test sample. Returns one row per
-    set with columns corruption, severity, accuracy, n_images; :func:`with_study_context`
+    set with columns corruption, severity, accuracy, n_images; :func:`.study.with_context`
     turns it into a ``tables.ROBUST_ACCURACY`` table.
     """
     rows = [_accuracy_row(accuracy_fn, CLEAN, 0, *clean_set)]
     rows += [_accuracy_row(accuracy_fn, s.corruption, s.severity, s.images, s.labels) for s in corrupted_sets]
     return pd.DataFrame(rows, columns=["corruption", "severity", "accuracy", "n_images"])
-
-
-def with_study_context(
-    accuracy_df: pd.DataFrame, *, source: str, dataset: str, task: str, variant: str, epoch: int
-) -> pd.DataFrame:
-    """``robust_accuracy``'s output with the study context columns, as ``tables.ROBUST_ACCURACY``."""
-    context = {"source": source, "dataset": dataset, "task": task, "variant": variant, "epoch": epoch}
-    return tables.conform(accuracy_df.assign(**context), tables.ROBUST_ACCURACY)
 
 
 def mean_corrupted_accuracy(robust_df: pd.DataFrame) -> pd.Series:
@@ -382,36 +375,6 @@ def learning_forgetting_correlation(layer_metrics_df: pd.DataFrame) -> pd.DataFr
 
 
 # --- the paper's numbers --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PaperCorrelation:
-    """A correlation the paper reports, keyed by the corrupted test set's clean dataset."""
-
-    claim: str
-    combination: str
-    aggregate: str
-    r: Mapping[str, float]
-    p_value: Mapping[str, float]
-
-
-PAPER_CORRELATIONS: tuple[PaperCorrelation, ...] = (
-    PaperCorrelation(
-        "std of forgetting across layers vs mean corrupted accuracy (Sec. 4.4; passes Bonferroni)",
-        "forgetting",
-        "std",
-        {"cifar10": 0.78, "cifar100": 0.877},
-        {"cifar10": 3.52e-18, "cifar100": 2.51e-16},
-    ),
-    PaperCorrelation(
-        "best CKA-divergence aggregate: std over layers 1-8 (Sec. 4.4)",
-        "cka_divergence",
-        "std",
-        {"cifar10": 0.69, "cifar100": 0.63},
-        {},
-    ),
-)
-PAPER_HEADLINE = PAPER_CORRELATIONS[0]
 
 
 def _paper_reference(combination: str, aggregate: str, dataset: str) -> tuple[str | None, float, float]:

@@ -2,6 +2,8 @@
 
 
 localrules:
+    robust_accuracy_table,
+    learning_forgetting_correlation,
     table1,
     claims,
 

@@ -3,6 +3,15 @@
 RUN = "{source}/{dataset}/{task}/{variant}"
 
 
+localrules:
+    figure_task_comparison,
+    figure_source_comparison,
+    figure_invariance_flow,
+    figure_dynamics,
+    figure_early_epoch_correlation,
+    figure_variants,
+
+
 rule figure_task_comparison:
     input:
         TABLES["layer_metrics"],

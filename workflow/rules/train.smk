@@ -1,6 +1,10 @@
 """Training: pretraining sources, source checkpoints, finetuning runs."""
 
 
+localrules:
+    source_model,
+
+
 rule pretrain:
     input:
         dataset_files,
