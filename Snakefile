@@ -9,7 +9,10 @@ The science lives in the `finetune_invariance` package; rules only wire files to
 
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from finetune_invariance.study import describe_schema_error
 
 min_version("9.0")
 
@@ -21,7 +24,11 @@ if not workflow.config_settings.configfiles:
     configfile: Path(workflow.basedir) / "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as error:
+    # Snakemake's message dumps the whole schema; name the key and what it allows instead.
+    raise WorkflowError(describe_schema_error(error.__context__)) from None
 
 
 report: "workflow/report/workflow.rst"

@@ -224,6 +224,21 @@ class Study:
             raise ConfigError("'variants' must define 'default' (the finetune hyperparameters unchanged)")
 
 
+def describe_schema_error(error) -> str:
+    """A one-paragraph message for a ``jsonschema.ValidationError`` of the config: the
+    offending key as a dotted path, what is wrong, and what the schema allows there."""
+    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+    message = f"config key '{key}': {error.message}"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and "properties" in schema:
+        message += f"; allowed keys here: {sorted(schema['properties'])}"
+    elif "enum" in schema:
+        message += f"; allowed values: {schema['enum']}"
+    if "description" in schema:
+        message += f" ({' '.join(schema['description'].split())})"
+    return message
+
+
 def _require_known(key: str, values: list[str], known: set[str]) -> None:
     unknown = [v for v in values if v not in known]
     if unknown:
