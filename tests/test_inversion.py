@@ -231,3 +231,77 @@ def test_runs_in_eval_mode_and_restores_the_training_mode(images):
     second = invert(dropout_vit, images, [1], seed=0, iterations=3, progress=False)
     assert torch.equal(first.images, second.images)  # no dropout noise: eval mode
     assert dropout_vit.training and all(p.requires_grad for p in dropout_vit.parameters())
+
+
+class _PublishedInterfaceViT(nn.Module):
+    """The tiny ViT behind the model interface of the published STIR code (robustness style):
+    ``model(normalised, with_latent=..., layer_num=l, ...)`` -> (output, layer l's representation),
+    the representation read from timm's own forward by a hook."""
+
+    def __init__(self, vit):
+        super().__init__()
+        self.vit = vit
+
+    def forward(self, x, with_latent=False, fake_relu=False, no_relu=False, return_possible_layers=False, layer_num=None):
+        captured = []
+        handle = self.vit.blocks[min(layer_num, DEPTH - 1)].register_forward_hook(lambda m, i, o: captured.append(o))
+        features = self.vit.forward_features(x)
+        handle.remove()
+        rep = self.vit.forward_head(features, pre_logits=True) if layer_num == DEPTH else captured[0].flatten(1)
+        return rep, rep
+
+
+class _TorchWithCpuLossLog:
+    """torch, except that ``tensor(...).to(...)`` stays on the CPU: the published attacker
+    moves its log of losses to 'cuda:0' unconditionally, which fails without a GPU."""
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def tensor(*args, **kwargs):
+        log = torch.tensor(*args, **kwargs)
+        log.to = lambda *_, **__: log
+        return log
+
+
+@pytest.mark.parametrize("layer", range(DEPTH + 1))
+def test_matches_the_published_stir_implementation(vit, images, layer, monkeypatch):
+    """Same model, images and seed images: the published code (PyPI stir-invariance, the
+    robustness library's attacker with the STIR settings) gives the same inverted images.
+
+    The published normaliser clamps with the running PyTorch's ``clamp``; the one passed
+    here has the gradient at the bounds of the PyTorch versions the paper used, which is
+    what this library reproduces (METHOD.md)."""
+    from stir.attack import attacker
+    from stir.attack.attacker import AttackerModel
+    from stir.attack.losses import LPNormLossSingleModel
+    from stir.helper import DummyArgs
+
+    from finetune_invariance.preprocessing import InputNormalization
+
+    monkeypatch.setattr(attacker, "ch", _TorchWithCpuLossLog())
+    normalization = InputNormalization(vit.pretrained_cfg["mean"], vit.pretrained_cfg["std"])
+    published = AttackerModel(_PublishedInterfaceViT(vit), normalization).eval()
+    seed_images = super_noise(images.shape, seed=5)
+    iterations = 12
+    with torch.no_grad():
+        (_, target_reps), _ = published(images, layer_num=layer, with_latent=False)
+    (_, theirs), _ = published(
+        inp=seed_images,
+        target=target_reps,
+        make_adv=True,
+        with_image=True,
+        custom_loss=LPNormLossSingleModel(DummyArgs(("lpnorm_type", 2.0, float))),
+        constraint="unconstrained",
+        eps=1000,
+        step_size=0.5,
+        iterations=iterations,
+        targeted=True,
+        do_tqdm=False,
+        should_normalize=True,
+        use_best=True,
+        layer_num=layer,
+    )
+    ours = invert(vit, images, [layer], seed_images=seed_images, iterations=iterations, progress=False)
+    torch.testing.assert_close(ours.images[0], theirs.detach().clamp(0, 1), atol=1e-5, rtol=0)
