@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune_invariance import cifar_c
 from finetune_invariance.cifar_c import (
     ALL_CIFAR_C_CORRUPTIONS,
     CIFAR_C_CORRUPTIONS,

@@ -53,10 +53,6 @@ def test_variant_overrides_the_finetune_hyperparameters():
         study.training("finetune", "fast")
 
 
-def test_pretrained_models_are_inverted_once_per_dataset_and_source():
-    assert Study(_config()).pretrained_pairs() == [("a", "pre"), ("a", "scratch"), ("b", "pre"), ("b", "scratch")]
-
-
 @pytest.mark.parametrize(
     "change, message",
     [

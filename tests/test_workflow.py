@@ -4,7 +4,6 @@ configs and profile, and an end-to-end run of a config far smaller than the mini
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from collections import Counter

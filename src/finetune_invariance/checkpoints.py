@@ -55,6 +55,11 @@ def _json_serialisable(value: Any) -> bool:
     return True
 
 
+def epoch_checkpoint(directory: str | os.PathLike, epoch: int) -> Path:
+    """Where a training run keeps its checkpoint of ``epoch`` (0 = the starting weights)."""
+    return Path(directory) / f"epoch_{int(epoch):03d}.safetensors"
+
+
 def save_checkpoint(path: str | os.PathLike, model: ImageModel, metadata: dict[str, Any]) -> Path:
     """Write ``model``'s state dict and ``metadata`` (JSON-serialisable) to ``path`` atomically."""
     path = Path(path)

@@ -77,16 +77,9 @@ class Study:
     def seeds(self) -> list[int]:
         return list(self.config["stir"]["seeds"])
 
-    def pretrain_datasets(self) -> list[str]:
-        """Datasets a source is pretrained on by this workflow ('pretrain:<dataset>')."""
-        return sorted({w.split(":", 1)[1] for w in self._weights().values() if w.startswith("pretrain:")})
-
     def source_pretrain_dataset(self, source: str) -> str | None:
         weights = self._weights()[source]
         return weights.split(":", 1)[1] if weights.startswith("pretrain:") else None
-
-    def generated_datasets(self) -> list[str]:
-        return sorted(n for n, d in self.config["datasets"].items() if d["kind"] == "generated")
 
     def corrupted_kind(self, dataset: str) -> str | None:
         return self.config["datasets"][dataset].get("corrupted")
@@ -131,10 +124,6 @@ class Study:
             for epoch in self.analysed_epochs(run)
             for seed in self.seeds
         ]
-
-    def pretrained_pairs(self) -> list[tuple[str, str]]:
-        """(dataset, source) pairs whose pretrained model is inverted on that dataset's images."""
-        return sorted({(r.dataset, r.source) for r in self.runs()})
 
     # --- objects for the package ----------------------------------------------------
 

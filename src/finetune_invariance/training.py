@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .checkpoints import save_checkpoint
+from .checkpoints import epoch_checkpoint, save_checkpoint
 from .data import resize_to_model
 from .models import ImageModel, per_sample_loss
 from .tables import TRAINING_HISTORY, conform, write_table
@@ -430,7 +430,7 @@ def _finish_epoch(
     write_table(pd.DataFrame(history), out_dir / HISTORY_FILE, TRAINING_HISTORY)
     if epoch in checkpoint_epochs:
         metadata = {"epoch": epoch, "run": identity["run"], "metrics": history[-1], "train_config": identity["config"]}
-        save_checkpoint(out_dir / f"epoch_{epoch:03d}.safetensors", model, metadata)
+        save_checkpoint(epoch_checkpoint(out_dir, epoch), model, metadata)
     state = {
         "format_version": RESUME_FORMAT_VERSION,
         "identity": identity,

@@ -34,7 +34,6 @@ rule corrupted_testset:
         mem_mb=4000,
     params:
         robustness=config["robustness"],
-        image_size=STUDY.image_size(),
     script:
         "../scripts/corrupted_testset.py"
 

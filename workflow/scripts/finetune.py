@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from finetune_invariance import data, models
+from finetune_invariance import checkpoints, data, models
 from finetune_invariance.study import Run, Study, logged_to, publish
 
 with logged_to(snakemake.log[0]):
@@ -24,6 +24,5 @@ with logged_to(snakemake.log[0]):
         run_name=f"finetune/{run.path}",
     )
     for epoch in snakemake.params.epochs:
-        name = f"epoch_{epoch:03d}.safetensors"
-        publish(work / name, Path(snakemake.output.checkpoints) / name)
+        publish(checkpoints.epoch_checkpoint(work, epoch), checkpoints.epoch_checkpoint(snakemake.output.checkpoints, epoch))
     publish(work / "history.parquet", snakemake.output.history)

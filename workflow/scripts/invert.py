@@ -12,7 +12,7 @@ with logged_to(snakemake.log[0]):
     if "model" in snakemake.input.keys():
         path = Path(snakemake.input.model)
     else:
-        path = Path(snakemake.input.checkpoints) / f"epoch_{snakemake.wildcards.epoch}.safetensors"
+        path = checkpoints.epoch_checkpoint(snakemake.input.checkpoints, snakemake.wildcards.epoch)
     device = resolve_device(snakemake.config["device"])
     model, _ = checkpoints.load_checkpoint(path, map_location=device)
     images = study.stir_images(snakemake.wildcards.dataset, seed).to(device)

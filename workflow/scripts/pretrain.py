@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from finetune_invariance import data, models
+from finetune_invariance import checkpoints, data, models
 from finetune_invariance.study import Study, logged_to, publish
 
 with logged_to(snakemake.log[0]):
@@ -22,5 +22,5 @@ with logged_to(snakemake.log[0]):
         checkpoint_epochs={config.epochs},
         run_name=f"pretrain/{dataset}",
     )
-    publish(work / f"epoch_{config.epochs:03d}.safetensors", snakemake.output.model)
+    publish(checkpoints.epoch_checkpoint(work, config.epochs), snakemake.output.model)
     publish(work / "history.parquet", snakemake.output.history)

@@ -1,6 +1,5 @@
 """Clean and corrupted accuracy of every analysed epoch of one dynamics run."""
 
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -18,8 +17,9 @@ with logged_to(snakemake.log[0]):
     corrupted = [s for s in sets if s.corruption != robustness.CLEAN]
     frames = []
     for epoch in snakemake.params.epochs:
-        path = Path(snakemake.input.checkpoints) / f"epoch_{epoch:03d}.safetensors"
-        model, _ = checkpoints.load_checkpoint(path, map_location=device)
+        model, _ = checkpoints.load_checkpoint(
+            checkpoints.epoch_checkpoint(snakemake.input.checkpoints, epoch), map_location=device
+        )
 
         def accuracy(images, labels):
             batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255

@@ -1,6 +1,5 @@
 """STIR in both directions and plain CKA for one (pretrained, finetuned) pair and seed."""
 
-from pathlib import Path
 
 from finetune_invariance import checkpoints, stir, tables
 from finetune_invariance.inversion import Inversions
@@ -12,7 +11,7 @@ with logged_to(snakemake.log[0]):
     epoch = snakemake.wildcards.epoch
     pretrained, _ = checkpoints.load_checkpoint(snakemake.input.pretrained, map_location=device)
     finetuned, _ = checkpoints.load_checkpoint(
-        Path(snakemake.input.checkpoints) / f"epoch_{epoch}.safetensors", map_location=device
+        checkpoints.epoch_checkpoint(snakemake.input.checkpoints, epoch), map_location=device
     )
     inversions_p = Inversions.load(snakemake.input.inversions_pretrained)
     inversions_f = Inversions.load(snakemake.input.inversions_finetuned)
