@@ -43,6 +43,11 @@ class LayeredModel(nn.Module):
 
     num_layers: int
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are: inputs are moved there."""
+        return next(self.parameters()).device
+
     def representations(self, images: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
         """One (n, F_l) float32 tensor per requested layer (all layers if ``None``), in order.
 

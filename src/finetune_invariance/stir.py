@@ -30,11 +30,15 @@ def layer_grams(
 ) -> list[torch.Tensor]:
     """Normalised centred Gram matrix (n x n, float64) of every layer of ``model`` on ``images``.
 
-    The forward runs in eval mode without gradients, ``batch_size`` images at a time.
+    The forward runs in eval mode without gradients, ``batch_size`` images at a time, each
+    batch moved to the model's device (so stored inversions can stay on the CPU).
     """
     layered = as_layers(model)
     with measuring(layered), torch.no_grad():
-        batches = [layered.representations(images[s : s + batch_size]) for s in range(0, len(images), batch_size)]
+        batches = [
+            layered.representations(images[s : s + batch_size].to(layered.device))
+            for s in range(0, len(images), batch_size)
+        ]
     return [normalized_centered_gram(torch.cat([reps[j] for reps in batches])) for j in range(layered.num_layers)]
 
 

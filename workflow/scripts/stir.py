@@ -3,10 +3,9 @@
 
 from finetune_invariance import checkpoints, stir, tables
 from finetune_invariance.inversion import Inversions
-from finetune_invariance.study import Study, logged_to, resolve_device
+from finetune_invariance.study import logged_to, resolve_device
 
 with logged_to(snakemake.log[0]):
-    study = Study(snakemake.config)
     device = resolve_device(snakemake.config["device"])
     epoch = snakemake.wildcards.epoch
     pretrained, _ = checkpoints.load_checkpoint(snakemake.input.pretrained, map_location=device)
@@ -18,7 +17,7 @@ with logged_to(snakemake.log[0]):
     similarity = stir.pair_similarity(
         pretrained,
         finetuned,
-        inversions_p.targets.to(device),
+        inversions_p.targets,
         inversions_p,
         inversions_f,
         names=("pretrained", "finetuned"),
