@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_path
 from .models import ImageModel, ModelSpec, build_model
 
 HEADER_KEY = "finetune_invariance"
@@ -62,19 +62,11 @@ def epoch_checkpoint(directory: str | os.PathLike, epoch: int) -> Path:
 
 def save_checkpoint(path: str | os.PathLike, model: ImageModel, metadata: dict[str, Any]) -> Path:
     """Write ``model``'s state dict and ``metadata`` (JSON-serialisable) to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = _header_json(model, metadata)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={HEADER_KEY: header})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

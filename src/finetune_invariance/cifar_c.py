@@ -21,8 +21,6 @@ so the accuracy's change across epochs is the model's, not the sample's.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets.utils import download_and_extract_archive
 
+from finetune_invariance.atomic import atomic_path
 from finetune_invariance.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from finetune_invariance.data import sample_indices
 
@@ -249,11 +248,7 @@ def save_sets(path: str | Path, sets: Iterable[CorruptedSet]) -> Path:
     shapes = {(s.images.shape, s.labels.shape) for s in sets}
     if len(shapes) != 1:
         raise ValueError(f"corrupted sets written to {path} must share one images/labels shape, got {sorted(shapes)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(
             tmp,
             corruption=np.array([s.corruption for s in sets]),
@@ -261,11 +256,7 @@ def save_sets(path: str | Path, sets: Iterable[CorruptedSet]) -> Path:
             images=np.stack([np.asarray(s.images, dtype=np.uint8) for s in sets]),
             labels=np.stack([np.asarray(s.labels, dtype=np.int64) for s in sets]),
         )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def load_sets(path: str | Path) -> list[CorruptedSet]:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_path
 
 IMAGE_SIZE = 32
 
@@ -268,15 +269,8 @@ def split_path(root: str | os.PathLike, name: str, split: str) -> Path:
 
 def _write_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
     """Write arrays to ``path`` via a temporary file, so a killed job leaves no partial .npz."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:  # a file object: numpy would append .npz to a name
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
 
 
 def make_splits(

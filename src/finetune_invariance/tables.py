@@ -13,11 +13,12 @@ pooled representation.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from .atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -266,18 +267,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, schema: TableSchema) 
     The file appears under its final name only once completely written, so an interrupted
     job never leaves a table that looks complete.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = conform(df, schema)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         table.to_parquet(tmp, engine="pyarrow", index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def read_table(path: str | os.PathLike, schema: TableSchema) -> pd.DataFrame:

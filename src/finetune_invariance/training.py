@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path
 from .checkpoints import epoch_checkpoint, save_checkpoint
 from .data import resize_to_model
 from .models import ImageModel, per_sample_loss
@@ -197,17 +197,6 @@ def evaluate(
 # --- resume state ---------------------------------------------------------------------
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _resume_identity(config: TrainConfig, run_name: str) -> dict[str, Any]:
     """What a resume state must match: the run and its whole config."""
     return {"run": run_name, "config": asdict(config)}
@@ -359,7 +348,7 @@ def train(
         logger.info("%s: resuming after epoch %d", run_name, state["epoch"])
     elif 0 in checkpoint_epochs:
         save_checkpoint(
-            out_dir / "epoch_000.safetensors", model, {"epoch": 0, "run": run_name, "train_config": asdict(config)}
+            epoch_checkpoint(out_dir, 0), model, {"epoch": 0, "run": run_name, "train_config": asdict(config)}
         )
 
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
@@ -439,4 +428,5 @@ def _finish_epoch(
         "optimizer": optimizer.state_dict(),
         "history": history,
     }
-    _atomic_torch_save(state, out_dir / RESUME_FILE)
+    with atomic_path(out_dir / RESUME_FILE) as tmp:
+        torch.save(state, tmp)
