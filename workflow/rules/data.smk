@@ -1,6 +1,10 @@
 """Data: the generated datasets of the miniature study and the corrupted test sets."""
 
 
+localrules:
+    generate_dataset,
+
+
 rule generate_dataset:
     output:
         train=DATA / "{dataset}" / "train.npz",
