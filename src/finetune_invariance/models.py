@@ -229,7 +229,7 @@ def _load_weights_file(backbone: VisionTransformer, path: Path) -> None:
     if path.suffix == ".npz":
         backbone.load_pretrained(str(path))
         return
-    state = checkpoint_filter_fn(load_state_dict(str(path)), backbone)
+    state = checkpoint_filter_fn(load_state_dict(str(path), weights_only=True), backbone)  # never unpickle code
     state = {k: v for k, v in state.items() if not k.startswith("head.")}
     result = backbone.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
