@@ -15,6 +15,7 @@ first step of every forward, so the inversion works in pixel space.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -38,7 +39,7 @@ class LayerGroup(NamedTuple):
     features: torch.Tensor  # (len(index), F) flattened representations, float32
 
 
-class LayeredModel(nn.Module):
+class LayeredModel(nn.Module, ABC):
     """A model seen as its layers 0 .. num_layers - 1 (the interface every metric uses)."""
 
     num_layers: int
@@ -63,9 +64,9 @@ class LayeredModel(nn.Module):
                 )
         return reps
 
+    @abstractmethod
     def _forward(self, images: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         """The representations of the (already validated) ``layers``, without finiteness checks."""
-        raise NotImplementedError
 
     def representations_per_sample(
         self, images: torch.Tensor, layer_of_sample: Sequence[int] | torch.Tensor
