@@ -12,7 +12,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from finetune_invariance.study import describe_schema_error
+from finetune_invariance.study.design import describe_schema_error
 
 min_version("9.0")
 

@@ -23,8 +23,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from finetune_invariance.models import ModelSpec, build_model
-from finetune_invariance.training import TrainConfig, build_optimizer, train_step, training_environment
+from finetune_invariance.study.models import ModelSpec, build_model
+from finetune_invariance.study.training import TrainConfig, build_optimizer, train_step, training_environment
 
 TINY = "tiny"
 

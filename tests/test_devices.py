@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from finetune_invariance import synthetic, tables
-from finetune_invariance.checkpoints import epoch_checkpoint, load_checkpoint, save_checkpoint
-from finetune_invariance.data import get_dataset
+from finetune_invariance import tables
+from finetune_invariance.study import synthetic
+from finetune_invariance.study.checkpoints import epoch_checkpoint, load_checkpoint, save_checkpoint
+from finetune_invariance.study.data import get_dataset
 from finetune_invariance.inversion import Inversions, invert
-from finetune_invariance.models import ModelSpec, build_model
+from finetune_invariance.study.models import ModelSpec, build_model
 from finetune_invariance.stir import pair_similarity
-from finetune_invariance.training import TrainConfig, evaluate, train
+from finetune_invariance.study.training import TrainConfig, evaluate, train
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 SPEC = ModelSpec(

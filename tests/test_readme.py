@@ -2,7 +2,7 @@
 
 import re
 
-from finetune_invariance import tables
+from finetune_invariance.study import tables
 
 
 def _readme(repo_root) -> str:

@@ -1,8 +1,19 @@
 """finetune_invariance: what finetuning does to a Vision Transformer's invariances.
 
-Metrics (METHOD.md): linear CKA, representation inversion, STIR, forgetting, learning,
-CKA divergence and the invariance-flow matrix; plus the training, robustness and figure
-code of the Snakemake study in this repository.
+Two wings. The metrics library (this package's top level) is what a researcher imports
+for their own models; the study (:mod:`finetune_invariance.study`) is the Snakemake
+study of the paper built on it. The library never imports the study.
+
+The library, each module importing only modules listed before it:
+
+- :mod:`.atomic`: atomic file writes;
+- :mod:`.tables`: table schemas, validated parquet I/O, Markdown; the library's tables;
+- :mod:`.preprocessing`: the [0, 1] clamp and input normalisation inside every model;
+- :mod:`.layers`: a model's layer representations (METHOD.md "Models and layers");
+- :mod:`.cka`: linear CKA and minibatch CKA (METHOD.md "Linear CKA");
+- :mod:`.inversion`: representation inversion, the STIR recipe;
+- :mod:`.stir`: STIR matrices and the per-pair similarity table (METHOD.md "STIR");
+- :mod:`.finetuning_metrics`: forgetting, learning, CKA divergence, invariance flow.
 """
 
 __version__ = "0.1.0"

@@ -1,9 +1,10 @@
-"""Schemas of every table the library and the study write, and their parquet I/O.
+"""Table schemas, their validated parquet I/O and Markdown rendering; the library's tables.
 
 Each table is a tidy pandas DataFrame: one row per the thing named in ``one_row_per``,
-one column per entry of ``columns``. The README's "results map" is generated from this
-module's :data:`SCHEMAS`, so the schema documented there and the one enforced here are
-the same object.
+one column per entry of ``columns``. :func:`write_table` and :func:`read_table` enforce
+the schema, and the README's results map is generated from the schemas (``python -m
+finetune_invariance.study.tables``), so the schema documented there and the one enforced
+here are the same object. The study's own tables are in :mod:`.study.tables`.
 
 Layers are numbered 0..depth as in METHOD.md: layer l < depth is the output of
 transformer block l (all tokens, flattened), layer depth is the final normalised,
@@ -85,149 +86,14 @@ INVARIANCE_FLOW = TableSchema(
     },
 )
 
+#: The tables the metrics library writes (the study's are in :mod:`.study.tables`).
+LIBRARY_SCHEMAS: tuple[TableSchema, ...] = (PAIR_SIMILARITY, LAYER_METRICS, INVARIANCE_FLOW)
+
 SEED_SUMMARY_COLUMNS = {
     "mean": _c("float64", "mean over seeds"),
     "std": _c("float64", "sample standard deviation over seeds (ddof=1; NaN for one seed)"),
     "n_seeds": _c("int64", "number of seeds averaged"),
 }
-
-# --- study tables ---------------------------------------------------------------------
-
-STUDY_CONTEXT = {
-    "source": _c("string", "pretraining source: a dataset name, a hub tag, or 'scratch'"),
-    "dataset": _c("string", "finetune dataset"),
-    "task": _c("string", "'classification' or 'reconstruction'"),
-    "variant": _c("string", "hyperparameter variant name (config 'variants')"),
-    "epoch": _c("int64", "finetuning epoch of the checkpoint (1-based; 0 is the starting weights)"),
-}
-
-STUDY_LAYER_METRICS = LAYER_METRICS.with_columns(
-    "study_layer_metrics", "(source, dataset, task, variant, epoch, seed, layer, metric)", STUDY_CONTEXT
-)
-STUDY_INVARIANCE_FLOW = INVARIANCE_FLOW.with_columns(
-    "study_invariance_flow",
-    "(source, dataset, task, variant, epoch, seed, pretrained layer, finetuned layer)",
-    STUDY_CONTEXT,
-)
-
-TRAINING_HISTORY = TableSchema(
-    "training_history",
-    "(training run, epoch)",
-    {
-        "run": _c("string", "run name: '<stage>/<source>/<dataset>/<task>/<variant>'"),
-        "epoch": _c("int64", "epoch number, 1-based"),
-        "train_loss": _c("float64", "mean training loss over the epoch (cross-entropy in nats, or L1 in [0,1] pixel units)"),
-        "test_loss": _c("float64", "mean loss on the test split, same units as train_loss"),
-        "test_accuracy": _c("float64", "top-1 accuracy on the test split in [0, 1]; NaN for reconstruction"),
-        "test_l1": _c("float64", "mean absolute pixel error on the test split in [0, 1] units; NaN for classification"),
-        "learning_rate": _c("float64", "learning rate at the end of the epoch"),
-        "seconds": _c("float64", "wall time of the epoch in seconds (training and evaluation)"),
-    },
-)
-
-ROBUST_ACCURACY = TableSchema(
-    "robust_accuracy",
-    "(source, dataset, task, variant, epoch, corruption, severity)",
-    {
-        **STUDY_CONTEXT,
-        "corruption": _c("string", "corruption name, or 'clean' for the uncorrupted test sample"),
-        "severity": _c("int64", "1..5; 0 for 'clean'"),
-        "accuracy": _c("float64", "top-1 accuracy in [0, 1] on the sampled inputs"),
-        "n_images": _c("int64", "number of sampled test inputs"),
-    },
-)
-
-HYPOTHESES = TableSchema(
-    "robustness_hypotheses",
-    "(source, dataset, task, variant, hypothesis)",
-    {
-        "source": STUDY_CONTEXT["source"],
-        "dataset": STUDY_CONTEXT["dataset"],
-        "task": STUDY_CONTEXT["task"],
-        "variant": STUDY_CONTEXT["variant"],
-        "hypothesis": _c("string", "identifier '<family>:<selection>:<combination>:<aggregate>'"),
-        "family": _c("string", "'stir' (learning/forgetting) or 'cka' (CKA divergence)"),
-        "layer_selection": _c("string", "'first_k' or 'last_k' with k layers, e.g. 'last_11'"),
-        "combination": _c("string", "'learning+forgetting', 'learning-forgetting', 'learning', 'forgetting' or 'cka_divergence'"),
-        "aggregate": _c("string", "'mean', 'std', 'min' or 'max' across the selected layers"),
-        "r": _c("float64", "Pearson r across epochs with the mean corrupted accuracy"),
-        "p_value": _c("float64", "two-sided p-value of r (scipy.stats.pearsonr)"),
-        "p_bonferroni": _c("float64", "min(1, p_value * family size)"),
-        "family_size": _c("int64", "number of hypotheses in the correction family"),
-        "n_epochs": _c("int64", "number of epochs correlated"),
-    },
-)
-
-TABLE1 = TableSchema(
-    "table1_accuracy",
-    "(source, dataset, task, variant) training run",
-    {
-        "source": STUDY_CONTEXT["source"],
-        "dataset": STUDY_CONTEXT["dataset"],
-        "task": STUDY_CONTEXT["task"],
-        "variant": STUDY_CONTEXT["variant"],
-        "epochs": _c("int64", "number of finetuning epochs"),
-        "test_accuracy": _c("float64", "final top-1 test accuracy in [0, 1] (NaN for reconstruction)"),
-        "test_l1": _c("float64", "final test L1 in [0, 1] pixel units (NaN for classification)"),
-        "paper_accuracy": _c("float64", "the paper's Table 1 value where it reports one, else NaN"),
-    },
-)
-
-EARLY_EPOCH_CORRELATION = TableSchema(
-    "early_epoch_correlation",
-    "(source, dataset, task, variant, hypothesis, last epoch e)",
-    {
-        "source": STUDY_CONTEXT["source"],
-        "dataset": STUDY_CONTEXT["dataset"],
-        "task": STUDY_CONTEXT["task"],
-        "variant": STUDY_CONTEXT["variant"],
-        "hypothesis": HYPOTHESES.columns["hypothesis"],
-        "last_epoch": _c("int64", "e: the correlation uses epochs 1..e"),
-        "r": _c("float64", "Pearson r over epochs 1..e with the mean corrupted accuracy"),
-        "p_value": _c("float64", "two-sided p-value of r"),
-    },
-)
-
-LEARNING_FORGETTING_CORRELATION = TableSchema(
-    "learning_forgetting_correlation",
-    "(source, dataset, task, variant, epoch) setting",
-    {
-        **STUDY_CONTEXT,
-        "r": _c("float64", "Pearson r across layers between seed-mean learning and seed-mean forgetting"),
-        "p_value": _c("float64", "two-sided p-value of r"),
-        "n_layers": _c("int64", "number of layers correlated"),
-    },
-)
-
-SCHEMAS: dict[str, TableSchema] = {
-    s.name: s
-    for s in (
-        PAIR_SIMILARITY,
-        LAYER_METRICS,
-        INVARIANCE_FLOW,
-        STUDY_LAYER_METRICS,
-        STUDY_INVARIANCE_FLOW,
-        TRAINING_HISTORY,
-        ROBUST_ACCURACY,
-        HYPOTHESES,
-        TABLE1,
-        EARLY_EPOCH_CORRELATION,
-        LEARNING_FORGETTING_CORRELATION,
-    )
-}
-
-
-#: The study's aggregated tables, ``results/tables/<stem>.parquet``, by file stem.
-STUDY_TABLES: dict[str, TableSchema] = {
-    "layer_metrics": STUDY_LAYER_METRICS,
-    "invariance_flow": STUDY_INVARIANCE_FLOW,
-    "robust_accuracy": ROBUST_ACCURACY,
-    "hypotheses": HYPOTHESES,
-    "early_epoch_correlation": EARLY_EPOCH_CORRELATION,
-    "learning_forgetting_correlation": LEARNING_FORGETTING_CORRELATION,
-    "table1_accuracy": TABLE1,
-}
-
 
 class SchemaError(ValueError):
     """A table does not have the columns or dtypes its schema documents."""
@@ -292,11 +158,29 @@ def markdown_schema(schema: TableSchema) -> str:
     return "\n".join(lines)
 
 
-def results_map() -> str:
-    """Markdown documentation of every table in :data:`SCHEMAS` (README.md's results map)."""
-    sections = [f"#### `{schema.name}`\n\n{markdown_schema(schema)}" for schema in SCHEMAS.values()]
-    return "\n\n".join(sections) + "\n"
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    """``df`` (without its index) as a GitHub-flavoured Markdown table.
+
+    Floats use ``floatfmt``, missing values show as '–', numeric columns are right-aligned.
+    Written here rather than via ``DataFrame.to_markdown`` so that the package does not
+    depend on ``tabulate``.
+    """
+    if df.columns.empty:
+        raise ValueError("markdown_table: the DataFrame has no columns")
+    columns = [str(c) for c in df.columns]
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    lines = [
+        "| " + " | ".join(_escape_pipes(c) for c in columns) + " |",
+        "|" + "|".join("---:" if n else "---" for n in numeric) + "|",
+    ]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_markdown_cell(v, floatfmt) for v in row) + " |")
+    return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
-    print(results_map(), end="")
+def _markdown_cell(value: object, floatfmt: str) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return format(value, floatfmt)
+    return _escape_pipes(str(value)).replace("\n", " ")

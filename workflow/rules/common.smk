@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from finetune_invariance.study import Run, Study
-from finetune_invariance.tables import STUDY_TABLES
+from finetune_invariance.study.design import Run, Study
+from finetune_invariance.study.tables import STUDY_TABLES
 
 STUDY = Study(config)
 R = STUDY.results

@@ -1,7 +1,7 @@
 """The paper's findings checked on this run's tables (Markdown, shown in the report)."""
 
-from finetune_invariance import claims, tables
-from finetune_invariance.study import logged_to
+from finetune_invariance.study import claims, tables
+from finetune_invariance.study.design import logged_to
 
 with logged_to(snakemake.log[0]):
     study_tables = {

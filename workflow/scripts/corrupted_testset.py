@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from finetune_invariance import cifar_c, data, robustness
-from finetune_invariance.study import Study, logged_to
+from finetune_invariance.study import cifar_c, data, robustness
+from finetune_invariance.study.design import Study, logged_to
 
 with logged_to(snakemake.log[0]):
     study = Study(snakemake.config)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from finetune_invariance import cifar_c
-from finetune_invariance.study import logged_to
+from finetune_invariance.study import cifar_c
+from finetune_invariance.study.design import logged_to
 
 with logged_to(snakemake.log[0]):
     dataset = {"CIFAR-10-C": "cifar10", "CIFAR-100-C": "cifar100"}[snakemake.wildcards.cifar_c]

@@ -1,7 +1,7 @@
 """Fig. 5 / Appendix E: learning, forgetting and robust accuracy across the epochs of one run."""
 
-from finetune_invariance import figures, tables
-from finetune_invariance.study import Run, logged_to
+from finetune_invariance.study import figures, tables
+from finetune_invariance.study.design import Run, logged_to
 
 with logged_to(snakemake.log[0]):
     run = Run.from_wildcards(snakemake.wildcards)

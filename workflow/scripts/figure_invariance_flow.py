@@ -1,7 +1,7 @@
 """Fig. 4 / Appendix D: the invariance-flow matrix of one run at its last epoch."""
 
-from finetune_invariance import figures, tables
-from finetune_invariance.study import Run, final_epoch_rows, logged_to
+from finetune_invariance.study import figures, tables
+from finetune_invariance.study.design import Run, final_epoch_rows, logged_to
 
 with logged_to(snakemake.log[0]):
     run = Run.from_wildcards(snakemake.wildcards)

@@ -1,7 +1,7 @@
 """Fig. 1a/1b: learning, forgetting and CKA divergence per layer, classification vs reconstruction."""
 
-from finetune_invariance import figures, tables
-from finetune_invariance.study import final_epoch_rows, logged_to
+from finetune_invariance.study import figures, tables
+from finetune_invariance.study.design import final_epoch_rows, logged_to
 
 with logged_to(snakemake.log[0]):
     metrics = final_epoch_rows(tables.read_table(snakemake.input[0], tables.STUDY_LAYER_METRICS))

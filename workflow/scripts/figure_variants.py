@@ -1,7 +1,7 @@
 """Fig. 6 and 15: hyperparameter variants of one dynamics setting, epoch by epoch."""
 
-from finetune_invariance import figures, tables
-from finetune_invariance.study import logged_to
+from finetune_invariance.study import figures, tables
+from finetune_invariance.study.design import logged_to
 
 with logged_to(snakemake.log[0]):
     setting = {k: snakemake.wildcards[k] for k in ("source", "dataset", "task")}

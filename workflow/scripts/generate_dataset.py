@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from finetune_invariance import synthetic
-from finetune_invariance.study import logged_to
+from finetune_invariance.study import synthetic
+from finetune_invariance.study.design import logged_to
 
 with logged_to(snakemake.log[0]):
     root = Path(snakemake.output.train).parent.parent

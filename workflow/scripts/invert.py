@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from finetune_invariance import checkpoints, inversion
-from finetune_invariance.study import Study, logged_to, resolve_device
+from finetune_invariance import inversion
+from finetune_invariance.study import checkpoints
+from finetune_invariance.study.design import Study, logged_to, resolve_device
 
 with logged_to(snakemake.log[0]):
     study = Study(snakemake.config)

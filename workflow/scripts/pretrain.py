@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from finetune_invariance import checkpoints, data, models
-from finetune_invariance.study import Study, logged_to, publish
+from finetune_invariance.study import checkpoints, data, models
+from finetune_invariance.study.design import Study, logged_to, publish
 
 with logged_to(snakemake.log[0]):
     study = Study(snakemake.config)

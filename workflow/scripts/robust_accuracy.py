@@ -5,8 +5,8 @@ import pandas as pd
 import torch
 from torch.utils.data import TensorDataset
 
-from finetune_invariance import checkpoints, cifar_c, robustness, tables, training
-from finetune_invariance.study import Run, Study, logged_to, resolve_device, with_context
+from finetune_invariance.study import checkpoints, cifar_c, robustness, tables, training
+from finetune_invariance.study.design import Run, Study, logged_to, resolve_device, with_context
 
 with logged_to(snakemake.log[0]):
     study = Study(snakemake.config)

@@ -1,7 +1,7 @@
 """The hypothesis family against mean corrupted accuracy, per dynamics run (Appendix E)."""
 
-from finetune_invariance import figures, robustness, tables
-from finetune_invariance.study import Study, logged_to
+from finetune_invariance.study import robustness, tables
+from finetune_invariance.study.design import Study, logged_to
 
 with logged_to(snakemake.log[0]):
     study = Study(snakemake.config)
@@ -22,4 +22,4 @@ with logged_to(snakemake.log[0]):
     tables.write_table(tables.concat(early, tables.EARLY_EPOCH_CORRELATION), snakemake.output.early, tables.EARLY_EPOCH_CORRELATION)
     strongest = robustness.strongest_hypotheses(hypotheses, snakemake.params.top_k)
     with open(snakemake.output.strongest, "w") as markdown:
-        markdown.write(figures.markdown_table(strongest))
+        markdown.write(tables.markdown_table(strongest))

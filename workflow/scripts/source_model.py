@@ -1,7 +1,7 @@
 """A source's starting weights as a checkpoint: the pretrained model p of every run from it."""
 
-from finetune_invariance import checkpoints, models
-from finetune_invariance.study import Study, logged_to, publish
+from finetune_invariance.study import checkpoints, models
+from finetune_invariance.study.design import Study, logged_to, publish
 
 with logged_to(snakemake.log[0]):
     study = Study(snakemake.config)

@@ -1,9 +1,10 @@
 """STIR in both directions and plain CKA for one (pretrained, finetuned) pair and seed."""
 
 
-from finetune_invariance import checkpoints, stir, tables
+from finetune_invariance import stir, tables
+from finetune_invariance.study import checkpoints
 from finetune_invariance.inversion import Inversions
-from finetune_invariance.study import logged_to, resolve_device
+from finetune_invariance.study.design import logged_to, resolve_device
 
 with logged_to(snakemake.log[0]):
     device = resolve_device(snakemake.config["device"])

@@ -1,7 +1,7 @@
 """Table 1: final test accuracy per finetune run, the paper's value beside it."""
 
-from finetune_invariance import figures, paper, tables
-from finetune_invariance.study import logged_to
+from finetune_invariance.study import paper, tables
+from finetune_invariance.study.design import logged_to
 
 with logged_to(snakemake.log[0]):
     histories = {
@@ -11,4 +11,4 @@ with logged_to(snakemake.log[0]):
     table = paper.table1(histories)
     tables.write_table(table, snakemake.output.table, tables.TABLE1)
     with open(snakemake.output.markdown, "w") as markdown:
-        markdown.write(figures.markdown_table(table))
+        markdown.write(tables.markdown_table(table))

@@ -11,7 +11,7 @@ import torch
 from finetune_invariance import tables
 from finetune_invariance.inversion import invert
 from finetune_invariance.stir import pair_similarity
-from finetune_invariance.study_metrics import invariance_flow, layer_metrics, summarize_over_seeds
+from finetune_invariance.finetuning_metrics import invariance_flow, layer_metrics, summarize_over_seeds
 
 
 def handmade_pair_table(stir_pf, stir_fp, cka_pf, seed=0):

@@ -14,11 +14,11 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from finetune_invariance import data, synthetic
-from finetune_invariance.checkpoints import load_checkpoint
-from finetune_invariance.models import ModelSpec, build_model
-from finetune_invariance.tables import TRAINING_HISTORY, conform, read_table
-from finetune_invariance.training import RESUME_FILE, TrainConfig, evaluate, learning_rate, train
+from finetune_invariance.study import data, synthetic
+from finetune_invariance.study.checkpoints import load_checkpoint
+from finetune_invariance.study.models import ModelSpec, build_model
+from finetune_invariance.study.tables import TRAINING_HISTORY, conform, read_table
+from finetune_invariance.study.training import RESUME_FILE, TrainConfig, evaluate, learning_rate, train
 
 TINY = ModelSpec("vit_tiny_patch16_224", dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2))
 # The configuration of the kill-and-resume test: SGD momentum (optimizer state matters),

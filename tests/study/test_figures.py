@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finetune_invariance import figures
-from finetune_invariance.tables import (
+from finetune_invariance.study import figures
+from finetune_invariance.study.tables import (
     EARLY_EPOCH_CORRELATION,
     ROBUST_ACCURACY,
     STUDY_INVARIANCE_FLOW,
@@ -373,14 +373,3 @@ def test_save_figure_requires_png_and_leaves_global_style_alone(tmp_path):
     assert (mpl.rcParams["axes.facecolor"], mpl.rcParams["savefig.dpi"]) == before
     with pytest.raises(ValueError, match=r"must end in \.png"):
         figures.save_figure(Figure(), tmp_path / "c.pdf")
-
-
-def test_markdown_table_formats_and_aligns():
-    df = pd.DataFrame({"model": ["a|b", "c"], "accuracy": [0.97123, np.nan], "epochs": [100, 20]})
-    text = figures.markdown_table(df, floatfmt=".2f")
-    assert text.splitlines() == [
-        "| model | accuracy | epochs |",
-        "|---|---:|---:|",
-        "| a\\|b | 0.97 | 100 |",
-        "| c | – | 20 |",
-    ]

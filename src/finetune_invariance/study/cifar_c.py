@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets.utils import download_and_extract_archive
 
-from finetune_invariance.atomic import atomic_path
-from finetune_invariance.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from finetune_invariance.data import sample_indices
+from ..atomic import atomic_path
+from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from .data import sample_indices
 
 # The 15 benchmark corruptions (RobustBench's CIFAR-10-C / CIFAR-100-C set) ...
 CIFAR_C_CORRUPTIONS: tuple[str, ...] = (

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from finetune_invariance.study import ConfigError, Run, Study, with_context
+from finetune_invariance.study.design import ConfigError, Run, Study, with_context
 
 
 def _config(**changes):

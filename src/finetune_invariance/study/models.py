@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from .preprocessing import InputNormalization
+from ..preprocessing import InputNormalization
 
 TASKS = ("classification", "reconstruction")
 WEIGHT_KINDS = ("scratch", "timm", "file", "checkpoint")
@@ -160,7 +160,7 @@ class ImageModel(nn.Module):
 
     def layered(self) -> nn.Module:
         """The model's layers 0..depth (METHOD.md) as a ``layers.ViTLayers`` module."""
-        from .layers import ViTLayers  # lazy: the metrics side is optional for training
+        from ..layers import ViTLayers  # lazy: the metrics side is optional for training
 
         return ViTLayers(self.backbone, self.normalization)
 

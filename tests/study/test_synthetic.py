@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from finetune_invariance import synthetic
+from finetune_invariance.study import synthetic
 
 SMALL = {"n_train": 48, "n_test": 16}
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from finetune_invariance import tables
-from finetune_invariance.cifar_c import CorruptedSet
-from finetune_invariance.robustness import (
+from finetune_invariance.study import tables
+from finetune_invariance.study.cifar_c import CorruptedSet
+from finetune_invariance.study.robustness import (
     Hypothesis,
     correlate_hypotheses,
     early_epoch_correlation,
@@ -21,8 +21,8 @@ from finetune_invariance.robustness import (
     robust_accuracy,
     strongest_hypotheses,
 )
-from finetune_invariance.paper import PAPER_HEADLINE
-from finetune_invariance.study import Run, with_context
+from finetune_invariance.study.paper import PAPER_HEADLINE
+from finetune_invariance.study.design import Run, with_context
 
 RUN = {"source": "imagenet", "dataset": "cifar10", "task": "classification", "variant": "default"}
 L = 13

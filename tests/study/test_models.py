@@ -7,8 +7,8 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from finetune_invariance.checkpoints import save_checkpoint
-from finetune_invariance.models import (
+from finetune_invariance.study.checkpoints import save_checkpoint
+from finetune_invariance.study.models import (
     ModelSpec,
     PatchDecoder,
     WeightsUnavailableError,

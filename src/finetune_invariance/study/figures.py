@@ -640,34 +640,3 @@ def plot_early_epoch_correlation(early: pd.DataFrame, path: str | os.PathLike) -
     fig.suptitle("Correlation with robustness computed on the first epochs only")
     save_figure(fig, path)
     return fig
-
-
-# --- tables -----------------------------------------------------------------------------
-
-
-def _markdown_cell(value: object, floatfmt: str) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return "–"
-    if isinstance(value, (float, np.floating)):
-        return format(value, floatfmt)
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    """``df`` (without its index) as a GitHub-flavoured Markdown table.
-
-    Floats use ``floatfmt``, missing values show as '–', numeric columns are right-aligned.
-    Written here rather than via ``DataFrame.to_markdown`` so that the package does not
-    depend on ``tabulate``.
-    """
-    if df.columns.empty:
-        raise ValueError("markdown_table: the DataFrame has no columns")
-    columns = [str(c) for c in df.columns]
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
-    lines = [
-        "| " + " | ".join(c.replace("|", "\\|") for c in columns) + " |",
-        "|" + "|".join("---:" if n else "---" for n in numeric) + "|",
-    ]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_markdown_cell(v, floatfmt) for v in row) + " |")
-    return "\n".join(lines) + "\n"

@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from finetune_invariance import tables
-from finetune_invariance.cifar_c import CorruptedSet
-from finetune_invariance.corruptions import SEVERITIES
-from finetune_invariance.paper import PAPER_CORRELATIONS
+from . import tables
+from .cifar_c import CorruptedSet
+from .corruptions import SEVERITIES
+from .paper import PAPER_CORRELATIONS
 
 CLEAN = "clean"
 RUN_KEYS = ("source", "dataset", "task", "variant")

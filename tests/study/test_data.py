@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from finetune_invariance import data, synthetic
+from finetune_invariance.study import data, synthetic
 
 
 @pytest.fixture(scope="module")

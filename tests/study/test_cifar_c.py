@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune_invariance.cifar_c import (
+from finetune_invariance.study.cifar_c import (
     ALL_CIFAR_C_CORRUPTIONS,
     CIFAR_C_CORRUPTIONS,
     CorruptedSet,
@@ -17,8 +17,8 @@ from finetune_invariance.cifar_c import (
     sample_per_severity,
     save_sets,
 )
-from finetune_invariance.corruptions import corrupt
-from finetune_invariance.data import sample_indices
+from finetune_invariance.study.corruptions import corrupt
+from finetune_invariance.study.data import sample_indices
 
 ROWS = 10  # per severity; the published files have 10000
 
@@ -128,7 +128,7 @@ def test_download_is_skipped_when_all_files_are_present(tmp_path, monkeypatch):
     def no_download(*args, **kwargs):
         raise AssertionError("download_cifar_c downloaded although every file was present")
 
-    monkeypatch.setattr("finetune_invariance.cifar_c.download_and_extract_archive", no_download)
+    monkeypatch.setattr("finetune_invariance.study.cifar_c.download_and_extract_archive", no_download)
     assert download_cifar_c(tmp_path, "cifar10") == tmp_path / "CIFAR-10-C"
 
 
@@ -142,7 +142,7 @@ def test_download_is_skipped_when_all_files_are_present(tmp_path, monkeypatch):
 def test_download_fetches_the_zenodo_archive_with_its_published_md5(tmp_path, monkeypatch, dataset, url, md5):
     calls = []
     monkeypatch.setattr(
-        "finetune_invariance.cifar_c.download_and_extract_archive",
+        "finetune_invariance.study.cifar_c.download_and_extract_archive",
         lambda *args, **kwargs: calls.append((args, kwargs)),
     )
     download_cifar_c(tmp_path, dataset)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from finetune_invariance.checkpoints import HEADER_KEY, CheckpointError, load_checkpoint, save_checkpoint
-from finetune_invariance.models import ModelSpec, build_model
+from finetune_invariance.study.checkpoints import HEADER_KEY, CheckpointError, load_checkpoint, save_checkpoint
+from finetune_invariance.study.models import ModelSpec, build_model
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
 SPEC = ModelSpec("vit_tiny_patch16_224", TINY)

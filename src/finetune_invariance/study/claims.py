@@ -27,7 +27,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .figures import markdown_table
+from .tables import markdown_table
 from .tables import (
     EARLY_EPOCH_CORRELATION,
     HYPOTHESES,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from finetune_invariance.corruptions import CORRUPTIONS, corrupt, defocus_kernel
+from finetune_invariance.study.corruptions import CORRUPTIONS, corrupt, defocus_kernel
 
 SEVERITIES = [1, 2, 3, 4, 5]
 GAUSSIAN_SIGMA = [0.04, 0.06, 0.08, 0.09, 0.10]

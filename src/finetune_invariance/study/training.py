@@ -38,7 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
 from .checkpoints import epoch_checkpoint, save_checkpoint
 from .data import resize_to_model
 from .models import ImageModel, per_sample_loss

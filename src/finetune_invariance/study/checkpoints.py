@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
 from .models import ImageModel, ModelSpec, build_model
 
 HEADER_KEY = "finetune_invariance"

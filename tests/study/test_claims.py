@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finetune_invariance import claims
-from finetune_invariance.claims import FAILS, HOLDS, NOT_MEASURED
-from finetune_invariance.tables import (
+from finetune_invariance.study import claims
+from finetune_invariance.study.claims import FAILS, HOLDS, NOT_MEASURED
+from finetune_invariance.study.tables import (
     EARLY_EPOCH_CORRELATION,
     HYPOTHESES,
     LEARNING_FORGETTING_CORRELATION,

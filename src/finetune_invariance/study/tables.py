@@ -1,0 +1,173 @@
+"""Schemas of the study's tables (the library's are in :mod:`finetune_invariance.tables`).
+
+Every study table carries the run's context columns (:data:`STUDY_CONTEXT`) before its
+own. ``python -m finetune_invariance.study.tables`` prints the README's results map,
+generated from :data:`SCHEMAS` so the documentation and the enforced schemas are one.
+"""
+
+from __future__ import annotations
+
+from ..tables import (  # noqa: F401  (the table I/O, re-exported for the study's code)
+    INVARIANCE_FLOW,
+    LAYER_METRICS,
+    LIBRARY_SCHEMAS,
+    Column,
+    SchemaError,
+    TableSchema,
+    concat,
+    conform,
+    markdown_schema,
+    markdown_table,
+    read_table,
+    write_table,
+)
+
+
+def _c(dtype: str, doc: str) -> Column:
+    return Column(dtype, doc)
+
+
+STUDY_CONTEXT = {
+    "source": _c("string", "pretraining source: a dataset name, a hub tag, or 'scratch'"),
+    "dataset": _c("string", "finetune dataset"),
+    "task": _c("string", "'classification' or 'reconstruction'"),
+    "variant": _c("string", "hyperparameter variant name (config 'variants')"),
+    "epoch": _c("int64", "finetuning epoch of the checkpoint (1-based; 0 is the starting weights)"),
+}
+
+STUDY_LAYER_METRICS = LAYER_METRICS.with_columns(
+    "study_layer_metrics", "(source, dataset, task, variant, epoch, seed, layer, metric)", STUDY_CONTEXT
+)
+STUDY_INVARIANCE_FLOW = INVARIANCE_FLOW.with_columns(
+    "study_invariance_flow",
+    "(source, dataset, task, variant, epoch, seed, pretrained layer, finetuned layer)",
+    STUDY_CONTEXT,
+)
+
+TRAINING_HISTORY = TableSchema(
+    "training_history",
+    "(training run, epoch)",
+    {
+        "run": _c("string", "run name: '<stage>/<source>/<dataset>/<task>/<variant>'"),
+        "epoch": _c("int64", "epoch number, 1-based"),
+        "train_loss": _c("float64", "mean training loss over the epoch (cross-entropy in nats, or L1 in [0,1] pixel units)"),
+        "test_loss": _c("float64", "mean loss on the test split, same units as train_loss"),
+        "test_accuracy": _c("float64", "top-1 accuracy on the test split in [0, 1]; NaN for reconstruction"),
+        "test_l1": _c("float64", "mean absolute pixel error on the test split in [0, 1] units; NaN for classification"),
+        "learning_rate": _c("float64", "learning rate at the end of the epoch"),
+        "seconds": _c("float64", "wall time of the epoch in seconds (training and evaluation)"),
+    },
+)
+
+ROBUST_ACCURACY = TableSchema(
+    "robust_accuracy",
+    "(source, dataset, task, variant, epoch, corruption, severity)",
+    {
+        **STUDY_CONTEXT,
+        "corruption": _c("string", "corruption name, or 'clean' for the uncorrupted test sample"),
+        "severity": _c("int64", "1..5; 0 for 'clean'"),
+        "accuracy": _c("float64", "top-1 accuracy in [0, 1] on the sampled inputs"),
+        "n_images": _c("int64", "number of sampled test inputs"),
+    },
+)
+
+HYPOTHESES = TableSchema(
+    "robustness_hypotheses",
+    "(source, dataset, task, variant, hypothesis)",
+    {
+        "source": STUDY_CONTEXT["source"],
+        "dataset": STUDY_CONTEXT["dataset"],
+        "task": STUDY_CONTEXT["task"],
+        "variant": STUDY_CONTEXT["variant"],
+        "hypothesis": _c("string", "identifier '<family>:<selection>:<combination>:<aggregate>'"),
+        "family": _c("string", "'stir' (learning/forgetting) or 'cka' (CKA divergence)"),
+        "layer_selection": _c("string", "'first_k' or 'last_k' with k layers, e.g. 'last_11'"),
+        "combination": _c("string", "'learning+forgetting', 'learning-forgetting', 'learning', 'forgetting' or 'cka_divergence'"),
+        "aggregate": _c("string", "'mean', 'std', 'min' or 'max' across the selected layers"),
+        "r": _c("float64", "Pearson r across epochs with the mean corrupted accuracy"),
+        "p_value": _c("float64", "two-sided p-value of r (scipy.stats.pearsonr)"),
+        "p_bonferroni": _c("float64", "min(1, p_value * family size)"),
+        "family_size": _c("int64", "number of hypotheses in the correction family"),
+        "n_epochs": _c("int64", "number of epochs correlated"),
+    },
+)
+
+TABLE1 = TableSchema(
+    "table1_accuracy",
+    "(source, dataset, task, variant) training run",
+    {
+        "source": STUDY_CONTEXT["source"],
+        "dataset": STUDY_CONTEXT["dataset"],
+        "task": STUDY_CONTEXT["task"],
+        "variant": STUDY_CONTEXT["variant"],
+        "epochs": _c("int64", "number of finetuning epochs"),
+        "test_accuracy": _c("float64", "final top-1 test accuracy in [0, 1] (NaN for reconstruction)"),
+        "test_l1": _c("float64", "final test L1 in [0, 1] pixel units (NaN for classification)"),
+        "paper_accuracy": _c("float64", "the paper's Table 1 value where it reports one, else NaN"),
+    },
+)
+
+EARLY_EPOCH_CORRELATION = TableSchema(
+    "early_epoch_correlation",
+    "(source, dataset, task, variant, hypothesis, last epoch e)",
+    {
+        "source": STUDY_CONTEXT["source"],
+        "dataset": STUDY_CONTEXT["dataset"],
+        "task": STUDY_CONTEXT["task"],
+        "variant": STUDY_CONTEXT["variant"],
+        "hypothesis": HYPOTHESES.columns["hypothesis"],
+        "last_epoch": _c("int64", "e: the correlation uses epochs 1..e"),
+        "r": _c("float64", "Pearson r over epochs 1..e with the mean corrupted accuracy"),
+        "p_value": _c("float64", "two-sided p-value of r"),
+    },
+)
+
+LEARNING_FORGETTING_CORRELATION = TableSchema(
+    "learning_forgetting_correlation",
+    "(source, dataset, task, variant, epoch) setting",
+    {
+        **STUDY_CONTEXT,
+        "r": _c("float64", "Pearson r across layers between seed-mean learning and seed-mean forgetting"),
+        "p_value": _c("float64", "two-sided p-value of r"),
+        "n_layers": _c("int64", "number of layers correlated"),
+    },
+)
+
+
+#: Every table the library and the study write, by schema name (the README's results map).
+SCHEMAS: dict[str, TableSchema] = {
+    s.name: s
+    for s in (
+        *LIBRARY_SCHEMAS,
+        STUDY_LAYER_METRICS,
+        STUDY_INVARIANCE_FLOW,
+        TRAINING_HISTORY,
+        ROBUST_ACCURACY,
+        HYPOTHESES,
+        TABLE1,
+        EARLY_EPOCH_CORRELATION,
+        LEARNING_FORGETTING_CORRELATION,
+    )
+}
+
+
+#: The study's aggregated tables, ``results/tables/<stem>.parquet``, by file stem.
+STUDY_TABLES: dict[str, TableSchema] = {
+    "layer_metrics": STUDY_LAYER_METRICS,
+    "invariance_flow": STUDY_INVARIANCE_FLOW,
+    "robust_accuracy": ROBUST_ACCURACY,
+    "hypotheses": HYPOTHESES,
+    "early_epoch_correlation": EARLY_EPOCH_CORRELATION,
+    "learning_forgetting_correlation": LEARNING_FORGETTING_CORRELATION,
+    "table1_accuracy": TABLE1,
+}
+
+
+def results_map() -> str:
+    """Markdown documentation of every table in :data:`SCHEMAS` (README.md's results map)."""
+    sections = [f"#### `{schema.name}`\n\n{markdown_schema(schema)}" for schema in SCHEMAS.values()]
+    return "\n\n".join(sections) + "\n"
+
+
+if __name__ == "__main__":
+    print(results_map(), end="")
