@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from finetune_invariance.cka import MinibatchCKA, cka_matrix, linear_cka, unbiased_hsic
+from finetune_invariance.cka import MinibatchCKA, cka_matrix, linear_cka, normalized_centered_gram, unbiased_hsic
 
 
 def naive_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -133,3 +133,55 @@ def test_errors_name_the_problem(xy):
         unbiased_hsic(x[:3], y[:3])
     with pytest.raises(ValueError, match="before any update"):
         MinibatchCKA().compute()
+
+
+def with_value(t: torch.Tensor, value: float) -> torch.Tensor:
+    t = t.clone()
+    t[2, 1] = value
+    return t
+
+
+@pytest.mark.parametrize("form", ["gram", "feature"])
+def test_non_finite_representations_are_named_instead_of_giving_nan(xy, form):
+    # Before: linear_cka returned nan without a word.
+    x, y = xy
+    with pytest.raises(ValueError, match=r"^x holds non-finite values \(1 NaN or inf of 140\)"):
+        linear_cka(with_value(x, float("nan")), y, form=form)
+    with pytest.raises(ValueError, match=r"^y holds non-finite values"):
+        linear_cka(x, with_value(y, float("inf")), form=form)
+
+
+def test_non_finite_values_are_named_in_matrix_gram_and_minibatch(xy):
+    # Before: a matrix of nan, a Gram matrix of nan and a minibatch CKA of nan.
+    x, y = xy
+    bad = with_value(y, float("-inf"))
+    with pytest.raises(ValueError, match=r"^ys\[1\] holds non-finite values"):
+        cka_matrix([x, y], [y, bad])
+    with pytest.raises(ValueError, match=r"^layer 3 holds non-finite values"):
+        normalized_centered_gram(with_value(x, float("nan")), "layer 3")
+    accumulator = MinibatchCKA()
+    with pytest.raises(ValueError, match=r"^y holds non-finite values .* the unbiased HSIC estimator is undefined"):
+        accumulator.update(x, bad)
+    assert accumulator.n_batches == 0  # the bad batch left nothing behind
+    accumulator.update(x, y)
+    assert np.isfinite(accumulator.compute())
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_fewer_than_two_inputs_are_rejected_as_such(xy, n):
+    # Before: "the representation is identical for every input", which blamed the data.
+    x, y = xy
+    message = rf"^x has {n} inputs but CKA needs at least 2 inputs"
+    for form in ("gram", "feature"):
+        with pytest.raises(ValueError, match=message):
+            linear_cka(x[:n], y[:n], form=form)
+    with pytest.raises(ValueError, match=message):
+        normalized_centered_gram(x[:n])
+    with pytest.raises(ValueError, match=rf"^xs\[0\] has {n} inputs"):
+        cka_matrix([x[:n]], [y[:n]])
+
+
+def test_cka_matrix_names_the_representation_of_other_inputs(xy):
+    x, y = xy
+    with pytest.raises(ValueError, match=r"xs\[0\] has 20 inputs but ys\[1\] has 19"):
+        cka_matrix([x], [y, y[:19]])

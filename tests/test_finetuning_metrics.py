@@ -1,6 +1,7 @@
 """Forgetting, learning, CKA divergence and invariance flow read off PAIR_SIMILARITY tables."""
 
 import itertools
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import torch
 from finetune_invariance import tables
 from finetune_invariance.inversion import invert
 from finetune_invariance.stir import pair_similarity
-from finetune_invariance.finetuning_metrics import invariance_flow, layer_metrics, summarize_over_seeds
+from finetune_invariance.finetuning_metrics import flow_matrix, invariance_flow, layer_metrics, summarize_over_seeds
 
 
 def handmade_pair_table(stir_pf, stir_fp, cka_pf, seed=0):
@@ -132,3 +133,49 @@ def test_errors_name_the_missing_models_and_columns(arrays):
     off_diagonal = pair[pair["target_layer"] != 1]
     with pytest.raises(ValueError, match="no STIR"):
         invariance_flow(off_diagonal, "p", "f")
+
+
+def handmade_flow_table(per_seed: dict[int, np.ndarray], pretrained="p", finetuned="f") -> pd.DataFrame:
+    """INVARIANCE_FLOW rows from one L x L array per seed: flow[i, j] of pretrained layer i, finetuned layer j."""
+    rows = [
+        dict(pretrained=pretrained, finetuned=finetuned, seed=seed, pretrained_layer=i, finetuned_layer=j, flow=m[i, j])
+        for seed, m in per_seed.items()
+        for i, j in itertools.product(range(len(m)), repeat=2)
+    ]
+    return tables.conform(pd.DataFrame(rows), tables.INVARIANCE_FLOW)
+
+
+def test_flow_matrix_is_the_seed_mean_with_pretrained_rows_and_finetuned_columns():
+    seed0 = np.array([[0.0, 0.1, 0.2], [0.3, 0.0, 0.5], [0.6, 0.7, 0.0]])
+    seed7 = np.array([[0.0, 0.3, 0.0], [0.1, 0.0, 0.1], [0.0, -0.1, 0.0]])
+    table = handmade_flow_table({0: seed0, 7: seed7}).sample(frac=1.0, random_state=0)  # row order is irrelevant
+    table["dataset"] = "cifar10"  # columns beyond the schema (the study's context) are ignored
+    matrix = flow_matrix(table)
+    expected = np.array([[0.0, 0.2, 0.1], [0.2, 0.0, 0.3], [0.3, 0.3, 0.0]])
+    np.testing.assert_allclose(matrix.to_numpy(), expected, rtol=0, atol=1e-15)
+    assert matrix.index.tolist() == [0, 1, 2] and matrix.columns.tolist() == [0, 1, 2]
+    assert (matrix.index.name, matrix.columns.name) == ("pretrained_layer", "finetuned_layer")
+    assert matrix.loc[2, 0] == pytest.approx(0.3)  # row = pretrained layer 2, column = finetuned layer 0
+
+
+def test_flow_matrix_refuses_tables_it_cannot_average_honestly():
+    square = np.zeros((3, 3))
+    both = handmade_flow_table({0: square, 1: square})
+    two_pairs = pd.concat([both, handmade_flow_table({0: square}, finetuned="g")])
+    pairs = r"exactly one \(pretrained, finetuned\) pair, got \[\('p', 'f'\), \('p', 'g'\)\]"
+    with pytest.raises(ValueError, match=pairs):
+        flow_matrix(two_pairs)
+    with pytest.raises(ValueError, match=r"exactly one .* got \[\]"):
+        flow_matrix(both.iloc[:0])
+    lacking = both[~((both["seed"] == 1) & (both["pretrained_layer"] == 2) & (both["finetuned_layer"] == 1))]
+    with pytest.raises(ValueError, match=r"3x3 flow matrix lacks 1 cells \(seed, i, j\): \[\(1, 2, 1\)\]"):
+        flow_matrix(lacking)
+    repeated = "2 flow rows share the same ['seed', 'pretrained_layer', 'finetuned_layer'], e.g. {'seed': 0, "
+    with pytest.raises(ValueError, match=re.escape(repeated + "'pretrained_layer': 1, 'finetuned_layer': 1}")):
+        flow_matrix(pd.concat([both, both.iloc[[4]]]))
+    undefined = both.copy()
+    undefined.loc[5, "flow"] = np.nan
+    with pytest.raises(ValueError, match=r"flow is NaN in 1 rows, \(seed, i, j\) \[\(0, 1, 2\)\]"):
+        flow_matrix(undefined)
+    with pytest.raises(ValueError, match="column 'flow' is not in the table"):
+        flow_matrix(both.drop(columns="flow"))

@@ -7,7 +7,7 @@ import torchvision
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from finetune_invariance.layers import HookedLayers, NonFiniteError, ViTLayers, as_layers, measuring
+from finetune_invariance.layers import HookedLayers, NonFiniteError, ViTLayers, as_layers, check_images, measuring
 from finetune_invariance.preprocessing import InputNormalization
 
 DEPTH = 3
@@ -173,3 +173,19 @@ def test_nan_weights_are_reported_with_layer_and_parameter(images):
     layered.representations(images, [0])  # block 0 does not depend on the broken weight
     with pytest.raises(NonFiniteError, match=r"layer 1: .*blocks\.1\.mlp\.fc1\.weight"):
         layered.representations(images, [0, 1])
+
+
+def test_check_images_names_the_argument_and_what_is_wrong(images):
+    check_images(images, "targets", min_images=5)  # valid: no error
+    with pytest.raises(TypeError, match="targets must be a torch.Tensor, got ndarray"):
+        check_images(images.numpy(), "targets")
+    with pytest.raises(ValueError, match="targets holds 5 images; at least 6 are needed"):
+        check_images(images, "targets", min_images=6)
+    with pytest.raises(ValueError, match=r"targets are torch.float16: images must be float32 in \[0, 1\]"):
+        check_images(images.half(), "targets")
+    one_too_bright = torch.full((2, 3, 4, 4), 0.5)
+    one_too_bright[0, 0, 0, 0], one_too_bright[1, 0, 0, 0] = 1.25, 0.0
+    with pytest.raises(ValueError, match=r"targets have 1 values outside \[0, 1\] or NaN \(finite range \[0, 1.25\]\)"):
+        check_images(one_too_bright, "targets")
+    with pytest.raises(ValueError, match=r"targets have 6 values outside \[0, 1\] or NaN \(finite range none\)"):
+        check_images(torch.full((2, 3, 1, 1), float("nan")), "targets")

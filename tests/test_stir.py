@@ -8,16 +8,17 @@ import torch
 from finetune_invariance import tables
 from finetune_invariance.inversion import Inversions, invert
 from finetune_invariance.preprocessing import InputNormalization
-from finetune_invariance.stir import compare, pair_similarity, stir_matrix
+from finetune_invariance import stir
+from finetune_invariance.stir import compare, layer_grams, pair_similarity, stir_matrix
 
 DEPTH = 2
 N = 6
 
 
-def tiny_vit(seed):
+def tiny_vit(seed, depth=DEPTH):
     torch.manual_seed(seed)
     return timm.create_model(
-        "vit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=32, depth=DEPTH, num_heads=2, num_classes=0
+        "vit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=32, depth=depth, num_heads=2, num_classes=0
     ).eval()
 
 
@@ -139,3 +140,87 @@ def test_inversions_through_layers_the_model_lacks_are_rejected(models, images):
     fine = handmade_inversions(images, [images] * (DEPTH + 1))
     with pytest.raises(ValueError, match=r"inversions_pretrained are through layers \[0, 1, 2, 3\] .* layers 0\.\.2"):
         pair_similarity(p, f, images, deeper, fine)
+
+
+@pytest.fixture
+def no_inversion(monkeypatch):
+    """compare must refuse bad input before the (expensive) first inversion."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError("compare started inverting before checking its input")
+
+    monkeypatch.setattr(stir, "invert", fail)
+
+
+def test_models_of_different_depth_are_rejected_naming_both_layer_counts(models, images, no_inversion):
+    # Before: a table whose forgetting/learning silently covered only the shared layers.
+    p, _ = models
+    deeper = tiny_vit(1, depth=DEPTH + 1)
+    inversions = handmade_inversions(images, [images] * (DEPTH + 1))
+    message = r"'p' has 3 layers but 'f' has 4: forgetting and learning compare layer l of both models"
+    with pytest.raises(ValueError, match=message):
+        pair_similarity(p, deeper, images, inversions, inversions, names=("p", "f"))
+    with pytest.raises(ValueError, match=message):
+        compare(p, deeper, images, names=("p", "f"), progress=False)
+
+
+def test_identical_model_names_are_rejected(models, images, no_inversion):
+    # Before: both directions carried reference 'a', target 'a' and could not be told apart.
+    p, f = models
+    inversions = handmade_inversions(images, [images] * (DEPTH + 1))
+    message = r"names must be two different model names, got \('a', 'a'\)"
+    with pytest.raises(ValueError, match=message):
+        pair_similarity(p, f, images, inversions, inversions, names=("a", "a"))
+    with pytest.raises(ValueError, match=message):
+        compare(p, f, images, names=("a", "a"), progress=False)
+
+
+def test_empty_or_repeated_seeds_are_rejected(models, images, no_inversion):
+    # Before: no seeds gave pandas' "No objects to concatenate"; (0, 0) faked two replicates with std 0.
+    p, f = models
+    with pytest.raises(ValueError, match="seeds is empty"):
+        compare(p, f, images, seeds=(), progress=False)
+    with pytest.raises(ValueError, match=r"seeds \[3, 0, 3\] repeat \[3\]"):
+        compare(p, f, images, seeds=(3, 0, 3), progress=False)
+
+
+def entry_points(models, images):
+    """Every stir function that takes images, called on ``bad`` images, else with valid arguments."""
+    p, f = models
+    inversions = handmade_inversions(images, [images] * (DEPTH + 1))
+    return {
+        "layer_grams": lambda bad: layer_grams(f, bad),
+        "stir_matrix": lambda bad: stir_matrix(f, bad, inversions),
+        "pair_similarity": lambda bad: pair_similarity(p, f, bad, inversions, inversions),
+        "compare": lambda bad: compare(p, f, bad, progress=False),
+    }
+
+
+@pytest.mark.parametrize("entry", ["layer_grams", "stir_matrix", "pair_similarity", "compare"])
+@pytest.mark.parametrize("n", [0, 1])
+def test_fewer_than_two_images_are_rejected(models, images, no_inversion, entry, n):
+    # Before: torch.cat's "expected a non-empty list of Tensors" for 0 images, and for one
+    # image "the representation is identical for every input".
+    with pytest.raises(ValueError, match=rf"images holds {n} images; at least 2 are needed"):
+        entry_points(models, images)[entry](images[:n])
+
+
+@pytest.mark.parametrize("entry", ["layer_grams", "stir_matrix", "pair_similarity", "compare"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float64])
+def test_images_must_be_float32(models, images, no_inversion, entry, dtype):
+    # Before: uint8 pixels were clamped to 0/1 inside the model and gave a plausible number;
+    # float64 gave "Input type (double) and bias type (float) should be the same".
+    bad = (images * 255).to(dtype) if dtype == torch.uint8 else images.to(dtype)
+    with pytest.raises(ValueError, match=rf"images are {dtype}: images must be float32 in \[0, 1\]"):
+        entry_points(models, images)[entry](bad)
+
+
+@pytest.mark.parametrize("entry", ["layer_grams", "stir_matrix", "pair_similarity", "compare"])
+def test_images_outside_the_unit_interval_are_rejected(models, images, no_inversion, entry):
+    # Before: the model's clamp silently flattened such values (e.g. of images normalised
+    # twice) in stir_matrix and layer_grams.
+    bad = images.clone()
+    bad[0, 0, 0, 0], bad[1, 2, 3, 4], bad[2, 1, 0, 0] = -0.5, 1.5, float("nan")
+    message = r"images have 3 values outside \[0, 1\] or NaN \(finite range \[-0.5, 1.5\]\)"
+    with pytest.raises(ValueError, match=message):
+        entry_points(models, images)[entry](bad)

@@ -21,11 +21,38 @@ import torch
 Form = Literal["auto", "gram", "feature"]
 
 
-def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
-    if x.ndim != 2 or y.ndim != 2:
-        raise ValueError(f"representations must be (n, features), got shapes {tuple(x.shape)} and {tuple(y.shape)}")
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} inputs but y has {len(y)}: CKA compares representations of the same inputs")
+def _check_representation(x: torch.Tensor, name: str, min_inputs: int = 2, needs: str = "CKA") -> None:
+    """ValueError naming ``name`` unless ``x`` is an (n, features) representation CKA can use.
+
+    n must be at least ``min_inputs`` (with one input, centring leaves nothing to compare)
+    and every value finite (a NaN or inf would make the CKA NaN without a word).
+    """
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be an (n, features) representation, got shape {tuple(x.shape)}")
+    if len(x) < min_inputs:
+        raise ValueError(f"{name} has {len(x)} inputs but {needs} needs at least {min_inputs} inputs")
+    finite = torch.isfinite(x)
+    if not finite.all():
+        raise ValueError(
+            f"{name} holds non-finite values ({int((~finite).sum())} NaN or inf of {finite.numel()}): "
+            f"{needs} is undefined; check the model or the inputs that produced it"
+        )
+
+
+def _check_same_inputs(
+    named: Sequence[tuple[torch.Tensor, str]], min_inputs: int = 2, needs: str = "CKA"
+) -> None:
+    """Every (representation, name) passes :func:`_check_representation`, all with the same n."""
+    for representation, name in named:
+        _check_representation(representation, name, min_inputs, needs)
+    first, first_name = named[0]
+    n = len(first)
+    for representation, name in named[1:]:
+        if len(representation) != n:
+            raise ValueError(
+                f"{first_name} has {n} inputs but {name} has {len(representation)}: "
+                "CKA compares representations of the same inputs"
+            )
 
 
 def centered(x: torch.Tensor) -> torch.Tensor:
@@ -40,15 +67,21 @@ def centered_gram(x: torch.Tensor) -> torch.Tensor:
     return xc @ xc.T
 
 
-def normalized_centered_gram(x: torch.Tensor) -> torch.Tensor:
-    """H K H / ||H K H||_F, so that CKA(X, Y) is the Frobenius inner product of two of these.
+def normalized_centered_gram(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """H K H / ||H K H||_F, so that linear CKA (METHOD.md) is the Frobenius inner product of two of these.
 
-    Raises ValueError when the representation is the same for all inputs (CKA undefined).
+    Raises ValueError naming ``name`` when ``x`` is not an (n, features) representation of
+    at least 2 inputs, holds NaN or inf, or is the same for all inputs (CKA undefined).
     """
+    _check_representation(x, name)
+    return _normalized_centered_gram(x, name)
+
+
+def _normalized_centered_gram(x: torch.Tensor, name: str) -> torch.Tensor:
     gram = centered_gram(x)
     norm = torch.linalg.matrix_norm(gram)  # sqrt(HSIC(K, K))
     if norm == 0:
-        raise ValueError("the representation is identical for every input: CKA is undefined")
+        raise ValueError(f"the representation {name} is identical for every input: CKA is undefined")
     return gram / norm
 
 
@@ -66,40 +99,41 @@ def _feature_cost(n: int, p: int, q: int) -> int:
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor, form: Form = "auto") -> float:
-    """CKA(X, Y) of METHOD.md for (n, p) and (n, q) representations, in float64.
+    """Linear CKA(X, Y) of METHOD.md for (n, p) and (n, q) representations, in float64.
 
     ``form`` picks the Gram form (n^2 (p + q) work) or the feature form (n (p q + p^2 + q^2));
     ``"auto"`` takes the cheaper. Both compute the same quantity.
     """
-    _check_pair(x, y)
+    _check_same_inputs([(x, "x"), (y, "y")])
     (n, p), q = x.shape, y.shape[1]
     if form == "auto":
         form = "gram" if _gram_cost(n, p, q) <= _feature_cost(n, p, q) else "feature"
     if form == "gram":
-        return cka_from_grams(normalized_centered_gram(x), normalized_centered_gram(y))
+        return cka_from_grams(_normalized_centered_gram(x, "x"), _normalized_centered_gram(y, "y"))
     if form != "feature":
         raise ValueError(f"form must be 'auto', 'gram' or 'feature', got {form!r}")
     xc, yc = centered(x), centered(y)
     hsic_xy = torch.linalg.matrix_norm(xc.T @ yc) ** 2  # trace(KHLH) = ||Xc^T Yc||_F^2
     hsic_xx = torch.linalg.matrix_norm(xc.T @ xc) ** 2
     hsic_yy = torch.linalg.matrix_norm(yc.T @ yc) ** 2
-    if hsic_xx == 0 or hsic_yy == 0:
-        raise ValueError("the representation is identical for every input: CKA is undefined")
+    for hsic, name in ((hsic_xx, "x"), (hsic_yy, "y")):
+        if hsic == 0:
+            raise ValueError(f"the representation {name} is identical for every input: CKA is undefined")
     return float(hsic_xy / torch.sqrt(hsic_xx * hsic_yy))
 
 
 def cka_matrix(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> np.ndarray:
-    """M[i, j] = CKA(xs[i], ys[j]) for lists of layer representations of the same n inputs.
+    """M[i, j] = linear CKA(xs[i], ys[j]) (METHOD.md) for lists of layer representations of the same n inputs.
 
     Each Gram matrix is centred and normalised once per layer, and all pairs come from one
     matrix product of the flattened Grams.
     """
     if not xs or not ys:
         raise ValueError(f"need at least one representation on each side, got {len(xs)} and {len(ys)}")
-    for x in (*xs, *ys):
-        _check_pair(xs[0], x)
-    a = torch.stack([normalized_centered_gram(x).flatten() for x in xs])
-    b = torch.stack([normalized_centered_gram(y).flatten() for y in ys])
+    named = [(x, f"xs[{i}]") for i, x in enumerate(xs)] + [(y, f"ys[{j}]") for j, y in enumerate(ys)]
+    _check_same_inputs(named)
+    grams = [_normalized_centered_gram(x, name).flatten() for x, name in named]
+    a, b = torch.stack(grams[: len(xs)]), torch.stack(grams[len(xs) :])
     return (a @ b.T).cpu().numpy()
 
 
@@ -132,9 +166,7 @@ def unbiased_hsic(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _check_minibatch(x: torch.Tensor, y: torch.Tensor) -> None:
-    _check_pair(x, y)
-    if len(x) < 4:
-        raise ValueError(f"the unbiased HSIC estimator needs at least 4 inputs, got {len(x)}")
+    _check_same_inputs([(x, "x"), (y, "y")], min_inputs=4, needs="the unbiased HSIC estimator")
 
 
 class MinibatchCKA:

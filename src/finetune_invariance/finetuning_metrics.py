@@ -63,11 +63,12 @@ def layer_metrics(pair_df: pd.DataFrame, pretrained: str, finetuned: str) -> pd.
 
 
 def invariance_flow(pair_df: pd.DataFrame, pretrained: str, finetuned: str) -> pd.DataFrame:
-    """Invariance Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i), as :data:`tables.INVARIANCE_FLOW`.
+    """Invariance Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i) (METHOD.md) per seed.
 
-    Rows i are pretrained layers, columns j finetuned layers; the diagonal is exactly 0.
-    Positive values below the diagonal (j < i): invariances compressed into earlier layers;
-    above it (j > i): expanded to deeper layers.
+    Returned as :data:`tables.INVARIANCE_FLOW`. Rows i are pretrained layers, columns j
+    finetuned layers; the diagonal is exactly 0. Positive values below the diagonal (j < i):
+    invariances compressed into earlier layers; above it (j > i): expanded to deeper layers.
+    :func:`flow_matrix` averages it over seeds.
     """
     rows = _direction(pair_df, pretrained, finetuned)
     diagonal = _same_layer(rows).set_index(["seed", "layer"])["stir"]
@@ -92,15 +93,58 @@ def invariance_flow(pair_df: pd.DataFrame, pretrained: str, finetuned: str) -> p
     )
 
 
+def flow_matrix(flow: pd.DataFrame) -> pd.DataFrame:
+    """The seed-mean Invariance Flow matrix of one model pair (METHOD.md, "Invariance Flow").
+
+    M[i, j] = mean over seeds of Invariance Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i),
+    read from the ``flow`` column of an :data:`tables.INVARIANCE_FLOW` table (as
+    :func:`invariance_flow` makes; other columns are ignored). Rows (index
+    ``pretrained_layer``) are pretrained layers i, columns (``finetuned_layer``) finetuned
+    layers j, both 0..L-1; below the diagonal is compression, above it expansion.
+
+    ValueError unless the rows are of exactly one (pretrained, finetuned) pair, hold each
+    (seed, i, j) once, and every seed covers every cell of the L x L grid (a seed missing a
+    cell would shift that cell's mean); the message names the offending pairs or cells.
+    """
+    _require_columns(flow, tables.INVARIANCE_FLOW.columns)
+    pairs = sorted(set(zip(flow["pretrained"], flow["finetuned"])))
+    if len(pairs) != 1:
+        raise ValueError(f"flow_matrix needs the rows of exactly one (pretrained, finetuned) pair, got {pairs}")
+    keys = ["seed", "pretrained_layer", "finetuned_layer"]
+    duplicated = flow.duplicated(keys, keep=False)
+    if duplicated.any():
+        example = flow.loc[duplicated, keys].iloc[0].to_dict()
+        raise ValueError(f"{int(duplicated.sum())} flow rows share the same {keys}, e.g. {example}")
+    n_layers = int(max(flow["pretrained_layer"].max(), flow["finetuned_layer"].max())) + 1
+    grid = pd.MultiIndex.from_product([sorted(flow["seed"].unique()), range(n_layers), range(n_layers)], names=keys)
+    present = pd.MultiIndex.from_frame(flow[keys])
+    missing = grid.difference(present)
+    if len(missing):
+        raise ValueError(
+            f"the {n_layers}x{n_layers} flow matrix lacks {len(missing)} cells (seed, i, j): {list(missing[:5])}"
+        )
+    outside = present.difference(grid)
+    if len(outside):
+        raise ValueError(f"flow rows (seed, i, j) {list(outside[:5])} lie outside layers 0..{n_layers - 1}")
+    undefined = flow["flow"].isna().to_numpy()
+    if undefined.any():  # groupby's mean would skip them, averaging fewer seeds in those cells
+        raise ValueError(f"flow is NaN in {int(undefined.sum())} rows, (seed, i, j) {list(present[undefined][:5])}")
+    return flow.groupby(keys[1:])["flow"].mean().unstack().astype("float64")
+
+
+def _require_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    for column in columns:
+        if column not in df.columns:
+            raise ValueError(f"column '{column}' is not in the table; columns: {list(df.columns)}")
+
+
 def summarize_over_seeds(df: pd.DataFrame, value: str = "value", keys: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean, sample std (ddof=1) and count of ``value`` over seeds (:data:`tables.SEED_SUMMARY_COLUMNS`).
 
     Grouped by ``keys``: by default every column that is neither ``seed``, ``value``, nor
     another floating-point (measurement) column.
     """
-    for column in ("seed", value):
-        if column not in df.columns:
-            raise ValueError(f"column '{column}' is not in the table; columns: {list(df.columns)}")
+    _require_columns(df, ("seed", value))
     if keys is None:
         keys = [c for c in df.columns if c not in ("seed", value) and not pd.api.types.is_float_dtype(df[c])]
     if not keys:

@@ -31,6 +31,31 @@ class NonFiniteError(FloatingPointError):
     """A representation, loss or gradient contains NaN or inf."""
 
 
+def check_images(images: torch.Tensor, name: str = "images", min_images: int = 1) -> None:
+    """ValueError naming ``name`` unless ``images`` is a float32 tensor of >= ``min_images`` images in [0, 1].
+
+    The models clamp and normalise their input themselves (METHOD.md, "Models and layers"),
+    so uint8 pixels would be clamped to black and white without a word, and images already
+    normalised would be clamped as well.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
+    if images.ndim == 0 or len(images) < min_images:
+        raise ValueError(f"{name} holds {len(images) if images.ndim else 0} images; at least {min_images} are needed")
+    if images.dtype != torch.float32:
+        raise ValueError(
+            f"{name} are {images.dtype}: images must be float32 in [0, 1] (the models normalise them themselves)"
+        )
+    outside = ~((images >= 0) & (images <= 1))  # NaN counts as outside
+    if outside.any():
+        finite = images[torch.isfinite(images)]
+        span = f"[{float(finite.min()):.3g}, {float(finite.max()):.3g}]" if finite.numel() else "none"
+        raise ValueError(
+            f"{name} have {int(outside.sum())} values outside [0, 1] or NaN (finite range {span}): "
+            "images must be float32 in [0, 1] (the models normalise them themselves)"
+        )
+
+
 class LayerGroup(NamedTuple):
     """The samples of a batch whose representation was taken at one layer."""
 

@@ -20,7 +20,7 @@ import torch
 from . import tables
 from .cka import cka_from_grams, normalized_centered_gram
 from .inversion import DEFAULT_ITERATIONS, DEFAULT_STEP_SIZE, Inversions, invert
-from .layers import LayeredModel, as_layers, measuring
+from .layers import LayeredModel, as_layers, check_images, measuring
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -30,16 +30,29 @@ def layer_grams(
 ) -> list[torch.Tensor]:
     """Normalised centred Gram matrix (n x n, float64) of every layer of ``model`` on ``images``.
 
-    The forward runs in eval mode without gradients, ``batch_size`` images at a time, each
-    batch moved to the model's device (so stored inversions can stay on the CPU).
+    ``images`` are n >= 2 float32 images in [0, 1] (CKA needs at least two). The forward
+    runs in eval mode without gradients, ``batch_size`` images at a time, each batch moved
+    to the model's device (so stored inversions can stay on the CPU).
     """
-    layered = as_layers(model)
+    _check_stir_images(images)
+    return _layer_grams(as_layers(model), images, batch_size)
+
+
+def _check_stir_images(images: torch.Tensor) -> None:
+    check_images(images, "images", min_images=2)  # CKA of one input is undefined
+
+
+def _layer_grams(layered: LayeredModel, images: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """:func:`layer_grams` for images already checked (the caller's, or inversions of them)."""
     with measuring(layered), torch.no_grad():
         batches = [
             layered.representations(images[s : s + batch_size].to(layered.device))
             for s in range(0, len(images), batch_size)
         ]
-    return [normalized_centered_gram(torch.cat([reps[j] for reps in batches])) for j in range(layered.num_layers)]
+    return [
+        normalized_centered_gram(torch.cat([reps[j] for reps in batches]), f"layer {j}")
+        for j in range(layered.num_layers)
+    ]
 
 
 def _stir_from_grams(
@@ -67,15 +80,21 @@ def _check_reference_layers(inversions: Inversions, model: LayeredModel, name: s
 def stir_matrix(
     target: torch.nn.Module, images: torch.Tensor, inversions: Inversions, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> np.ndarray:
-    """S[a, j] = STIR(m2_j | m1_i) = CKA(m2_j(X), m2_j(X'_i)) with i = ``inversions.layers[a]``.
+    """S[a, j] = STIR(m2_j | m1_i) = CKA(m2_j(X), m2_j(X'_i)) with i = ``inversions.layers[a]`` (METHOD.md STIR).
 
     ``target`` is m2; ``inversions`` are X' through the layers of m1 (any model) for the
-    images X. m2's representations of X are computed once, those of each X'_i once.
+    images X (n >= 2, float32 in [0, 1]). m2's representations of X are computed once,
+    those of each X'_i once.
     """
+    _check_stir_images(images)
     _check_inversions_of(inversions, images, "the inversions")
-    grams_x = layer_grams(target, images, batch_size)
+    layered = as_layers(target)
+    grams_x = _layer_grams(layered, images, batch_size)
     return np.stack(
-        [_stir_from_grams(grams_x, layer_grams(target, inversions.for_layer(i), batch_size)) for i in inversions.layers]
+        [
+            _stir_from_grams(grams_x, _layer_grams(layered, inversions.for_layer(i), batch_size))
+            for i in inversions.layers
+        ]
     )
 
 
@@ -92,7 +111,7 @@ def _direction_rows(
     """PAIR_SIMILARITY rows for one direction (reference = m1 inverted, target = m2)."""
     rows = []
     for i in inversions.layers:
-        stir = _stir_from_grams(target_grams_x, layer_grams(target, inversions.for_layer(i), batch_size))
+        stir = _stir_from_grams(target_grams_x, _layer_grams(target, inversions.for_layer(i), batch_size))
         for j, value in enumerate(stir):
             rows.append(
                 {
@@ -120,6 +139,35 @@ def _common_seed(seed: int | None, *inversions: Inversions) -> int:
     return seeds.pop()
 
 
+def _check_model_pair(
+    pretrained: torch.nn.Module, finetuned: torch.nn.Module, names: tuple[str, str], images: torch.Tensor
+) -> tuple[LayeredModel, LayeredModel]:
+    """The layered views of a pair that the table can describe: distinct names, same depth."""
+    _check_stir_images(images)
+    if len(names) != 2 or names[0] == names[1]:
+        raise ValueError(
+            f"names must be two different model names, got {tuple(names)}: "
+            "the table tells the two directions apart by them"
+        )
+    p, f = as_layers(pretrained), as_layers(finetuned)
+    if p.num_layers != f.num_layers:
+        raise ValueError(
+            f"'{names[0]}' has {p.num_layers} layers but '{names[1]}' has {f.num_layers}: forgetting and "
+            "learning compare layer l of both models, so the pair needs the same number of layers"
+        )
+    return p, f
+
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one STIR seed")
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise ValueError(f"seeds {seeds} repeat {repeated}: a repeated seed is not an independent replicate")
+    return seeds
+
+
 def pair_similarity(
     pretrained: torch.nn.Module,
     finetuned: torch.nn.Module,
@@ -135,9 +183,10 @@ def pair_similarity(
     Rows reference=p, target=f: stir = STIR(f_j | p_i), cka = CKA(p_i(X), f_j(X));
     rows reference=f, target=p: stir = STIR(p_j | f_i), cka = CKA(f_i(X), p_j(X)).
     ``seed`` defaults to the inversions' super-noise seed (they must agree); give it when
-    the inversions started from explicit seed images.
+    the inversions started from explicit seed images. The two models need the same number
+    of layers and two different ``names``; ``images`` are n >= 2, float32 in [0, 1].
     """
-    p, f = as_layers(pretrained), as_layers(finetuned)
+    p, f = _check_model_pair(pretrained, finetuned, names, images)
     for inversions, model, name in (
         (inversions_pretrained, p, "inversions_pretrained"),
         (inversions_finetuned, f, "inversions_finetuned"),
@@ -145,7 +194,7 @@ def pair_similarity(
         _check_inversions_of(inversions, images, name)
         _check_reference_layers(inversions, model, name)
     seed = _common_seed(seed, inversions_pretrained, inversions_finetuned)
-    p_grams, f_grams = layer_grams(p, images, batch_size), layer_grams(f, images, batch_size)
+    p_grams, f_grams = _layer_grams(p, images, batch_size), _layer_grams(f, images, batch_size)
     rows = _direction_rows(names[0], names[1], p_grams, f_grams, f, inversions_pretrained, seed, batch_size)
     rows += _direction_rows(names[1], names[0], f_grams, p_grams, p, inversions_finetuned, seed, batch_size)
     return tables.conform(pd.DataFrame(rows), tables.PAIR_SIMILARITY)
@@ -168,12 +217,16 @@ def compare(
 
     The one-call entry point: for every seed, super-noise from that seed starts the
     inversions of both models (the images stay the same across seeds; draw a different
-    sample per seed yourself if the study calls for it).
+    sample per seed yourself if the study calls for it). ``seeds`` must be distinct (a
+    repeated seed would pose as an independent replicate). Images, names, seeds and the
+    layer counts are checked before the first inversion.
     """
+    p, f = _check_model_pair(pretrained, finetuned, names, images)
+    seeds = _check_seeds(seeds)
     settings = dict(iterations=iterations, step_size=step_size, memory_budget=memory_budget, progress=progress)
     frames = []
     for seed in seeds:
-        inv_p = invert(pretrained, images, seed=seed, **settings)
-        inv_f = invert(finetuned, images, seed=seed, **settings)
-        frames.append(pair_similarity(pretrained, finetuned, images, inv_p, inv_f, names, seed, batch_size))
+        inv_p = invert(p, images, seed=seed, **settings)
+        inv_f = invert(f, images, seed=seed, **settings)
+        frames.append(pair_similarity(p, f, images, inv_p, inv_f, names, seed, batch_size))
     return tables.conform(pd.concat(frames, ignore_index=True), tables.PAIR_SIMILARITY)
