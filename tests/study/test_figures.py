@@ -1,186 +1,84 @@
-"""Figures: each plot function writes a non-blank PNG and a PDF with the expected panels.
+"""Figures draw the numbers they are given: lines are the hand-computed seed means, bands
+mean ± sd, the heatmap the hand-computed seed-mean flow; titles name the checkpoint; the
+robustness figures show the headline hypothesis over its layers only.
 
-The tables are constructed here with the shapes the paper reports (U-shaped forgetting,
-scratch above pretrained, early peaks during finetuning), 13 layers and 3 seeds, so the
-same builders also serve to look at the figures by eye.
+Tables come from the conftest builders; the summaries are computed with the analysis
+functions the figure scripts call, and every drawn number is checked against a value
+worked out by hand here. The mini model has 5 layers (depth 4), so the paper's layers 2-12
+are layers 2-4.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import matplotlib as mpl
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
 
-from finetune_invariance.study import figures
-from finetune_invariance.study.tables import (
-    EARLY_EPOCH_CORRELATION,
-    ROBUST_ACCURACY,
-    STUDY_INVARIANCE_FLOW,
-    STUDY_LAYER_METRICS,
-    conform,
+from finetune_invariance.finetuning_metrics import flow_matrix, summarize_over_seeds
+from finetune_invariance.study import figures, hypotheses, robust_accuracy
+from finetune_invariance.study.vocabulary import RUN_KEYS, Run, analysed_rows
+
+from .conftest import (
+    PAPER_RUN,
+    early_epoch_correlation_table,
+    invariance_flow_table,
+    layer_metrics_table,
+    named_hypotheses_table,
+    robust_accuracy_table,
+    table1_table,
 )
 
-N_LAYERS = 13
-SEEDS = (0, 1, 2)
-LAYERS = np.arange(N_LAYERS)
-RNG = np.random.default_rng(0)
+N_LAYERS = 5
+HEADLINE = hypotheses.headline_hypothesis(N_LAYERS)
+HEADLINE_ID = "stir:layers_2-4:forgetting:std"  # the paper's "layers 2-12" at depth 4
+CKA_ID = "cka:layers_1-3:cka_divergence:std"
+RECONSTRUCTION_RUN = Run("imagenet", "cifar10", "reconstruction")
+
+# Three seeds 0.1 apart: seed mean = base + 0.1, sample sd (ddof=1) = 0.1 exactly.
+BASE = np.array([0.30, 0.20, 0.25, 0.40, 0.55])
+PER_SEED = np.stack([BASE + 0.1 * s for s in range(3)])[:, None, :]  # (seed, epoch, layer)
+SEED_MEAN, SEED_SD = BASE + 0.1, 0.1
 
 
-def _profile(kind: str) -> np.ndarray:
-    """Per-layer seed-mean curves shaped like the paper's Figs. 1-3."""
-    u_shape = 0.2 + 0.25 * ((LAYERS - 5) / 7.0) ** 2
-    rise = 0.02 + 0.5 * (LAYERS / (N_LAYERS - 1)) ** 2
-    return {
-        "classification": u_shape,
-        "reconstruction": u_shape + 0.25,
-        "scratch": 0.75 + 0.1 * LAYERS / N_LAYERS,
-        "cka": rise,
-    }[kind]
+def profiles_of(metrics: pd.DataFrame, table1: pd.DataFrame) -> pd.DataFrame:
+    """What figure_layer_profiles.py passes: seed summaries at the analysed checkpoints."""
+    return summarize_over_seeds(analysed_rows(metrics, table1), keys=[*RUN_KEYS, "epoch", "layer", "metric"])
 
 
-def layer_metric_rows(
-    source: str,
-    dataset: str,
-    task: str,
-    profile: np.ndarray,
-    *,
-    metrics=("learning", "forgetting", "cka_divergence"),
-    variant: str = "default",
-    epoch: int = 100,
-) -> pd.DataFrame:
-    rows = []
-    for metric in metrics:
-        offset = {"learning": 0.03, "forgetting": 0.0, "cka_divergence": 0.0}[metric]
-        for seed in SEEDS:
-            noise = RNG.normal(0.0, 0.015, N_LAYERS)
-            for layer in LAYERS:
-                rows.append(
-                    dict(
-                        source=source,
-                        dataset=dataset,
-                        task=task,
-                        variant=variant,
-                        epoch=epoch,
-                        pretrained=f"{source}",
-                        finetuned=f"{source}-{dataset}-{task}",
-                        seed=seed,
-                        layer=int(layer),
-                        metric=metric,
-                        value=float(profile[layer] + offset + noise[layer]),
-                    )
-                )
-    return conform(pd.DataFrame(rows), STUDY_LAYER_METRICS)
+def task_setting(checkpoint: str = "best") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ImageNet -> CIFAR10 classification (analysed at epoch 4) and reconstruction (epoch 7)."""
+    classification = layer_metrics_table(
+        {"learning": PER_SEED + 0.05, "forgetting": PER_SEED, "cka_divergence": PER_SEED / 2}, epochs=(4,)
+    )
+    reconstruction = layer_metrics_table(
+        {"learning": PER_SEED + 0.3, "forgetting": PER_SEED + 0.2, "cka_divergence": PER_SEED},
+        run=RECONSTRUCTION_RUN,
+        epochs=(7,),
+    )
+    table1 = table1_table({PAPER_RUN: 4, RECONSTRUCTION_RUN: 7}, checkpoint=checkpoint)
+    return pd.concat([classification, reconstruction]), table1
 
 
-def task_tables() -> pd.DataFrame:
-    return pd.concat(
+def source_setting() -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs = {
+        PAPER_RUN: 0.0,
+        Run("cifar100", "cifar10", "classification"): 0.1,
+        Run("scratch", "cifar10", "classification"): 0.3,
+    }
+    metrics = pd.concat(
         [
-            layer_metric_rows("imagenet", dataset, task, _profile(task))
-            for dataset in ("cifar10", "cifar100")
-            for task in ("classification", "reconstruction")
+            layer_metrics_table({m: PER_SEED + shift for m in ("learning", "forgetting", "cka_divergence")}, run=run)
+            for run, shift in runs.items()
         ]
     )
+    return metrics, table1_table(dict.fromkeys(runs, 1))
 
 
-def source_tables() -> pd.DataFrame:
-    settings = [
-        ("imagenet", "cifar10", 0.0),
-        ("cifar100", "cifar10", 0.1),
-        ("imagenet", "cifar100", 0.0),
-        ("cifar10", "cifar100", 0.1),
-    ]
-    parts = [
-        layer_metric_rows(src, ds, "classification", _profile("classification") + shift) for src, ds, shift in settings
-    ]
-    parts += [layer_metric_rows("scratch", ds, "classification", _profile("scratch")) for ds in ("cifar10", "cifar100")]
-    return pd.concat(parts)
-
-
-def flow_rows(task: str) -> pd.DataFrame:
-    i, j = np.meshgrid(LAYERS, LAYERS, indexing="ij")
-    base = -0.08 * np.abs(i - j) + np.where(i - j == 1, 0.12, 0.0)  # compression just below the diagonal
-    if task == "reconstruction":
-        base += np.where(j - i == 2, 0.2, 0.0)  # expansion two layers deeper
-    np.fill_diagonal(base, 0.0)
-    rows = [
-        dict(
-            source="imagenet",
-            dataset="cifar10",
-            task=task,
-            variant="default",
-            epoch=100,
-            pretrained="imagenet",
-            finetuned="ft",
-            seed=seed,
-            pretrained_layer=int(a),
-            finetuned_layer=int(b),
-            flow=float(base[a, b] + (0.0 if a == b else RNG.normal(0, 0.01))),
-        )
-        for seed in SEEDS
-        for a in LAYERS
-        for b in LAYERS
-    ]
-    return conform(pd.DataFrame(rows), STUDY_INVARIANCE_FLOW)
-
-
-def dynamics_rows(variant: str = "default", n_epochs: int = 12, peak: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Learning/forgetting peaking at ``peak`` in deep layers; robustness peaking with them."""
-    epochs = np.arange(1, n_epochs + 1)
-    bump = np.exp(-((epochs - peak) ** 2) / 4.0)
-    metric_parts = []
-    for e_idx, epoch in enumerate(epochs):
-        depth_weight = LAYERS / (N_LAYERS - 1)
-        profile = 0.2 + 0.1 * e_idx / n_epochs + 0.4 * bump[e_idx] * depth_weight
-        metric_parts.append(
-            layer_metric_rows("imagenet", "cifar10", "classification", profile, variant=variant, epoch=int(epoch))
-        )
-    accuracy_rows = []
-    for e_idx, epoch in enumerate(epochs):
-        clean = 0.6 + 0.35 * (1 - np.exp(-epoch / 3))
-        accuracy_rows.append(dict(corruption="clean", severity=0, accuracy=clean))
-        for corruption in ("gaussian_noise", "fog"):
-            for severity in range(1, 6):
-                acc = clean - 0.08 * severity + 0.1 * bump[e_idx] * severity / 5
-                accuracy_rows.append(dict(corruption=corruption, severity=severity, accuracy=acc))
-        for row in accuracy_rows[-11:]:
-            row.update(
-                source="imagenet",
-                dataset="cifar10",
-                task="classification",
-                variant=variant,
-                epoch=int(epoch),
-                n_images=1000,
-            )
-    return pd.concat(metric_parts), conform(pd.DataFrame(accuracy_rows), ROBUST_ACCURACY)
-
-
-def early_rows() -> pd.DataFrame:
-    rows = []
-    for dataset in ("cifar10", "cifar100"):
-        for hypothesis, start in (("stir:last_11:forgetting:std", 0.95), ("cka:first_8:cka_divergence:std", 0.7)):
-            for e in range(3, 13):
-                rows.append(
-                    dict(
-                        source="imagenet",
-                        dataset=dataset,
-                        task="classification",
-                        variant="default",
-                        hypothesis=hypothesis,
-                        last_epoch=e,
-                        r=start - 0.02 * e,
-                        p_value=0.01,
-                    )
-                )
-    return conform(pd.DataFrame(rows), EARLY_EPOCH_CORRELATION)
-
-
-# --- helpers ---------------------------------------------------------------------------
-
-
-def assert_written(png: Path) -> None:
+def assert_written(png) -> None:
     """The PNG is a real, non-uniform image and the PDF beside it is non-empty."""
     image = mpimg.imread(png)
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
@@ -194,37 +92,81 @@ def data_axes(fig) -> list:
     return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
 
 
-# --- tests -----------------------------------------------------------------------------
+def line_of(ax, colour) -> mpl.lines.Line2D:
+    (line,) = [line for line in ax.get_lines() if np.allclose(mpl.colors.to_rgb(line.get_color()), colour)]
+    return line
 
 
-def test_task_comparison_has_metric_rows_and_dataset_columns(tmp_path):
-    fig = figures.plot_task_comparison(task_tables(), tmp_path / "fig1a.png")
+def band_edges(ax, colour, x) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper edge at each ``x`` of the band drawn in ``colour``."""
+    (band,) = [
+        c for c in ax.collections if isinstance(c, PolyCollection) and np.allclose(c.get_facecolor()[0][:3], colour)
+    ]
+    vertices = band.get_paths()[0].vertices
+    lower = [vertices[np.isclose(vertices[:, 0], xi), 1].min() for xi in x]
+    upper = [vertices[np.isclose(vertices[:, 0], xi), 1].max() for xi in x]
+    return np.array(lower), np.array(upper)
+
+
+# --- Figs. 1-3: per-layer profiles ------------------------------------------------------
+
+
+def test_layer_profile_line_is_the_seed_mean_and_band_is_mean_plus_minus_sd(tmp_path):
+    metrics, table1 = task_setting()
+    fig = figures.plot_task_comparison(profiles_of(metrics, table1), table1, tmp_path / "fig1a.png")
     assert_written(tmp_path / "fig1a.png")
-    assert len(data_axes(fig)) == 2 * 2  # (learning, forgetting) x (cifar10, cifar100)
-    # one line per task in every panel, in the fixed task colours
-    colours = {tuple(np.round(line.get_color()[:3], 3)) for line in fig.axes[0].get_lines()}
-    assert colours == {tuple(np.round(figures.TASK_COLOURS[t], 3)) for t in ("classification", "reconstruction")}
+    axes = np.array(data_axes(fig)).reshape(2, 1)  # (learning, forgetting) x (cifar10)
+    forgetting_ax = axes[1, 0]
+    classification = figures.TASK_COLOURS["classification"]
+    np.testing.assert_allclose(line_of(forgetting_ax, classification).get_ydata(), SEED_MEAN)
+    np.testing.assert_allclose(
+        line_of(forgetting_ax, figures.TASK_COLOURS["reconstruction"]).get_ydata(), SEED_MEAN + 0.2
+    )
+    lower, upper = band_edges(forgetting_ax, classification, range(N_LAYERS))
+    np.testing.assert_allclose(lower, SEED_MEAN - SEED_SD)
+    np.testing.assert_allclose(upper, SEED_MEAN + SEED_SD)
+    np.testing.assert_allclose(line_of(axes[0, 0], classification).get_ydata(), SEED_MEAN + 0.05)
 
 
-def test_cka_divergence_by_task_has_one_row(tmp_path):
-    fig = figures.plot_cka_divergence_by_task(task_tables(), tmp_path / "fig1b.png")
-    assert_written(tmp_path / "fig1b.png")
-    assert len(data_axes(fig)) == 2
+def test_layer_profile_draws_the_given_summary_without_averaging(tmp_path):
+    """Given one row per layer, the line is that row's mean (nothing is recomputed)."""
+    given = pd.DataFrame(
+        {
+            **PAPER_RUN.context,
+            "epoch": 1,
+            "layer": np.tile(range(N_LAYERS), 2),
+            "metric": ["learning"] * N_LAYERS + ["forgetting"] * N_LAYERS,
+            "mean": [0.7, 0.1, 0.9, 0.2, 0.5] * 2,
+            "std": 0.05,
+            "n_seeds": 3,
+        }
+    )
+    fig = figures.plot_task_comparison(given, table1_table({PAPER_RUN: 1}), tmp_path / "given.png")
+    line = line_of(data_axes(fig)[1], figures.TASK_COLOURS["classification"])
+    np.testing.assert_allclose(line.get_ydata(), [0.7, 0.1, 0.9, 0.2, 0.5])
 
 
-def test_source_comparison_draws_scratch_in_its_colour(tmp_path):
-    fig = figures.plot_source_comparison(source_tables(), tmp_path / "fig2.png")
+@pytest.mark.parametrize(
+    "checkpoint, expected", [("best", ("best epoch 4", "best epoch 7")), ("last", ("last epoch 4", "last epoch 7"))]
+)
+def test_layer_profile_titles_name_each_runs_checkpoint(tmp_path, checkpoint, expected):
+    metrics, table1 = task_setting(checkpoint)
+    fig = figures.plot_cka_divergence_by_task(profiles_of(metrics, table1), table1, tmp_path / "fig1b.png")
+    (ax,) = data_axes(fig)
+    assert f"classification: {expected[0]}" in ax.get_title()
+    assert f"reconstruction: {expected[1]}" in ax.get_title()
+
+
+def test_source_comparison_draws_scratch_green_and_each_source_in_its_own_colour(tmp_path):
+    metrics, table1 = source_setting()
+    fig = figures.plot_source_comparison(profiles_of(metrics, table1), table1, tmp_path / "fig2.png")
     assert_written(tmp_path / "fig2.png")
-    assert len(data_axes(fig)) == 2 * 2
-    colours = [tuple(line.get_color()[:3]) for line in fig.axes[0].get_lines()]
-    assert tuple(figures.SCRATCH_COLOUR) in colours
-    assert len(set(colours)) == 3  # imagenet, cifar100, scratch on the cifar10 column
-
-
-def test_cka_divergence_by_source(tmp_path):
-    fig = figures.plot_cka_divergence_by_source(source_tables(), tmp_path / "fig3.png")
+    forgetting_ax = data_axes(fig)[1]
+    np.testing.assert_allclose(line_of(forgetting_ax, figures.SCRATCH_COLOUR).get_ydata(), SEED_MEAN + 0.3)
+    assert len({tuple(mpl.colors.to_rgb(line.get_color())) for line in forgetting_ax.get_lines()}) == 3
+    assert "scratch: best epoch 1" in data_axes(fig)[0].get_title()
+    fig = figures.plot_cka_divergence_by_source(profiles_of(metrics, table1), table1, tmp_path / "fig3.png")
     assert_written(tmp_path / "fig3.png")
-    assert len(data_axes(fig)) == 2
 
 
 def test_source_palette_is_stable_and_keeps_scratch_green():
@@ -236,139 +178,273 @@ def test_source_palette_is_stable_and_keeps_scratch_green():
     assert figures.source_order(["scratch", "b", "a"]) == ["a", "b", "scratch"]
 
 
-@pytest.mark.parametrize("task", ["classification", "reconstruction"])
-def test_invariance_flow_heatmap_is_seed_mean_with_symmetric_limits(tmp_path, task):
-    flow = flow_rows(task)
-    fig = figures.plot_invariance_flow(flow, tmp_path / f"flow_{task}.png")
-    assert_written(tmp_path / f"flow_{task}.png")
+def test_layer_profiles_at_another_epoch_than_the_analysed_checkpoint_are_an_error(tmp_path):
+    metrics, table1 = task_setting()
+    profiles = summarize_over_seeds(metrics, keys=[*RUN_KEYS, "epoch", "layer", "metric"])
+    shifted = table1.assign(epoch=[4, 9])
+    with pytest.raises(
+        ValueError, match=r"run 'imagenet/cifar10/reconstruction/default' is drawn at epochs \[7\].*best epoch 9"
+    ):
+        figures.plot_task_comparison(profiles, shifted, tmp_path / "x.png")
+    with pytest.raises(
+        ValueError, match=r"run 'imagenet/cifar10/reconstruction/default' needs exactly one table1_accuracy row"
+    ):
+        figures.plot_task_comparison(profiles, table1.iloc[:1], tmp_path / "x.png")
+
+
+def test_layer_profiles_of_two_variants_on_one_line_are_an_error(tmp_path):
+    metrics, table1 = task_setting()
+    profiles = profiles_of(metrics, table1)
+    other_variant = profiles.assign(variant="lr_0.01")
+    with pytest.raises(ValueError, match=r"dataset cifar10, task classification mix several values of variant"):
+        figures.plot_task_comparison(pd.concat([profiles, other_variant]), table1, tmp_path / "x.png")
+
+
+def test_layer_profiles_without_a_metric_or_rows_are_errors(tmp_path):
+    metrics, table1 = task_setting()
+    profiles = profiles_of(metrics, table1)
+    with pytest.raises(ValueError, match=r"profiles: the selection has no rows with metric \['learning'\]"):
+        figures.plot_task_comparison(profiles[profiles["metric"] != "learning"], table1, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="profiles: the selection is empty"):
+        figures.plot_source_comparison(profiles.iloc[:0], table1, tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
+    with pytest.raises(ValueError, match=r"profiles: missing columns \['std'"):
+        figures.plot_task_comparison(profiles.drop(columns="std"), table1, tmp_path / "x.png")
+
+
+# --- Fig. 4: invariance flow ------------------------------------------------------------
+
+
+def flow_setting() -> tuple[np.ndarray, pd.DataFrame]:
+    """Per-seed matrices base + s * delta for seeds 0, 1, 2: the seed mean is base + delta."""
+    i, j = np.meshgrid(range(N_LAYERS), range(N_LAYERS), indexing="ij")
+    base = np.where(i - j == 1, 0.3, -0.05 * np.abs(i - j))  # compression just below the diagonal
+    delta = np.where(i == j, 0.0, 0.02)
+    per_seed = np.stack([base + s * delta for s in range(3)])
+    return base + delta, invariance_flow_table(per_seed, epoch=7)
+
+
+def test_invariance_flow_heatmap_is_the_seed_mean_with_symmetric_limits_and_checkpoint(tmp_path):
+    expected, flow = flow_setting()
+    fig = figures.plot_invariance_flow(flow_matrix(flow), table1_table({PAPER_RUN: 7}), 3, tmp_path / "fig4.png")
+    assert_written(tmp_path / "fig4.png")
     mesh = fig.axes[0].collections[0]
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(N_LAYERS, N_LAYERS), expected)  # row i = pretrained
     vmin, vmax = mesh.get_clim()
-    assert vmin == pytest.approx(-vmax) and vmax > 0
-    # the drawn cells are the naive per-cell seed mean, row i = pretrained layer
-    naive = np.zeros((N_LAYERS, N_LAYERS))
-    for (i, j), cell in flow.groupby(["pretrained_layer", "finetuned_layer"]):
-        naive[i, j] = sum(cell["flow"]) / len(cell)
-    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(N_LAYERS, N_LAYERS), naive)
-    assert vmax == pytest.approx(np.abs(naive).max())
+    assert vmin == pytest.approx(-vmax)
+    assert vmax == pytest.approx(np.abs(expected).max())
+    title = fig.axes[0].get_title()
+    assert "best epoch 7" in title and "mean of 3 STIR seed(s)" in title
 
 
-def test_invariance_flow_rejects_incomplete_matrix_and_mixed_runs(tmp_path):
-    flow = flow_rows("classification")
-    holed = flow[~((flow["pretrained_layer"] == 3) & (flow["finetuned_layer"] == 4))]
-    with pytest.raises(ValueError, match=r"lacks cells .*\(3, 4\)"):
-        figures.plot_invariance_flow(holed, tmp_path / "x.png")
-    mixed = pd.concat([flow, flow_rows("reconstruction")])
-    with pytest.raises(ValueError, match="task"):
-        figures.plot_invariance_flow(mixed, tmp_path / "x.png")
+def test_invariance_flow_needs_one_analysed_row_and_a_matrix(tmp_path):
+    _, flow = flow_setting()
+    matrix = flow_matrix(flow)
+    table1 = table1_table({PAPER_RUN: 7, RECONSTRUCTION_RUN: 7})
+    with pytest.raises(ValueError, match="analysed: need the one table1_accuracy row of the drawn run, got 2 rows"):
+        figures.plot_invariance_flow(matrix, table1, 3, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="analysed: the selection is empty"):
+        figures.plot_invariance_flow(matrix, table1.iloc[:0], 3, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="matrix: the selection is empty"):
+        figures.plot_invariance_flow(matrix.iloc[:0, :0], table1.iloc[:1], 3, tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"matrix: need a square matrix of finite flows, got shape \(4, 5\)"):
+        figures.plot_invariance_flow(matrix.iloc[:4], table1.iloc[:1], 3, tmp_path / "x.png")
 
 
-def test_dynamics_has_metric_panels_and_accuracy_panel(tmp_path):
-    metrics, accuracy = dynamics_rows()
-    fig = figures.plot_dynamics(metrics, accuracy, tmp_path / "fig5.png", std_layers=range(2, 13))
+# --- Fig. 5: dynamics -------------------------------------------------------------------
+
+EPOCHS = (1, 2, 3, 4)
+SPREAD = np.array([0.05, 0.10, 0.08, 0.06])  # per epoch; seed s scales it by 1 + s
+# Severities 1..5 per epoch; their mean is the mean corrupted accuracy.
+SEVERITY_ACCURACY = {
+    1: [0.8, 0.7, 0.6, 0.5, 0.4],
+    2: [0.9, 0.8, 0.8, 0.7, 0.7],
+    3: [0.85, 0.75, 0.7, 0.6, 0.5],
+    4: [0.8] * 5,
+}
+MEAN_CORRUPTED = [0.6, 0.78, 0.68, 0.8]
+
+
+def forgetting_over_epochs(scale: float = 1.0) -> np.ndarray:
+    """(seed, epoch, layer): layers 0, 1 fixed far apart (an all-layer std would be much
+    larger), layers 2-4 at 0.3 + (1 + s) * scale * SPREAD[e] * (-1, 0, 1)."""
+    values = np.empty((3, len(EPOCHS), N_LAYERS))
+    values[:, :, 0], values[:, :, 1] = 0.6, 0.05
+    for s in range(3):
+        values[s, :, 2:] = 0.3 + (1 + s) * scale * SPREAD[:, None] * np.array([-1.0, 0.0, 1.0])
+    return values
+
+
+def dynamics_tables(run: Run = PAPER_RUN, shift: float = 0.0, scale: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A dynamics run: forgetting as :func:`forgetting_over_epochs`, accuracies shifted by ``shift``."""
+    forgetting = forgetting_over_epochs(scale)
+    metrics = layer_metrics_table(
+        {"learning": forgetting + 0.05, "forgetting": forgetting, "cka_divergence": forgetting / 3},
+        run=run,
+        epochs=EPOCHS,
+    )
+    robust = robust_accuracy_table({e: np.add(a, shift) for e, a in SEVERITY_ACCURACY.items()}, run=run)
+    return metrics, robust
+
+
+def plot_dynamics_of(metrics: pd.DataFrame, robust: pd.DataFrame, path, headline_metrics=None) -> Figure:
+    """What figure_dynamics.py passes for one run."""
+    return figures.plot_dynamics(
+        summarize_over_seeds(metrics, keys=[*RUN_KEYS, "epoch", "layer", "metric"]),
+        HEADLINE,
+        hypotheses.seed_summary(HEADLINE, metrics if headline_metrics is None else headline_metrics),
+        robust_accuracy.severity_accuracy(robust),
+        robust_accuracy.mean_corrupted_accuracy(robust),
+        path,
+    )
+
+
+def test_headline_is_std_of_forgetting_over_layers_2_to_depth():
+    assert HEADLINE.id == HEADLINE_ID
+    assert figures.hypothesis_label(HEADLINE) == "std of forgetting, layers 2-4"
+
+
+def test_dynamics_draws_the_headline_over_its_layers_only_with_its_seed_band(tmp_path):
+    metrics, robust = dynamics_tables()
+    fig = plot_dynamics_of(metrics, robust, tmp_path / "fig5.png")
     assert_written(tmp_path / "fig5.png")
     assert len(data_axes(fig)) == 4  # learning, forgetting, CKA divergence, accuracy
-    accuracy_ax = data_axes(fig)[-1]
-    labels = {line.get_label() for line in accuracy_ax.get_lines()}
-    assert {f"severity {s}" for s in range(1, 6)} | {"clean test", "mean corrupted"} <= labels
-    # the mean-corrupted line is the naive mean over every corrupted row of each epoch
-    mean_line = next(line for line in accuracy_ax.get_lines() if line.get_label() == "mean corrupted")
-    corrupted = accuracy[accuracy["corruption"] != "clean"]
-    naive = [corrupted.loc[corrupted["epoch"] == e, "accuracy"].sum() / 10 for e in range(1, 13)]
-    np.testing.assert_allclose(mean_line.get_ydata(), naive)
+    forgetting_ax = data_axes(fig)[1]
+    headline = line_of(forgetting_ax, figures.HEADLINE_COLOUR)
+    assert headline.get_label() == "std of forgetting, layers 2-4 (headline)"
+    # population std of (-d, 0, d) is d * sqrt(2/3); d = (1 + s) * SPREAD over seeds 0, 1, 2
+    per_seed = np.sqrt(2 / 3) * SPREAD[None, :] * np.array([1.0, 2.0, 3.0])[:, None]
+    np.testing.assert_allclose(headline.get_ydata(), per_seed.mean(axis=0))
+    lower, upper = band_edges(forgetting_ax, figures.HEADLINE_COLOUR, EPOCHS)
+    np.testing.assert_allclose(upper - per_seed.mean(axis=0), np.sqrt(2 / 3) * SPREAD)  # sd of 1, 2, 3 is 1
+    np.testing.assert_allclose(per_seed.mean(axis=0) - lower, np.sqrt(2 / 3) * SPREAD)
+    # the layer lines are seed means per epoch: layer 4 is 0.3 + 2 * SPREAD
+    np.testing.assert_allclose(forgetting_ax.get_lines()[4].get_ydata(), 0.3 + 2 * SPREAD)
+    assert "checkpoints of epochs 1-4" in fig.get_suptitle()
+
+
+def test_dynamics_accuracy_panel_draws_each_severity_their_mean_and_clean(tmp_path):
+    metrics, robust = dynamics_tables()
+    fig = plot_dynamics_of(metrics, robust, tmp_path / "fig5.png")
+    lines = {line.get_label(): line for line in data_axes(fig)[-1].get_lines()}
+    np.testing.assert_allclose(lines["mean corrupted"].get_ydata(), MEAN_CORRUPTED)
+    np.testing.assert_allclose(lines["severity 2"].get_ydata(), [SEVERITY_ACCURACY[e][1] for e in EPOCHS])
+    np.testing.assert_allclose(lines["clean test"].get_ydata(), [0.9] * 4)
 
 
 def test_dynamics_without_cka_rows_has_three_panels(tmp_path):
-    metrics, accuracy = dynamics_rows()
-    fig = figures.plot_dynamics(metrics[metrics["metric"] != "cka_divergence"], accuracy, tmp_path / "d.png")
+    metrics, robust = dynamics_tables()
+    fig = plot_dynamics_of(metrics[metrics["metric"] != "cka_divergence"], robust, tmp_path / "d.png", metrics)
     assert len(data_axes(fig)) == 3
 
 
-def test_dynamics_std_band_is_per_seed_population_std(tmp_path):
-    metrics, accuracy = dynamics_rows(n_epochs=4)
-    fig = figures.plot_dynamics(metrics, accuracy, tmp_path / "d.png", std_layers=[0, 1, 2])
-    forgetting_ax = data_axes(fig)[1]
-    std_line = next(line for line in forgetting_ax.get_lines() if line.get_label().startswith("std across"))
-    forgetting = metrics[(metrics["metric"] == "forgetting") & metrics["layer"].isin([0, 1, 2])]
-    expected = []
-    for epoch in range(1, 5):
-        per_seed = [
-            np.sqrt(np.mean((v - v.mean()) ** 2))
-            for v in (g["value"].to_numpy() for _, g in forgetting[forgetting["epoch"] == epoch].groupby("seed"))
-        ]
-        expected.append(np.mean(per_seed))
-    np.testing.assert_allclose(std_line.get_ydata(), expected)
+def test_dynamics_rejects_two_runs_a_headline_of_another_run_and_empty_accuracy(tmp_path):
+    metrics, robust = dynamics_tables()
+    other, _ = dynamics_tables(Run("imagenet", "cifar10", "classification", "lr_0.01"))
+    with pytest.raises(ValueError, match=r"profiles rows mix several values of variant \['default', 'lr_0.01'\]"):
+        plot_dynamics_of(pd.concat([metrics, other]), robust, tmp_path / "d.png", metrics)
+    with pytest.raises(
+        ValueError, match="headline_values are of run 'imagenet/cifar10/classification/lr_0.01' but profiles of run"
+    ):
+        plot_dynamics_of(metrics, robust, tmp_path / "d.png", other)
+    with pytest.raises(ValueError, match="severity: the selection is empty"):
+        figures.plot_dynamics(
+            summarize_over_seeds(metrics, keys=[*RUN_KEYS, "epoch", "layer", "metric"]),
+            HEADLINE,
+            hypotheses.seed_summary(HEADLINE, metrics),
+            robust_accuracy.severity_accuracy(robust).iloc[:0],
+            robust_accuracy.mean_corrupted_accuracy(robust),
+            tmp_path / "d.png",
+        )
 
 
-def test_dynamics_rejects_two_runs_and_mismatched_accuracy(tmp_path):
-    metrics, accuracy = dynamics_rows()
-    other, _ = dynamics_rows(variant="lr_0.01")
-    with pytest.raises(ValueError, match="variant"):
-        figures.plot_dynamics(pd.concat([metrics, other]), accuracy, tmp_path / "d.png")
-    _, other_accuracy = dynamics_rows(variant="lr_0.01")
-    with pytest.raises(ValueError, match="robust_accuracy is for run"):
-        figures.plot_dynamics(metrics, other_accuracy, tmp_path / "d.png")
+# --- Figs. 6, 15: variants --------------------------------------------------------------
 
 
-def test_variants_one_line_per_variant(tmp_path):
-    parts = [dynamics_rows(variant=v, n_epochs=8, peak=p) for v, p in (("default", 2), ("lr_1e-2", 3), ("adam", 5))]
-    metrics = pd.concat([m for m, _ in parts])
-    accuracy = pd.concat([a for _, a in parts])
-    fig = figures.plot_variants(metrics, accuracy, tmp_path / "fig6.png", std_layers=range(2, 13))
+def test_variants_draw_each_variants_mean_corrupted_accuracy_and_headline(tmp_path):
+    lr = Run("imagenet", "cifar10", "classification", "lr_0.01")
+    parts = [dynamics_tables(), dynamics_tables(lr, shift=-0.1, scale=0.5)]
+    metrics, robust = (pd.concat(tables) for tables in zip(*parts))
+    fig = figures.plot_variants(
+        robust_accuracy.mean_corrupted_accuracy_by_run(robust),
+        HEADLINE,
+        hypotheses.seed_summary(HEADLINE, metrics),
+        tmp_path / "fig6.png",
+    )
     assert_written(tmp_path / "fig6.png")
-    axes = data_axes(fig)
-    assert len(axes) == 2
-    assert len({tuple(line.get_color()[:3]) for line in axes[0].get_lines()}) == 3
+    accuracy_ax, headline_ax = data_axes(fig)
+    lines = {line.get_label(): line for line in accuracy_ax.get_lines()}
+    np.testing.assert_allclose(lines["default"].get_ydata(), MEAN_CORRUPTED)
+    np.testing.assert_allclose(lines["lr_0.01"].get_ydata(), np.subtract(MEAN_CORRUPTED, 0.1))
+    headline = {line.get_label(): line for line in headline_ax.get_lines()}
+    np.testing.assert_allclose(headline["default"].get_ydata(), np.sqrt(2 / 3) * SPREAD * 2)  # mean of 1, 2, 3
+    np.testing.assert_allclose(headline["lr_0.01"].get_ydata(), np.sqrt(2 / 3) * SPREAD * 2 * 0.5)
+    assert "std of forgetting, layers 2-4" in headline_ax.get_ylabel()
 
 
-def test_early_epoch_correlation_one_panel_per_run(tmp_path):
-    fig = figures.plot_early_epoch_correlation(early_rows(), tmp_path / "fig14.png")
+def test_variants_of_two_settings_are_an_error(tmp_path):
+    metrics, robust = dynamics_tables()
+    cifar100 = Run("imagenet", "cifar100", "classification", "lr_0.01")
+    other_metrics, other_robust = dynamics_tables(cifar100)
+    with pytest.raises(
+        ValueError, match=r"headline_values rows mix several values of dataset \['cifar10', 'cifar100'\]"
+    ):
+        figures.plot_variants(
+            robust_accuracy.mean_corrupted_accuracy_by_run(robust),
+            HEADLINE,
+            hypotheses.seed_summary(HEADLINE, pd.concat([metrics, other_metrics])),
+            tmp_path / "x.png",
+        )
+    with pytest.raises(ValueError, match="mean_corrupted is for .*cifar100.* but headline_values for .*cifar10"):
+        figures.plot_variants(
+            robust_accuracy.mean_corrupted_accuracy_by_run(other_robust),
+            HEADLINE,
+            hypotheses.seed_summary(HEADLINE, metrics),
+            tmp_path / "x.png",
+        )
+
+
+# --- Fig. 14: early-epoch correlation ---------------------------------------------------
+
+
+def test_early_epoch_correlation_shows_the_headline_distinct_from_other_named_hypotheses(tmp_path):
+    early = early_epoch_correlation_table({HEADLINE_ID: [0.9, 0.8, 0.7], CKA_ID: [0.2, 0.3, 0.4]})
+    named = named_hypotheses_table({"headline": HEADLINE_ID, "best_stir": HEADLINE_ID, "cka": CKA_ID})
+    fig = figures.plot_early_epoch_correlation(early, named, HEADLINE, tmp_path / "fig14.png")
     assert_written(tmp_path / "fig14.png")
-    assert len(data_axes(fig)) == 2
-    assert data_axes(fig)[0].get_ylim() == pytest.approx((-1.05, 1.05))
+    (ax,) = data_axes(fig)
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    headline = lines["headline = best_stir: std of forgetting, layers 2-4"]
+    cka = lines["cka: std of CKA divergence, layers 1-3"]
+    np.testing.assert_allclose(headline.get_xdata(), [3, 4, 5])
+    np.testing.assert_allclose(headline.get_ydata(), [0.9, 0.8, 0.7])
+    np.testing.assert_allclose(cka.get_ydata(), [0.2, 0.3, 0.4])
+    assert mpl.colors.to_rgb(headline.get_color()) == figures.HEADLINE_COLOUR
+    assert mpl.colors.to_rgb(cka.get_color()) != figures.HEADLINE_COLOUR
+    assert (headline.get_linestyle(), cka.get_linestyle()) == ("-", "--")
+    assert ax.get_ylim() == pytest.approx((-1.05, 1.05))
 
 
-@pytest.mark.parametrize(
-    "plot, table",
-    [
-        (figures.plot_task_comparison, lambda: task_tables().iloc[:0]),
-        (figures.plot_source_comparison, lambda: source_tables().iloc[:0]),
-        (figures.plot_invariance_flow, lambda: flow_rows("classification").iloc[:0]),
-        (figures.plot_early_epoch_correlation, lambda: early_rows().iloc[:0]),
-    ],
-)
-def test_empty_selection_is_a_clear_error(tmp_path, plot, table):
-    with pytest.raises(ValueError, match="selection is empty"):
-        plot(table(), tmp_path / "empty.png")
-    assert not (tmp_path / "empty.png").exists()
+def test_early_epoch_correlation_needs_the_headline_and_one_run(tmp_path):
+    named = named_hypotheses_table({"cka": CKA_ID})
+    without = early_epoch_correlation_table({CKA_ID: [0.2, 0.3, 0.4]})
+    with pytest.raises(ValueError, match=f"early: no rows for the headline hypothesis '{HEADLINE_ID}'"):
+        figures.plot_early_epoch_correlation(without, named, HEADLINE, tmp_path / "x.png")
+    early = early_epoch_correlation_table({HEADLINE_ID: [0.9, 0.8, 0.7]})
+    two_runs = pd.concat([early, early_epoch_correlation_table({HEADLINE_ID: [0.1] * 3}, run=RECONSTRUCTION_RUN)])
+    with pytest.raises(ValueError, match=r"early rows mix several values of task"):
+        figures.plot_early_epoch_correlation(two_runs, named, HEADLINE, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="early: the selection is empty"):
+        figures.plot_early_epoch_correlation(early.iloc[:0], named, HEADLINE, tmp_path / "x.png")
 
 
-def test_empty_accuracy_selection_names_the_argument(tmp_path):
-    metrics, accuracy = dynamics_rows(n_epochs=3)
-    with pytest.raises(ValueError, match="robust_accuracy: the selection is empty"):
-        figures.plot_dynamics(metrics, accuracy.iloc[:0], tmp_path / "d.png")
-
-
-def test_missing_metric_and_mixed_epochs_are_errors(tmp_path):
-    table = task_tables()
-    with pytest.raises(ValueError, match=r"no rows with metric \['learning'\]"):
-        figures.plot_task_comparison(table[table["metric"] != "learning"], tmp_path / "x.png")
-    later = table.assign(epoch=50)
-    with pytest.raises(ValueError, match="epoch"):
-        figures.plot_task_comparison(pd.concat([table, later]), tmp_path / "x.png")
-
-
-def test_duplicated_rows_are_an_error(tmp_path):
-    table = task_tables()
-    with pytest.raises(ValueError, match="rows share the same"):
-        figures.plot_task_comparison(pd.concat([table, table.iloc[:1]]), tmp_path / "x.png")
+# --- saving and style -------------------------------------------------------------------
 
 
 def test_save_figure_requires_png_and_leaves_global_style_alone(tmp_path):
-    import matplotlib as mpl
-    from matplotlib.figure import Figure
-
+    metrics, table1 = task_setting()
     before = mpl.rcParams["axes.facecolor"], mpl.rcParams["savefig.dpi"]
-    figures.plot_cka_divergence_by_task(task_tables(), tmp_path / "a" / "b.png")
+    figures.plot_cka_divergence_by_task(profiles_of(metrics, table1), table1, tmp_path / "a" / "b.png")
     assert (tmp_path / "a" / "b.pdf").exists()
     assert (mpl.rcParams["axes.facecolor"], mpl.rcParams["savefig.dpi"]) == before
     with pytest.raises(ValueError, match=r"must end in \.png"):

@@ -1,10 +1,16 @@
-"""Fig. 4 / Appendix D: the invariance-flow matrix of one run at its last epoch."""
+"""Fig. 4 / Appendix D: the seed-mean invariance-flow matrix of every run at its analysed
+checkpoint."""
 
+from finetune_invariance.finetuning_metrics import flow_matrix
 from finetune_invariance.study import figures, tables
-from finetune_invariance.study.design import Run, final_epoch_rows, logged_to
+from finetune_invariance.study.runtime import logged_to
+from finetune_invariance.study.vocabulary import Run, analysed_rows
 
 with logged_to(snakemake.log[0]):
-    run = Run.from_wildcards(snakemake.wildcards)
-    flow = run.rows(final_epoch_rows(tables.read_table(snakemake.input[0], tables.STUDY_INVARIANCE_FLOW), run.variant))
-    title = f"{run.source} \u2192 {run.dataset}, {run.task}"
-    figures.plot_invariance_flow(flow, snakemake.output.png, title=title)
+    flow = tables.read_table(snakemake.input.invariance_flow, tables.STUDY_INVARIANCE_FLOW)
+    table1 = tables.read_table(snakemake.input.table1, tables.TABLE1)
+    analysed = analysed_rows(flow, table1)
+    for png, run in snakemake.params.figures["invariance_flow"].items():
+        run = Run.from_row(run)
+        rows = run.rows(analysed)
+        figures.plot_invariance_flow(flow_matrix(rows), run.rows(table1), rows["seed"].nunique(), png)

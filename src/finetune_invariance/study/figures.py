@@ -1,9 +1,16 @@
-"""Every figure of the paper, drawn from the study's tables in one seaborn style.
+"""Every figure of the paper, drawn in one seaborn style from numbers the analyses computed.
+
+Figures only draw. The figure scripts compute what is drawn with the analysis modules and
+pass it in: per-layer means and standard deviations over STIR seeds
+(:func:`..finetuning_metrics.summarize_over_seeds`), the seed-mean invariance-flow matrix
+(:func:`..finetuning_metrics.flow_matrix`), the headline hypothesis within each seed
+summarised over seeds (:func:`.hypotheses.seed_summary`), the accuracy per severity and the
+mean corrupted accuracy (:mod:`.robust_accuracy`) and the early-epoch correlations
+(:func:`.hypotheses.early_epoch_correlation`). A line is a given mean and its band the
+given mean ± sd; nothing is averaged here.
 
 Figure numbers are the published paper's (the text copy in ``paper/`` numbers them from
-0). Each function takes rows the caller has already selected (e.g. the final epoch and
-the default variant), validates them against their schema in :mod:`.tables`, and writes
-``<stem>.png`` and ``<stem>.pdf`` through :func:`save_figure`:
+0). Each function writes ``<stem>.png`` and ``<stem>.pdf`` through :func:`save_figure`:
 
 ========================================  =====================================
 function                                  paper figure
@@ -18,9 +25,12 @@ function                                  paper figure
 :func:`plot_early_epoch_correlation`      Fig. 14
 ========================================  =====================================
 
-Wherever the tables hold several STIR seeds, the line is the seed mean and the band is
-one standard deviation over the per-seed rows (seaborn ``errorbar="sd"``). Layers are
-numbered 0..depth as in METHOD.md, layer ``depth`` being the pooled representation.
+Every title says which checkpoints it shows: the per-layer figures (Figs. 1-4) each run's
+analysed checkpoint ('best epoch 4', 'last epoch 5', from its ``table1_accuracy`` row),
+the dynamics figures the checkpoint of every epoch. The dynamics, variants and early-epoch
+figures show the paper's headline hypothesis (:func:`.hypotheses.headline_hypothesis`),
+labelled with the layers it spans in this model. Layers are numbered 0..depth as in
+METHOD.md, layer ``depth`` being the pooled representation.
 """
 
 from __future__ import annotations
@@ -43,39 +53,46 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .robustness import mean_corrupted_accuracy
-from .tables import (
-    EARLY_EPOCH_CORRELATION,
-    ROBUST_ACCURACY,
-    STUDY_INVARIANCE_FLOW,
-    STUDY_LAYER_METRICS,
-    TableSchema,
-    conform,
-)
+from .hypotheses import Hypothesis
+from .paper import HEADLINE
+from .tables import EARLY_EPOCH_CORRELATION, NAMED_HYPOTHESES, TABLE1, TableSchema, conform
+from .vocabulary import CLASSIFICATION, CLEAN_SEVERITY, RECONSTRUCTION, RUN_KEYS, SCRATCH, Run, runs_in
 
 Colour = tuple[float, float, float]
 
 PNG_DPI = 150
+_BAND_ALPHA = 0.2
 
 # One colour-blind-safe palette for everything. Index 2 (green) is reserved for training
 # from scratch, the colour the paper uses for it; the task colours are not reused for
 # sources so that no colour means two things in Figs. 1-3.
 _PALETTE: list[Colour] = sns.color_palette("colorblind")
-SCRATCH = "scratch"
 SCRATCH_COLOUR: Colour = _PALETTE[2]
-TASK_COLOURS: dict[str, Colour] = {"classification": _PALETTE[0], "reconstruction": _PALETTE[3]}
+TASK_COLOURS: dict[str, Colour] = {CLASSIFICATION: _PALETTE[0], RECONSTRUCTION: _PALETTE[3]}
 _SOURCE_COLOURS: list[Colour] = [_PALETTE[i] for i in (1, 4, 9, 5, 6, 8, 7)]
 _LAYER_CMAP = "viridis"  # sequential: shallow layers dark, deep layers bright
 _SEVERITY_PALETTE = "flare"  # sequential: severity 1 light, 5 dark
+HEADLINE_COLOUR: Colour = (0.0, 0.0, 0.0)
 
 METRIC_LABELS: dict[str, str] = {
     "learning": "learning\n1 − STIR(p_l | f_l)",
     "forgetting": "forgetting\n1 − STIR(f_l | p_l)",
     "cka_divergence": "CKA divergence\n1 − CKA(p_l, f_l)",
 }
-RUN_KEYS = ("source", "dataset", "task", "variant")
-_CONTEXT_KEYS = (*RUN_KEYS, "epoch")
-_CLEAN = "clean"
+_COMBINATION_LABELS: dict[str, str] = {
+    "learning+forgetting": "learning + forgetting",
+    "learning-forgetting": "learning − forgetting",
+    "learning": "learning",
+    "forgetting": "forgetting",
+    "cka_divergence": "CKA divergence",
+}
+
+#: Columns of the per-layer seed summaries the layer-profile figures draw.
+PROFILE_COLUMNS = (*RUN_KEYS, "epoch", "layer", "metric", "mean", "std", "n_seeds")
+#: Columns of a hypothesis's seed summary (:func:`.hypotheses.seed_summary`).
+HYPOTHESIS_SUMMARY_COLUMNS = (*RUN_KEYS, "epoch", "mean", "std", "n_seeds")
+SEVERITY_COLUMNS = ("epoch", "severity", "accuracy")
+MEAN_CORRUPTED_COLUMNS = (*RUN_KEYS, "epoch", "mean_corrupted_accuracy")
 
 
 # --- style ----------------------------------------------------------------------------
@@ -165,15 +182,51 @@ def save_figure(fig: Figure, png_path: str | os.PathLike) -> tuple[Path, Path]:
     return png, pdf
 
 
+# --- labels ---------------------------------------------------------------------------
+
+
+def checkpoint_label(analysed: Mapping[str, object]) -> str:
+    """'best epoch 4' or 'last epoch 5': the checkpoint a ``table1_accuracy`` row names."""
+    return f"{analysed['checkpoint']} epoch {int(analysed['epoch'])}"
+
+
+def hypothesis_label(hypothesis: Hypothesis) -> str:
+    """'std of forgetting, layers 2-4': the hypothesis in words, with this model's layers."""
+    selection = hypothesis.selection
+    layers = (
+        f"layer {selection.first}"
+        if selection.first == selection.last
+        else f"layers {selection.first}-{selection.last}"
+    )
+    return f"{hypothesis.aggregate} of {_COMBINATION_LABELS[hypothesis.combination]}, {layers}"
+
+
+def _joined(values: Iterable[object]) -> str:
+    """Distinct values in sorted order, '/'-separated, for titles."""
+    return "/".join(str(v) for v in sorted(set(values)))
+
+
+def _epochs_label(epochs: Iterable[int]) -> str:
+    epochs = sorted(set(int(e) for e in epochs))
+    return f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}-{epochs[-1]}"
+
+
 # --- input validation -----------------------------------------------------------------
 
 
-def _selection(df: pd.DataFrame, schema: TableSchema, argument: str) -> pd.DataFrame:
-    """``df`` conformed to ``schema``; an empty selection is an error naming ``argument``."""
-    table = conform(df, schema)
-    if table.empty:
-        raise ValueError(f"{argument}: the selection is empty (no '{schema.name}' rows to plot)")
-    return table
+def _rows(df: pd.DataFrame, columns: Sequence[str], argument: str) -> pd.DataFrame:
+    """``df``, which must have ``columns`` and at least one row; errors name ``argument``."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{argument}: missing columns {missing}; it has {list(df.columns)}")
+    if df.empty:
+        raise ValueError(f"{argument}: the selection is empty (nothing to plot)")
+    return df
+
+
+def _table_rows(df: pd.DataFrame, schema: TableSchema, argument: str) -> pd.DataFrame:
+    """``df`` conformed to ``schema``, with at least one row."""
+    return _rows(conform(df, schema), list(schema.columns), argument)
 
 
 def _single_values(df: pd.DataFrame, keys: Iterable[str], what: str) -> dict[str, object]:
@@ -185,8 +238,12 @@ def _single_values(df: pd.DataFrame, keys: Iterable[str], what: str) -> dict[str
     return {k: df[k].iloc[0] for k in keys}
 
 
+def _single_run(df: pd.DataFrame, argument: str) -> Run:
+    return Run.from_row(_single_values(df, RUN_KEYS, f"{argument} rows"))
+
+
 def _require_unique_rows(df: pd.DataFrame, keys: Sequence[str], argument: str) -> None:
-    """Duplicated rows would silently count as extra seeds in the mean and the band."""
+    """A repeated point would draw a line back and forth."""
     duplicated = df.duplicated(list(keys), keep=False)
     if duplicated.any():
         example = df.loc[duplicated, list(keys)].iloc[0].to_dict()
@@ -199,12 +256,40 @@ def _require_metrics(df: pd.DataFrame, metrics: Iterable[str], argument: str) ->
         raise ValueError(f"{argument}: the selection has no rows with metric {missing}")
 
 
-def _joined(values: Iterable[object]) -> str:
-    """Distinct values in sorted order, '/'-separated, for titles."""
-    return "/".join(str(v) for v in sorted(set(values)))
+def _analysed_checkpoints(
+    analysed: pd.DataFrame, profiles: pd.DataFrame, argument: str = "analysed"
+) -> dict[Run, pd.Series]:
+    """Each run of ``profiles`` -> its one ``table1_accuracy`` row, whose epoch the
+    profiles must be at (they show that checkpoint)."""
+    table = conform(analysed, TABLE1)
+    checkpoints = {}
+    for run in runs_in(profiles):
+        rows = run.rows(table)
+        if len(rows) != 1:
+            raise ValueError(
+                f"{argument}: run '{run.path}' needs exactly one table1_accuracy row (its analysed checkpoint), "
+                f"found {len(rows)}"
+            )
+        row = rows.iloc[0]
+        epochs = sorted(set(run.rows(profiles)["epoch"]))
+        if epochs != [row["epoch"]]:
+            raise ValueError(
+                f"{argument}: run '{run.path}' is drawn at epochs {epochs} but its analysed checkpoint is "
+                f"{checkpoint_label(row)}: pass the rows of the analysed checkpoint"
+            )
+        checkpoints[run] = row
+    return checkpoints
 
 
 # --- shared drawing helpers -----------------------------------------------------------
+
+
+def _line_with_band(ax: Axes, x: object, mean: object, std: object, colour: Colour, **line: object) -> Line2D:
+    """The given means as a line and mean ± sd as a band (none where the sd is NaN: one seed)."""
+    x, mean, std = (np.asarray(v, dtype=np.float64) for v in (x, mean, std))
+    (drawn,) = ax.plot(x, mean, color=colour, **line)
+    ax.fill_between(x, mean - std, mean + std, color=colour, alpha=_BAND_ALPHA, linewidth=0)
+    return drawn
 
 
 def _format_layer_axis(ax: Axes, n_layers: int) -> None:
@@ -215,48 +300,25 @@ def _format_layer_axis(ax: Axes, n_layers: int) -> None:
     ax.set_xlabel(f"layer ({n_layers - 1} = pooled output)")
 
 
+def _format_epoch_axis(ax: Axes) -> None:
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _legend_handles(palette: Mapping[str, Colour], marker: str | None = None) -> list[Line2D]:
     return [Line2D([], [], color=c, marker=marker, label=name) for name, c in palette.items()]
 
 
-def _per_seed_forgetting_std(layer_metrics: pd.DataFrame, layers: Sequence[int] | None) -> pd.DataFrame:
-    """Standard deviation of forgetting across layers, one value per (run, epoch, seed).
-
-    Population std (ddof=0) over the selected layers (all layers when ``layers`` is None),
-    as in :mod:`.robustness`. It is taken within each seed so that the plot can show its
-    seed-to-seed spread; the hypotheses table instead takes it of the seed-mean profile,
-    which is never larger (a std over layers is a seminorm), the gap being seed noise.
-    """
-    forgetting = layer_metrics[layer_metrics["metric"] == "forgetting"]
-    if layers is not None:
-        forgetting = forgetting[forgetting["layer"].isin(layers)]
-        if forgetting.empty:
-            raise ValueError(f"std_layers={list(layers)}: no forgetting rows on these layers")
-    keys = [*_CONTEXT_KEYS, "seed"]
-    return forgetting.groupby(keys, as_index=False)["value"].agg(lambda v: float(np.std(v.to_numpy(), ddof=0)))
-
-
-def _mean_corrupted_accuracy_by_variant(robust_accuracy: pd.DataFrame) -> pd.DataFrame:
-    """Columns variant, epoch, accuracy: :func:`.robustness.mean_corrupted_accuracy` per variant.
-
-    The same series the robustness hypotheses are correlated with (clean rows excluded).
-    """
-    parts = [
-        mean_corrupted_accuracy(rows).rename("accuracy").reset_index().assign(variant=variant)
-        for variant, rows in robust_accuracy.groupby("variant")
-    ]
-    return pd.concat(parts, ignore_index=True)
-
-
-def _std_layers_text(layers: Sequence[int] | None) -> str:
-    return "all layers" if layers is None else f"layers {min(layers)}-{max(layers)}"
+def _seeds_label(n_seeds: pd.Series) -> str:
+    return f"mean over {_joined(n_seeds.astype(int))} STIR seed(s), bands: ± 1 sd"
 
 
 # --- Figs. 1-3: one value per layer ----------------------------------------------------
 
 
 def _plot_layer_profiles(
-    layer_metrics: pd.DataFrame,
+    profiles: pd.DataFrame,
+    analysed: pd.DataFrame,
     metrics: Sequence[str],
     hue: str,
     palette_for: Callable[[Iterable[str]], dict[str, Colour]],
@@ -264,66 +326,70 @@ def _plot_layer_profiles(
     path: str | os.PathLike,
 ) -> Figure:
     """Rows = metrics, columns = finetune datasets, one line per ``hue`` value over layers."""
-    df = _selection(layer_metrics, STUDY_LAYER_METRICS, "layer_metrics")
+    df = _rows(profiles, PROFILE_COLUMNS, "profiles")
     df = df[df["metric"].isin(metrics)]
-    _require_metrics(df, metrics, "layer_metrics")
-    _require_unique_rows(df, [*_CONTEXT_KEYS, "seed", "layer", "metric"], "layer_metrics")
+    _require_metrics(df, metrics, "profiles")
     for (dataset, value), line in df.groupby(["dataset", hue]):
-        others = [k for k in _CONTEXT_KEYS if k not in ("dataset", hue)]
-        _single_values(line, others, f"layer_metrics rows for dataset {dataset}, {hue} {value}")
+        others = [k for k in (*RUN_KEYS, "epoch") if k not in ("dataset", hue)]
+        _single_values(line, others, f"profiles rows for dataset {dataset}, {hue} {value}")
+    _require_unique_rows(df, ["dataset", hue, "layer", "metric"], "profiles")
+    checkpoints = _analysed_checkpoints(analysed, df)
 
     palette = palette_for(df[hue].unique())
     datasets = sorted(df["dataset"].unique())
     n_layers = int(df["layer"].max()) + 1
-    fig = Figure(figsize=(3.1 * len(datasets) + 1.8, 2.5 * len(metrics) + 0.7))
+    fig = Figure(figsize=(3.1 * len(datasets) + 1.8, 2.5 * len(metrics) + 1.3))
     axes = fig.subplots(len(metrics), len(datasets), sharex=True, sharey="row", squeeze=False)
     for row, metric in enumerate(metrics):
         for col, dataset in enumerate(datasets):
             ax = axes[row, col]
             panel = df[(df["metric"] == metric) & (df["dataset"] == dataset)]
-            sns.lineplot(
-                panel,
-                x="layer",
-                y="value",
-                hue=hue,
-                hue_order=[h for h in palette if h in set(panel[hue])],
-                palette=palette,
-                errorbar="sd",
-                marker="o",
-                markersize=4,
-                legend=False,
-                ax=ax,
-            )
+            for name, colour in palette.items():
+                line = panel[panel[hue] == name].sort_values("layer")
+                if not line.empty:
+                    _line_with_band(
+                        ax, line["layer"], line["mean"], line["std"], colour, marker="o", markersize=4, label=name
+                    )
             if panel.empty:
                 ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", color="grey")
             _format_layer_axis(ax, n_layers)
             ax.set_ylabel(METRIC_LABELS[metric] if col == 0 else "")
             if row == 0:
-                ax.set_title(_column_title(df[df["dataset"] == dataset], hue))
+                column_runs = [run for run in checkpoints if run.dataset == dataset]
+                ax.set_title(_column_title(column_runs, checkpoints, hue, list(palette)), fontsize="small")
     fig.legend(handles=_legend_handles(palette, "o"), title=hue, loc="outside right center")
     fig.suptitle(
-        f"{title}\nvariant {_joined(df['variant'])}, epoch {_joined(df['epoch'])}; lines: mean over seeds, bands: ± sd"
+        f"{title}\nvariant {_joined(df['variant'])}, each run at its analysed checkpoint; "
+        f"lines: {_seeds_label(df['n_seeds'])}"
     )
     save_figure(fig, path)
     return fig
 
 
-def _column_title(column: pd.DataFrame, hue: str) -> str:
-    dataset = column["dataset"].iloc[0]
-    if hue == "source":
-        return f"finetune {dataset}: {_joined(column['task'])}"
-    return f"{_joined(column['source'])} → {dataset}"
+def _column_title(runs: list[Run], checkpoints: Mapping[Run, pd.Series], hue: str, order: list[str]) -> str:
+    """The dataset column's setting, then one line per run: '<hue value>: best epoch 4'."""
+    runs = sorted(runs, key=lambda run: order.index(getattr(run, hue)))
+    first = runs[0]
+    header = (
+        f"finetune {first.dataset}: {_joined(r.task for r in runs)}"
+        if hue == "source"
+        else f"{_joined(r.source for r in runs)} → {first.dataset}"
+    )
+    return "\n".join([header, *(f"{getattr(run, hue)}: {checkpoint_label(checkpoints[run])}" for run in runs)])
 
 
 @_styled
-def plot_task_comparison(layer_metrics: pd.DataFrame, path: str | os.PathLike) -> Figure:
+def plot_task_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
     """Fig. 1a / Appendix C: learning and forgetting per layer, classification vs reconstruction.
 
-    ``layer_metrics``: STUDY_LAYER_METRICS rows with one (source, variant, epoch) per
-    (dataset, task); one panel column per finetune dataset.
+    ``profiles``: seed summaries per (run, epoch, layer, metric) (:data:`PROFILE_COLUMNS`,
+    from :func:`..finetuning_metrics.summarize_over_seeds`) with one (source, variant,
+    epoch) per (dataset, task); ``analysed``: the runs' ``table1_accuracy`` rows, whose
+    checkpoints the titles name. One panel column per finetune dataset.
     """
     return _plot_layer_profiles(
-        layer_metrics,
+        profiles,
+        analysed,
         ("learning", "forgetting"),
         "task",
         task_palette,
@@ -333,22 +399,23 @@ def plot_task_comparison(layer_metrics: pd.DataFrame, path: str | os.PathLike) -
 
 
 @_styled
-def plot_cka_divergence_by_task(layer_metrics: pd.DataFrame, path: str | os.PathLike) -> Figure:
+def plot_cka_divergence_by_task(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
     """Fig. 1b: CKA divergence per layer, classification vs reconstruction, per dataset."""
     return _plot_layer_profiles(
-        layer_metrics, ("cka_divergence",), "task", task_palette, "CKA divergence by finetuning task", path
+        profiles, analysed, ("cka_divergence",), "task", task_palette, "CKA divergence by finetuning task", path
     )
 
 
 @_styled
-def plot_source_comparison(layer_metrics: pd.DataFrame, path: str | os.PathLike) -> Figure:
+def plot_source_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
     """Figs. 2a/2b: learning and forgetting per layer by pretraining source (and scratch).
 
-    ``layer_metrics``: STUDY_LAYER_METRICS rows with one (task, variant, epoch) per
+    ``profiles`` as for :func:`plot_task_comparison`, with one (task, variant, epoch) per
     (dataset, source), normally classification; one panel column per finetune dataset.
     """
     return _plot_layer_profiles(
-        layer_metrics,
+        profiles,
+        analysed,
         ("learning", "forgetting"),
         "source",
         source_palette,
@@ -358,53 +425,38 @@ def plot_source_comparison(layer_metrics: pd.DataFrame, path: str | os.PathLike)
 
 
 @_styled
-def plot_cka_divergence_by_source(layer_metrics: pd.DataFrame, path: str | os.PathLike) -> Figure:
+def plot_cka_divergence_by_source(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
     """Fig. 3: CKA divergence per layer by pretraining source, per finetune dataset."""
     return _plot_layer_profiles(
-        layer_metrics,
-        ("cka_divergence",),
-        "source",
-        source_palette,
-        "CKA divergence by pretraining source",
-        path,
+        profiles, analysed, ("cka_divergence",), "source", source_palette, "CKA divergence by pretraining source", path
     )
 
 
 # --- Fig. 4: invariance flow -----------------------------------------------------------
 
 
-def flow_matrix(flow: pd.DataFrame) -> pd.DataFrame:
-    """Seed-mean invariance-flow matrix (METHOD.md): rows pretrained layer i, columns j.
-
-    Every (i, j) of the square 0..L-1 grid must be present.
-    """
-    matrix = flow.groupby(["pretrained_layer", "finetuned_layer"])["flow"].mean().unstack()
-    n_layers = int(max(matrix.index.max(), matrix.columns.max())) + 1
-    matrix = matrix.reindex(index=range(n_layers), columns=range(n_layers))
-    missing = [(i, j) for i in range(n_layers) for j in range(n_layers) if np.isnan(matrix.iat[i, j])]
-    if missing:
-        raise ValueError(f"flow: the {n_layers}x{n_layers} matrix lacks cells (i, j) = {missing[:5]}")
-    matrix.index.name, matrix.columns.name = "pretrained layer i", "finetuned layer j"
-    return matrix
-
-
 @_styled
-def plot_invariance_flow(flow: pd.DataFrame, path: str | os.PathLike, title: str | None = None) -> Figure:
-    """Fig. 4 / Appendix D: the seed-mean invariance-flow matrix of one run as a heatmap.
+def plot_invariance_flow(matrix: pd.DataFrame, analysed: pd.DataFrame, n_seeds: int, path: str | os.PathLike) -> Figure:
+    """Fig. 4 / Appendix D: a run's seed-mean invariance-flow matrix as a heatmap.
 
-    Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i). Rows are pretrained layers i (0 at the
-    top), columns finetuned layers j, so compression (j < i) is the lower-left triangle
-    and expansion (j > i) the upper right. The diverging colour scale is centred on 0
-    with symmetric limits. ``title`` defaults to the run's source, dataset and task.
+    ``matrix``: :func:`..finetuning_metrics.flow_matrix` of the run's rows at its analysed
+    checkpoint (rows pretrained layers i, columns finetuned layers j, 0..L-1), averaged over
+    ``n_seeds`` STIR seeds; ``analysed``: the run's ``table1_accuracy`` row. Row 0 is at the
+    top, so compression (j < i) is the lower-left triangle and expansion (j > i) the upper
+    right. The diverging colour scale is centred on 0 with symmetric limits.
     """
-    df = _selection(flow, STUDY_INVARIANCE_FLOW, "flow")
-    run = _single_values(df, _CONTEXT_KEYS, "flow rows")
-    _require_unique_rows(df, ["seed", "pretrained_layer", "finetuned_layer"], "flow")
-    matrix = flow_matrix(df)
+    if matrix.empty:
+        raise ValueError("matrix: the selection is empty (no invariance-flow cells to plot)")
     n_layers = len(matrix)
+    if matrix.shape != (n_layers, n_layers) or not np.isfinite(matrix.to_numpy(dtype=np.float64)).all():
+        raise ValueError(f"matrix: need a square matrix of finite flows, got shape {matrix.shape}")
+    row = _table_rows(analysed, TABLE1, "analysed")
+    if len(row) != 1:
+        raise ValueError(f"analysed: need the one table1_accuracy row of the drawn run, got {len(row)} rows")
+    row = row.iloc[0]
     limit = max(float(np.abs(matrix.to_numpy()).max()), 1e-6)  # all-zero matrix: any tiny range
 
-    fig = Figure(figsize=(0.42 * n_layers + 2.6, 0.36 * n_layers + 1.6))
+    fig = Figure(figsize=(0.42 * n_layers + 2.6, 0.36 * n_layers + 1.8))
     ax = fig.subplots()
     sns.heatmap(
         matrix,
@@ -424,10 +476,8 @@ def plot_invariance_flow(flow: pd.DataFrame, path: str | os.PathLike, title: str
     ax.set_xlabel(f"finetuned layer j ({n_layers - 1} = pooled)")
     ax.set_ylabel(f"pretrained layer i ({n_layers - 1} = pooled)")
     ax.tick_params(axis="y", rotation=0)
-    n_seeds = df["seed"].nunique()
-    default = f"Invariance flow: {run['source']} → {run['dataset']}, {run['task']}"
     ax.set_title(
-        f"{title or default}\nvariant {run['variant']}, epoch {run['epoch']}; mean of {n_seeds} seed(s)\n"
+        f"Invariance flow: {Run.from_row(row).label}\n{checkpoint_label(row)}; mean of {n_seeds} STIR seed(s)\n"
         "below diagonal: compression, above: expansion"
     )
     save_figure(fig, path)
@@ -437,90 +487,77 @@ def plot_invariance_flow(flow: pd.DataFrame, path: str | os.PathLike, title: str
 # --- Fig. 5: dynamics of one run -------------------------------------------------------
 
 
-def _plot_layers_over_epochs(ax: Axes, rows: pd.DataFrame, norm: Normalize) -> None:
-    sns.lineplot(
-        rows,
-        x="epoch",
-        y="value",
-        hue="layer",
-        palette=_LAYER_CMAP,
-        hue_norm=norm,
-        errorbar="sd",
-        linewidth=1.0,
-        legend=False,
-        ax=ax,
-    )
-
-
-def _plot_accuracy_over_epochs(ax: Axes, robust_accuracy: pd.DataFrame) -> None:
-    """Clean accuracy, corrupted accuracy per severity (mean over corruptions) and their mean."""
-    clean = robust_accuracy[robust_accuracy["corruption"] == _CLEAN]
-    corrupted = robust_accuracy[robust_accuracy["corruption"] != _CLEAN]
-    per_severity = corrupted.groupby(["epoch", "severity"], as_index=False)["accuracy"].mean()
-    severities = sorted(per_severity["severity"].unique())
+def _plot_accuracy_over_epochs(ax: Axes, severity: pd.DataFrame, mean_corrupted: pd.Series) -> None:
+    """Accuracy per corrupted severity, their mean, and the clean accuracy (severity 0)."""
+    corrupted = severity[severity["severity"] != CLEAN_SEVERITY]
+    severities = sorted(corrupted["severity"].unique())
     colours = dict(zip(severities, sns.color_palette(_SEVERITY_PALETTE, len(severities))))
-    for severity in severities:
-        line = per_severity[per_severity["severity"] == severity]
-        ax.plot(line["epoch"], line["accuracy"], color=colours[severity], lw=1.2, label=f"severity {severity}")
-    mean = mean_corrupted_accuracy(robust_accuracy)
-    ax.plot(mean.index, mean.to_numpy(), color="dimgrey", lw=2.0, ls="--", label="mean corrupted")
+    for level in severities:
+        line = corrupted[corrupted["severity"] == level].sort_values("epoch")
+        ax.plot(line["epoch"], line["accuracy"], color=colours[level], lw=1.2, label=f"severity {level}")
+    ax.plot(mean_corrupted.index, mean_corrupted.to_numpy(), color="dimgrey", lw=2.0, ls="--", label="mean corrupted")
+    clean = severity[severity["severity"] == CLEAN_SEVERITY].sort_values("epoch")
     if not clean.empty:
-        clean_line = clean.groupby("epoch", as_index=False)["accuracy"].mean()
-        ax.plot(clean_line["epoch"], clean_line["accuracy"], color="black", lw=1.5, ls=":", label="clean test")
+        ax.plot(clean["epoch"], clean["accuracy"], color="black", lw=1.5, ls=":", label="clean test")
     ax.set_ylabel("top-1 accuracy")
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _format_epoch_axis(ax)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 @_styled
 def plot_dynamics(
-    layer_metrics: pd.DataFrame,
-    robust_accuracy: pd.DataFrame,
+    profiles: pd.DataFrame,
+    headline: Hypothesis,
+    headline_values: pd.DataFrame,
+    severity: pd.DataFrame,
+    mean_corrupted: pd.Series,
     path: str | os.PathLike,
-    std_layers: Sequence[int] | None = None,
 ) -> Figure:
     """Fig. 5 / Appendix E: one dynamics run across epochs.
 
-    Panels: (a) learning per layer, (b) forgetting per layer with the standard deviation
-    of forgetting across ``std_layers`` (all layers by default; Section 4.4), (c) CKA
-    divergence per layer when the rows include it (Appendix Fig. 11), and last the clean
-    accuracy, the corrupted accuracy per severity (mean over corruptions) and the mean
-    corrupted accuracy. Both tables must hold exactly one (source, dataset, task, variant).
+    Panels: (a) learning per layer, (b) forgetting per layer with the ``headline``
+    hypothesis (std of forgetting across its layers, Section 4.4), (c) CKA divergence per
+    layer when the profiles include it (Appendix Fig. 11), and last the clean accuracy,
+    the accuracy per corrupted severity and the mean corrupted accuracy.
+
+    ``profiles``: seed summaries per (epoch, layer, metric) of the run
+    (:data:`PROFILE_COLUMNS`); ``headline_values``: :func:`.hypotheses.seed_summary` of the
+    headline for the run; ``severity``: :func:`.robust_accuracy.severity_accuracy` of the
+    run (severity 0 is the clean sample); ``mean_corrupted``:
+    :func:`.robust_accuracy.mean_corrupted_accuracy` of the run, by epoch.
     """
-    df = _selection(layer_metrics, STUDY_LAYER_METRICS, "layer_metrics")
-    accuracy = _selection(robust_accuracy, ROBUST_ACCURACY, "robust_accuracy")
-    run = _single_values(df, RUN_KEYS, "layer_metrics rows")
-    accuracy_run = _single_values(accuracy, RUN_KEYS, "robust_accuracy rows")
-    if accuracy_run != run:
-        raise ValueError(f"robust_accuracy is for run {accuracy_run} but layer_metrics for {run}")
-    _require_metrics(df, ("learning", "forgetting"), "layer_metrics")
-    _require_unique_rows(df, ["epoch", "seed", "layer", "metric"], "layer_metrics")
+    df = _rows(profiles, PROFILE_COLUMNS, "profiles")
+    values = _rows(headline_values, HYPOTHESIS_SUMMARY_COLUMNS, "headline_values")
+    severity = _rows(severity, SEVERITY_COLUMNS, "severity")
+    if mean_corrupted.empty:
+        raise ValueError("mean_corrupted: the selection is empty (nothing to plot)")
+    run, values_run = _single_run(df, "profiles"), _single_run(values, "headline_values")
+    if values_run != run:
+        raise ValueError(f"headline_values are of run '{values_run.path}' but profiles of run '{run.path}'")
+    _require_metrics(df, ("learning", "forgetting"), "profiles")
+    _require_unique_rows(df, ["epoch", "layer", "metric"], "profiles")
+    _require_unique_rows(values, ["epoch"], "headline_values")
     metrics = [m for m in ("learning", "forgetting", "cka_divergence") if (df["metric"] == m).any()]
 
     n_layers = int(df["layer"].max()) + 1
     norm = Normalize(vmin=0, vmax=n_layers - 1)
-    fig = Figure(figsize=(3.4 * (len(metrics) + 1) + 2.4, 3.8))
+    cmap = mpl.colormaps[_LAYER_CMAP]
+    fig = Figure(figsize=(3.4 * (len(metrics) + 1) + 2.4, 4.2))
     axes = fig.subplots(1, len(metrics) + 1, sharex=True)
     for ax, metric in zip(axes, metrics):
-        _plot_layers_over_epochs(ax, df[df["metric"] == metric], norm)
+        for layer, line in df[df["metric"] == metric].groupby("layer"):
+            line = line.sort_values("epoch")
+            _line_with_band(ax, line["epoch"], line["mean"], line["std"], cmap(norm(layer)), lw=1.0)
         ax.set_ylabel(METRIC_LABELS[metric])
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _format_epoch_axis(ax)
     forgetting_ax = axes[metrics.index("forgetting")]
-    spread = _per_seed_forgetting_std(df, std_layers)
-    sns.lineplot(
-        spread,
-        x="epoch",
-        y="value",
-        color="black",
-        ls="--",
-        errorbar="sd",
-        ax=forgetting_ax,
-        label=f"std across {_std_layers_text(std_layers)}",
+    values = values.sort_values("epoch")
+    label = f"{hypothesis_label(headline)} (headline)"
+    _line_with_band(
+        forgetting_ax, values["epoch"], values["mean"], values["std"], HEADLINE_COLOUR, lw=1.8, ls="--", label=label
     )
     forgetting_ax.legend(loc="best", fontsize="small")
-    _plot_accuracy_over_epochs(axes[-1], accuracy)
+    _plot_accuracy_over_epochs(axes[-1], severity, mean_corrupted)
     colourbar = fig.colorbar(
         ScalarMappable(norm=norm, cmap=_LAYER_CMAP),
         ax=list(axes[: len(metrics)]),
@@ -533,8 +570,7 @@ def plot_dynamics(
     for label, ax in zip("abcd", axes):
         ax.set_title(f"({label})", loc="left")
     fig.suptitle(
-        f"Dynamics: {run['source']} → {run['dataset']}, {run['task']}, variant {run['variant']} "
-        "(lines: mean over seeds, bands: ± sd)"
+        f"Dynamics: {run.label}, checkpoints of {_epochs_label(df['epoch'])}\n" f"lines: {_seeds_label(df['n_seeds'])}"
     )
     save_figure(fig, path)
     return fig
@@ -545,62 +581,47 @@ def plot_dynamics(
 
 @_styled
 def plot_variants(
-    layer_metrics: pd.DataFrame,
-    robust_accuracy: pd.DataFrame,
-    path: str | os.PathLike,
-    std_layers: Sequence[int] | None = None,
+    mean_corrupted: pd.DataFrame, headline: Hypothesis, headline_values: pd.DataFrame, path: str | os.PathLike
 ) -> Figure:
-    """Figs. 6, 15: mean corrupted accuracy and std of forgetting across layers per epoch.
+    """Figs. 6, 15: mean corrupted accuracy and the headline hypothesis per epoch, one line
+    per hyperparameter variant of a single (source, dataset, task).
 
-    One line per hyperparameter variant of a single (source, dataset, task); the std is
-    taken over ``std_layers`` (all layers by default; the paper's Fig. 6 uses layers 2-12).
+    ``mean_corrupted``: :func:`.robust_accuracy.mean_corrupted_accuracy_by_run` of the
+    variants' runs; ``headline_values``: :func:`.hypotheses.seed_summary` of ``headline``
+    for the same runs.
     """
-    df = _selection(layer_metrics, STUDY_LAYER_METRICS, "layer_metrics")
-    accuracy = _selection(robust_accuracy, ROBUST_ACCURACY, "robust_accuracy")
-    setting = ("source", "dataset", "task")
-    run = _single_values(df, setting, "layer_metrics rows")
-    accuracy_run = _single_values(accuracy, setting, "robust_accuracy rows")
-    if accuracy_run != run:
-        raise ValueError(f"robust_accuracy is for {accuracy_run} but layer_metrics for {run}")
-    _require_metrics(df, ("forgetting",), "layer_metrics")
-    _require_unique_rows(df, ["variant", "epoch", "seed", "layer", "metric"], "layer_metrics")
-    palette = _categorical_palette(sorted(set(df["variant"]) | set(accuracy["variant"])))
+    accuracy = _rows(mean_corrupted, MEAN_CORRUPTED_COLUMNS, "mean_corrupted")
+    values = _rows(headline_values, HYPOTHESIS_SUMMARY_COLUMNS, "headline_values")
+    setting_keys = ("source", "dataset", "task")
+    setting = _single_values(values, setting_keys, "headline_values rows")
+    accuracy_setting = _single_values(accuracy, setting_keys, "mean_corrupted rows")
+    if accuracy_setting != setting:
+        raise ValueError(f"mean_corrupted is for {accuracy_setting} but headline_values for {setting}")
+    _require_unique_rows(accuracy, ["variant", "epoch"], "mean_corrupted")
+    _require_unique_rows(values, ["variant", "epoch"], "headline_values")
+    palette = _categorical_palette(sorted(set(values["variant"]) | set(accuracy["variant"])))
 
-    fig = Figure(figsize=(9.0, 3.4))
-    acc_ax, std_ax = fig.subplots(1, 2, sharex=True)
-    mean_accuracy = _mean_corrupted_accuracy_by_variant(accuracy)
-    sns.lineplot(
-        mean_accuracy,
-        x="epoch",
-        y="accuracy",
-        hue="variant",
-        palette=palette,
-        marker="o",
-        markersize=3,
-        legend=False,
-        ax=acc_ax,
-    )
-    acc_ax.set_ylabel("mean corrupted accuracy\n(all corruptions, severities 1-5)")
-    spread = _per_seed_forgetting_std(df, std_layers)
-    sns.lineplot(
-        spread,
-        x="epoch",
-        y="value",
-        hue="variant",
-        palette=palette,
-        errorbar="sd",
-        marker="o",
-        markersize=3,
-        legend=False,
-        ax=std_ax,
-    )
-    std_ax.set_ylabel(f"std of forgetting across\n{_std_layers_text(std_layers)}")
-    for label, ax in zip("ab", (acc_ax, std_ax)):
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig = Figure(figsize=(9.0, 3.8))
+    accuracy_ax, headline_ax = fig.subplots(1, 2, sharex=True)
+    for variant, colour in palette.items():
+        line = accuracy[accuracy["variant"] == variant].sort_values("epoch")
+        accuracy_ax.plot(
+            line["epoch"], line["mean_corrupted_accuracy"], color=colour, marker="o", markersize=3, label=variant
+        )
+        line = values[values["variant"] == variant].sort_values("epoch")
+        _line_with_band(
+            headline_ax, line["epoch"], line["mean"], line["std"], colour, marker="o", markersize=3, label=variant
+        )
+    accuracy_ax.set_ylabel("mean corrupted accuracy\n(severities 1-5)")
+    headline_ax.set_ylabel(f"headline: {hypothesis_label(headline)}")
+    for label, ax in zip("ab", (accuracy_ax, headline_ax)):
+        _format_epoch_axis(ax)
         ax.set_title(f"({label})", loc="left")
     fig.legend(handles=_legend_handles(palette, "o"), title="variant", loc="outside right center")
-    fig.suptitle(f"Hyperparameter variants: {run['source']} → {run['dataset']}, {run['task']} (bands: ± sd over seeds)")
+    fig.suptitle(
+        f"Hyperparameter variants: {setting['source']} → {setting['dataset']}, {setting['task']}, "
+        f"checkpoints of {_epochs_label(values['epoch'])}\n(b) lines: {_seeds_label(values['n_seeds'])}"
+    )
     save_figure(fig, path)
     return fig
 
@@ -608,35 +629,58 @@ def plot_variants(
 # --- Fig. 14: correlation over the first epochs ----------------------------------------
 
 
-@_styled
-def plot_early_epoch_correlation(early: pd.DataFrame, path: str | os.PathLike) -> Figure:
-    """Fig. 14: Pearson r over epochs 1..e against e, one line per hypothesis, one panel per run."""
-    df = _selection(early, EARLY_EPOCH_CORRELATION, "early")
-    _require_unique_rows(df, [*RUN_KEYS, "hypothesis", "last_epoch"], "early")
-    runs = list(df.groupby(list(RUN_KEYS)))
-    palette = _categorical_palette(sorted(df["hypothesis"].unique()))
+def _roles(named: pd.DataFrame, run: Run, headline: Hypothesis) -> dict[str, list[str]]:
+    """hypothesis id -> its roles in the run's named_hypotheses rows (the headline's at least)."""
+    roles: dict[str, list[str]] = {headline.id: [HEADLINE.role]}
+    for row in run.rows(conform(named, NAMED_HYPOTHESES)).itertuples():
+        if row.role not in roles.setdefault(row.hypothesis, []):
+            roles[row.hypothesis].append(row.role)
+    return roles
 
-    fig = Figure(figsize=(3.6 * len(runs) + 3.0, 3.2))
-    axes = fig.subplots(1, len(runs), sharey=True, squeeze=False)[0]
-    for ax, ((source, dataset, task, variant), rows) in zip(axes, runs):
-        sns.lineplot(
-            rows,
-            x="last_epoch",
-            y="r",
-            hue="hypothesis",
-            palette=palette,
+
+@_styled
+def plot_early_epoch_correlation(
+    early: pd.DataFrame, named: pd.DataFrame, headline: Hypothesis, path: str | os.PathLike
+) -> Figure:
+    """Fig. 14: Pearson r with the mean corrupted accuracy over epochs 1..e, against e.
+
+    ``early``: the run's ``early_epoch_correlation`` rows; ``named``: ``named_hypotheses``
+    rows, whose roles label the lines. The ``headline`` is drawn black and solid, every
+    other hypothesis of ``early`` in its own colour, dashed.
+    """
+    df = _table_rows(early, EARLY_EPOCH_CORRELATION, "early")
+    run = _single_run(df, "early")
+    _require_unique_rows(df, ["hypothesis", "last_epoch"], "early")
+    present = sorted(df["hypothesis"].unique())
+    if headline.id not in present:
+        raise ValueError(f"early: no rows for the headline hypothesis '{headline.id}'; it has {present}")
+    roles = _roles(named, run, headline)
+    others = [h for h in present if h != headline.id]
+    colours = {headline.id: HEADLINE_COLOUR, **_categorical_palette(others)}
+
+    fig = Figure(figsize=(8.0, 3.6))
+    ax = fig.subplots()
+    for hypothesis in [headline.id, *others]:
+        line = df[df["hypothesis"] == hypothesis].sort_values("last_epoch")
+        is_headline = hypothesis == headline.id
+        role = " = ".join(roles.get(hypothesis, [])) or "other"
+        ax.plot(
+            line["last_epoch"],
+            line["r"],
+            color=colours[hypothesis],
+            lw=2.0 if is_headline else 1.2,
+            ls="-" if is_headline else "--",
             marker="o",
             markersize=3,
-            legend=False,
-            ax=ax,
+            zorder=3 if is_headline else 2,
+            label=f"{role}: {hypothesis_label(Hypothesis.from_id(hypothesis))}",
         )
-        ax.axhline(0.0, color="grey", lw=0.8)
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_xlabel("last epoch e (correlation over epochs 1..e)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("Pearson r with mean\ncorrupted accuracy")
-        ax.set_title(f"{source} → {dataset}\n{task}, variant {variant}")
-    fig.legend(handles=_legend_handles(palette, "o"), title="hypothesis", loc="outside right center")
-    fig.suptitle("Correlation with robustness computed on the first epochs only")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("last epoch e (correlation over the checkpoints of epochs 1..e)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("Pearson r with mean\ncorrupted accuracy")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
+    ax.set_title(f"Correlation with robustness on the first epochs only: {run.label}")
     save_figure(fig, path)
     return fig
