@@ -1,93 +1,94 @@
-"""The study design read from the config: runs, epochs, references between keys."""
+"""The study design read from a config: runs, pretraining runs, analysed checkpoints, jobs."""
 
-import copy
-
-import pandas as pd
 import pytest
-import yaml
 
-from finetune_invariance.study.design import ConfigError, Run, Study, with_context
+from finetune_invariance.study.design import StudyDesign
+from finetune_invariance.study.vocabulary import Run
+
+from .conftest import validated_config
 
 
-def _config(**changes):
+def design(**changes) -> StudyDesign:
     config = {
-        "results": "results",
         "model": {"name": "vit_tiny_patch16_224"},
         "datasets": {
             "a": {"kind": "generated", "corrupted": "generated"},
             "b": {"kind": "generated"},
             "pre": {"kind": "generated"},
         },
-        "sources": {"pre": {"weights": "pretrain:pre"}, "scratch": {"weights": "scratch"}},
-        "pretrain": {"epochs": 7},
+        "sources": {"pre": {"weights": "pretrain:pre"}, "b": {"weights": "pretrain:b"}, "scratch": {"weights": "scratch"}},
         "finetune": {"epochs": 4, "lr": 0.1},
-        "variants": {"default": {}, "slow": {"lr": 0.01, "epochs": 2}},
-        "finetune_runs": [{"sources": ["pre", "scratch"], "datasets": ["a", "b"], "tasks": ["classification"]}],
-        "dynamics": [{"source": "pre", "dataset": "a", "task": "classification", "variants": ["default", "slow"]}],
+        "variants": {"default": {}, "slow": {"lr": 0.01, "epochs": 3, "schedule_epochs": 4}},
+        "finetune_runs": [
+            {"sources": ["pre", "scratch"], "datasets": ["a", "b"], "tasks": ["classification"]},
+            {"sources": ["pre"], "datasets": ["a"], "tasks": ["reconstruction"]},
+        ],
+        "dynamics": [{"source": "pre", "dataset": "a", "variants": ["default", "slow"]}],
         "stir": {"seeds": [0, 3]},
     }
     config.update(changes)
-    return config
+    return StudyDesign(validated_config(config))
 
 
 def test_runs_are_the_union_of_blocks_and_dynamics_without_duplicates():
-    runs = Study(_config()).runs()
-    expected = {Run(s, d, "classification", "default") for s in ("pre", "scratch") for d in ("a", "b")}
-    expected.add(Run("pre", "a", "classification", "slow"))
-    assert set(runs) == expected
-    assert len(runs) == len(expected)
+    runs = design().runs()
+    expected = {Run(s, d, "classification") for s in ("pre", "scratch") for d in ("a", "b")}
+    expected |= {Run("pre", "a", "reconstruction"), Run("pre", "a", "classification", "slow")}
+    assert runs == sorted(expected)
 
 
-def test_dynamics_runs_are_analysed_every_epoch_others_at_the_last():
-    study = Study(_config())
-    assert study.analysed_epochs(Run("pre", "a", "classification", "default")) == [1, 2, 3, 4]
-    assert study.analysed_epochs(Run("pre", "a", "classification", "slow")) == [1, 2]
-    assert study.analysed_epochs(Run("scratch", "b", "classification", "default")) == [4]
+def test_a_pretraining_run_that_is_analysed_is_trained_once():
+    study = design()
+    assert study.pretraining_run("pre") == Run("scratch", "pre", "classification")
+    assert study.pretraining_run("b") == Run("scratch", "b", "classification")  # also an analysed run
+    assert study.pretraining_run("scratch") is None
+    training = study.training_runs()
+    assert len(training) == len(set(training)) == len(study.runs()) + 1  # + scratch -> pre
 
 
-def test_variant_overrides_the_finetune_hyperparameters():
-    study = Study(_config())
-    assert study.training("finetune", "slow")["lr"] == 0.01
-    assert study.training("finetune")["lr"] == 0.1
-    with pytest.raises(ConfigError, match="variant 'fast' is not defined"):
-        study.training("finetune", "fast")
+def test_dynamics_runs_are_analysed_every_epoch_others_at_their_best_or_last_checkpoint():
+    study = design()
+    assert study.analysed_checkpoints(Run("pre", "a", "classification")) == [f"epoch_00{e}" for e in (1, 2, 3, 4)]
+    assert study.analysed_checkpoints(Run("pre", "a", "classification", "slow")) == ["epoch_001", "epoch_002", "epoch_003"]
+    assert study.analysed_checkpoints(Run("scratch", "b", "classification")) == ["best"]
+    last = design(analysed_checkpoint="last")
+    assert last.analysed_checkpoints(Run("scratch", "b", "classification")) == ["epoch_004"]
 
 
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        ({"sources": {"x": {"weights": "pretrain:nowhere"}}}, r"sources.x.weights = 'pretrain:nowhere'"),
-        (
-            {"finetune_runs": [{"sources": ["ghost"], "datasets": ["a"], "tasks": ["classification"]}]},
-            r"finetune_runs\[0\].sources: \['ghost'\] not defined",
-        ),
-        (
-            {"dynamics": [{"source": "pre", "dataset": "b", "task": "classification", "variants": ["default"]}]},
-            r"datasets.b.corrupted",
-        ),
-        (
-            {"dynamics": [{"source": "pre", "dataset": "a", "task": "classification", "variants": ["nope"]}]},
-            r"dynamics\[0\].variants: \['nope'\]",
-        ),
-    ],
-)
-def test_inconsistent_references_name_the_key(change, message):
-    with pytest.raises(ConfigError, match=message):
-        Study(_config(**change))
+def test_a_run_keeps_what_is_analysed_and_its_source_checkpoint():
+    study = design()
+    assert study.kept_checkpoints(Run("scratch", "pre", "classification")) == ["best"]  # pretrains 'pre' only
+    assert study.checkpoint_epochs(Run("scratch", "pre", "classification")) == []
+    assert study.kept_checkpoints(Run("pre", "a", "classification")) == [f"epoch_00{e}" for e in (1, 2, 3, 4)]
+    assert study.checkpoint_epochs(Run("pre", "a", "classification")) == [1, 2, 3, 4]
+    assert study.source_checkpoint("pre") == "best"
+    assert design(analysed_checkpoint="last").kept_checkpoints(Run("scratch", "pre", "classification")) == ["epoch_004"]
 
 
-def test_with_context_prefixes_the_run_columns():
-    df = with_context(pd.DataFrame({"x": [1, 2]}), Run("s", "d", "classification", "v"), epoch=3)
-    assert list(df.columns) == ["source", "dataset", "task", "variant", "epoch", "x"]
-    assert df["epoch"].tolist() == [3, 3] and df["source"].tolist() == ["s", "s"]
+def test_stir_jobs_and_pretrained_inversions():
+    study = design()
+    jobs = study.pair_jobs()
+    # 4 + 3 epochs of the dynamics runs, 4 other runs at one checkpoint; 2 seeds
+    assert len(jobs) == (4 + 3 + 4) * 2 and {job.seed for job in jobs} == {0, 3}
+    pairs = {(job.source, job.dataset) for job in study.pretrained_inversions()}
+    assert pairs == {("pre", "a"), ("pre", "b"), ("scratch", "a"), ("scratch", "b")}
+    assert len(study.pretrained_inversions()) == 4 * 2
+
+
+def test_a_variant_overrides_the_finetune_hyperparameters():
+    study = design()
+    slow = study.training(Run("pre", "a", "classification", "slow"))
+    assert (slow["lr"], slow["epochs"], slow["schedule_epochs"]) == (0.01, 3, 4)
+    default = study.training(Run("pre", "a", "classification"))
+    assert (default["lr"], default["epochs"], default["schedule_epochs"]) == (0.1, 4, None)
+    assert default["batch_size"] == 256 and default["image_size"] == 224  # schema defaults, model's size
+
+
+def test_variant_groups_are_the_dynamics_settings_with_several_variants():
+    assert design().variant_groups() == {("pre", "a", "classification"): ["default", "slow"]}
 
 
 @pytest.mark.parametrize("path", ["config.yaml", "config/paper.yaml"])
-def test_shipped_configs_are_consistent(path, repo_root):
-    config = yaml.safe_load((repo_root / path).read_text())
-    config.setdefault("variants", {"default": {}})
-    config.setdefault("dynamics", [])
-    for entry in config["dynamics"]:
-        entry.setdefault("task", "classification")
-    study = Study(copy.deepcopy({"results": "results", **config}))
-    assert study.runs()
+def test_shipped_configs_give_a_design(path, shipped_config):
+    study = StudyDesign(shipped_config(path))
+    assert study.runs() and study.pair_jobs() and study.pretrained_inversions()

@@ -15,10 +15,17 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from finetune_invariance.study import data, synthetic
-from finetune_invariance.study.checkpoints import load_checkpoint
-from finetune_invariance.study.models import ModelSpec, build_model
+from finetune_invariance.study.models import ModelSpec, build_model, load_checkpoint
 from finetune_invariance.study.tables import TRAINING_HISTORY, conform, read_table
-from finetune_invariance.study.training import RESUME_FILE, TrainConfig, evaluate, learning_rate, train
+from finetune_invariance.study.training import (
+    RESUME_FILE,
+    TrainConfig,
+    best_epoch,
+    evaluate,
+    learning_rate,
+    train,
+    verified_checkpoint,
+)
 
 TINY = ModelSpec("vit_tiny_patch16_224", dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2))
 # The configuration of the kill-and-resume test: SGD momentum (optimizer state matters),
@@ -70,10 +77,15 @@ def test_config_defaults_are_the_authors_and_bad_values_fail():
         1.0,
         "sgd",
     )
+    assert config.schedule_length == 100 and TrainConfig(epochs=20, schedule_epochs=100).schedule_length == 100
     with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
         TrainConfig(optimizer="lamb")
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match=r"schedule_epochs \(10\) must be at least epochs \(20\)"):
+        TrainConfig(epochs=20, schedule_epochs=10)
+    with pytest.raises(ValueError, match="grad_clip must be > 0, or None for no clipping"):
+        TrainConfig(grad_clip=0.0)
 
 
 # --- learning -----------------------------------------------------------------------------
@@ -150,8 +162,7 @@ def test_killed_run_resumes_to_the_same_weights_and_history(root, tmp_path):
     (out / f".{RESUME_FILE}.partial.tmp").write_bytes(b"half a file")  # debris of a kill mid-write
 
     resumed = run_resume_config(root, out)
-    columns = [c for c in TRAINING_HISTORY.columns if c != "seconds"]
-    pd.testing.assert_frame_equal(resumed[columns], reference[columns])
+    pd.testing.assert_frame_equal(resumed, reference)
     final_resumed, _ = load_checkpoint(out / "epoch_004.safetensors")
     final_reference, _ = load_checkpoint(tmp_path / "reference" / "epoch_004.safetensors")
     for key, value in final_reference.state_dict().items():
@@ -170,6 +181,91 @@ def test_a_finished_run_returns_its_history_and_a_changed_config_is_refused(root
     )
     with pytest.raises(ValueError, match="belongs to another run or config"):
         train(build_model(TINY, "classification", 8), TrainConfig(epochs=1, batch_size=16, lr=0.1), *sets, tmp_path)
+
+
+# --- early stop within a schedule, the best checkpoint, damaged work files --------------
+
+
+def sgd_run(root, out_dir, config, checkpoint_epochs=frozenset(), keep_best=False):
+    model = build_model(TINY, "classification", 8, seed=0)
+    sets = data.get_dataset("shapes", "train", root), data.get_dataset("shapes", "test", root)
+    history = train(model, config, *sets, out_dir, set(checkpoint_epochs), "r", keep_best=keep_best)
+    return model, history
+
+
+def test_a_run_stopped_early_follows_the_long_runs_schedule_step_by_step(root, tmp_path):
+    """A variant of the paper's Fig. 6: the first 2 epochs of a 4-epoch run."""
+    long = TrainConfig(epochs=4, batch_size=16, lr=0.05, warmup_steps=2)
+    short = TrainConfig(epochs=2, schedule_epochs=4, batch_size=16, lr=0.05, warmup_steps=2)
+    _, long_history = sgd_run(root, tmp_path / "long", long, {2})
+    short_model, short_history = sgd_run(root, tmp_path / "short", short)
+    # 48 images / 16 = 3 steps per epoch: the short run's updates 0..5 are the long run's.
+    steps = range(6)
+    assert [learning_rate(s, 12, long) for s in steps] == [learning_rate(s, 12, short) for s in steps]
+    assert short_history["learning_rate"].tolist() == long_history["learning_rate"].tolist()[:2]
+    # A 2-epoch schedule would have decayed to 0.0073 at that step.
+    assert short_history["learning_rate"].iloc[-1] == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * 3 / 10)))
+    long_epoch_2, _ = load_checkpoint(tmp_path / "long" / "epoch_002.safetensors")
+    for key, value in long_epoch_2.state_dict().items():
+        assert torch.equal(short_model.state_dict()[key], value), key
+
+
+def test_best_epoch_is_the_highest_accuracy_or_the_lowest_l1_earliest_on_ties():
+    classification = pd.DataFrame({"epoch": [1, 2, 3, 4], "test_accuracy": [0.5, 0.7, 0.7, 0.6], "test_l1": np.nan})
+    assert best_epoch(classification) == 2
+    reconstruction = pd.DataFrame({"epoch": [1, 2, 3], "test_accuracy": np.nan, "test_l1": [0.3, 0.1, 0.2]})
+    assert best_epoch(reconstruction) == 2
+
+
+def test_the_best_checkpoint_holds_the_best_epochs_weights(root, tmp_path):
+    config = TrainConfig(epochs=4, batch_size=16, lr=0.05, warmup_steps=0)
+    _, history = sgd_run(root, tmp_path, config, {1, 2, 3, 4}, keep_best=True)
+    best = best_epoch(history)
+    assert history.set_index("epoch").loc[best, "test_accuracy"] == history["test_accuracy"].max()
+    kept, metadata = load_checkpoint(verified_checkpoint(tmp_path, "best"))
+    same_epoch, _ = load_checkpoint(tmp_path / f"epoch_{best:03d}.safetensors")
+    assert metadata["epoch"] == best
+    for key, value in same_epoch.state_dict().items():
+        assert torch.equal(kept.state_dict()[key], value), key
+
+
+def test_a_damaged_work_checkpoint_is_named_with_what_to_delete(root, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=16, lr=0.05, warmup_steps=0)
+    sgd_run(root, tmp_path, config, {1})
+    assert verified_checkpoint(tmp_path, 1) == tmp_path / "epoch_001.safetensors"
+    with pytest.raises(FileNotFoundError, match="has not recorded a checkpoint 'best'"):
+        verified_checkpoint(tmp_path, "best")
+    damaged = tmp_path / "epoch_001.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(RuntimeError, match=f"{damaged}.*damaged on disk.*delete {tmp_path}"):
+        verified_checkpoint(tmp_path, 1)
+    # Resuming from a folder whose files do not match the resume state fails the same way.
+    with pytest.raises(RuntimeError, match="damaged on disk"):
+        sgd_run(root, tmp_path, config, {1})
+
+
+def test_a_published_copy_is_independent_of_the_work_file(root, tmp_path):
+    from finetune_invariance.study.runtime import publish
+
+    config = TrainConfig(epochs=1, batch_size=16, lr=0.05, warmup_steps=0)
+    sgd_run(root, tmp_path / "work", config, {1})
+    published = publish(verified_checkpoint(tmp_path / "work", 1), tmp_path / "out" / "epoch_001.safetensors")
+    published.write_bytes(b"damaged")  # damage the published copy only
+    assert verified_checkpoint(tmp_path / "work", 1).read_bytes() != b"damaged"
+
+
+def test_schema_defaults_are_the_dataclass_defaults(repo_root):
+    import dataclasses
+
+    import yaml
+
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    training = schema["$defs"]["training"]["properties"]
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for key, entry in training.items():
+        assert defaults[key] == entry["default"], key
+    study_only = {"image_size", "deterministic"}  # set by the workflow from the model, or not configurable
+    assert set(defaults) - set(training) == study_only
 
 
 # --- evaluation ---------------------------------------------------------------------------

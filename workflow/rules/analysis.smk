@@ -1,23 +1,51 @@
-"""Analysis: the study metrics and robustness statistics, aggregated into tables."""
+"""Analysis: Table 1, the per-layer metrics, robustness statistics and the claims report,
+aggregated over every run into the study's tables."""
 
 
 localrules:
+    table1,
+    layer_metrics,
     robust_accuracy_table,
     learning_forgetting_correlation,
-    table1,
     claims,
+
+
+rule table1:
+    input:
+        history_tables(),
+    output:
+        table=table("table1_accuracy"),
+        markdown=report(
+            markdown("table1_accuracy"),
+            caption="../report/table1.rst",
+            category="6. Tables",
+        ),
+    log:
+        LAYOUT.log("table1"),
+    conda:
+        "../../envs/study.yaml"
+    params:
+        runs=[run.path for run in STUDY.runs()],
+        source_runs={
+            source: STUDY.pretraining_run(source).path
+            for source in config["sources"]
+            if STUDY.pretraining_run(source)
+        },
+        analysed_checkpoint=STUDY.analysed_checkpoint,
+    script:
+        "../scripts/table1.py"
 
 
 rule layer_metrics:
     input:
-        stir_tables(),
+        pair_tables(),
     output:
-        layer_metrics=TABLES["layer_metrics"],
-        invariance_flow=TABLES["invariance_flow"],
+        layer_metrics=table("layer_metrics"),
+        invariance_flow=table("invariance_flow"),
     log:
-        log_path("layer_metrics", "all"),
+        LAYOUT.log("layer_metrics"),
     benchmark:
-        benchmark_path("layer_metrics", "all")
+        LAYOUT.benchmark("layer_metrics")
     conda:
         "../../envs/study.yaml"
     resources:
@@ -30,9 +58,9 @@ rule robust_accuracy_table:
     input:
         robustness_tables(),
     output:
-        TABLES["robust_accuracy"],
+        table("robust_accuracy"),
     log:
-        log_path("robust_accuracy_table", "all"),
+        LAYOUT.log("robust_accuracy_table"),
     conda:
         "../../envs/study.yaml"
     script:
@@ -41,66 +69,65 @@ rule robust_accuracy_table:
 
 rule robustness_correlations:
     input:
-        layer_metrics=TABLES["layer_metrics"],
-        robust_accuracy=TABLES["robust_accuracy"],
+        layer_metrics=table("layer_metrics"),
+        robust_accuracy=table("robust_accuracy"),
+        table1=table("table1_accuracy"),
     output:
-        hypotheses=TABLES["hypotheses"],
-        early=TABLES["early_epoch_correlation"],
-        strongest=R / "tables" / "strongest_hypotheses.md",
+        hypotheses=table("hypotheses"),
+        named=table("named_hypotheses"),
+        early=table("early_epoch_correlation"),
+        markdown=report(
+            markdown("named_hypotheses"),
+            caption="../report/named_hypotheses.rst",
+            category="6. Tables",
+        ),
     log:
-        log_path("robustness_correlations", "all"),
+        LAYOUT.log("robustness_correlations"),
     benchmark:
-        benchmark_path("robustness_correlations", "all")
+        LAYOUT.benchmark("robustness_correlations")
     conda:
         "../../envs/study.yaml"
     params:
-        top_k=config["robustness"]["early_epoch_top_k"],
+        runs=[run.path for run in STUDY.dynamics_runs()],
+        layer_selections=config["robustness"]["layer_selections"],
+        correlation_epochs=config["robustness"]["correlation_epochs"],
     script:
         "../scripts/robustness_correlations.py"
 
 
 rule learning_forgetting_correlation:
     input:
-        TABLES["layer_metrics"],
+        layer_metrics=table("layer_metrics"),
+        table1=table("table1_accuracy"),
     output:
-        table=TABLES["learning_forgetting_correlation"],
-        markdown=R / "tables" / "learning_forgetting_correlation.md",
+        table=table("learning_forgetting_correlation"),
+        markdown=report(
+            markdown("learning_forgetting_correlation"),
+            caption="../report/learning_forgetting_correlation.rst",
+            category="6. Tables",
+        ),
     log:
-        log_path("learning_forgetting_correlation", "all"),
+        LAYOUT.log("learning_forgetting_correlation"),
     conda:
         "../../envs/study.yaml"
     script:
         "../scripts/learning_forgetting_correlation.py"
 
 
-rule table1:
+rule claims:
     input:
-        history_tables(),
+        **{stem: table(stem) for stem in STUDY_TABLES},
     output:
-        table=TABLES["table1_accuracy"],
-        markdown=R / "tables" / "table1_accuracy.md",
+        report(
+            LAYOUT.path("claims"),
+            caption="../report/claims.rst",
+            category="7. Claims of the paper",
+        ),
     log:
-        log_path("table1", "all"),
+        LAYOUT.log("claims"),
     conda:
         "../../envs/study.yaml"
     params:
-        runs=STUDY.runs(),
-    script:
-        "../scripts/table1.py"
-
-
-rule claims:
-    input:
-        **TABLES,
-    output:
-        report(
-            R / "claims.md",
-            caption="../report/claims.rst",
-            category="6. Claims of the paper",
-        ),
-    log:
-        log_path("claims", "all"),
-    conda:
-        "../../envs/study.yaml"
+        imagenet_source=config["imagenet_source"],
     script:
         "../scripts/claims.py"

@@ -1,13 +1,13 @@
-"""Shared by every stage: the study design, paths, resources and input functions."""
+"""Shared by every stage: the study design, the artifact layout, resources, and the input
+functions that expand the DAG over runs, checkpoints and seeds."""
 
-from pathlib import Path
-
-from finetune_invariance.study.design import Run, Study
+from finetune_invariance.study.design import StudyDesign
+from finetune_invariance.study.layout import RUN, checkpoint_label
 from finetune_invariance.study.tables import STUDY_TABLES
+from finetune_invariance.study.vocabulary import TASKS, Run
 
-STUDY = Study(config)
-R = STUDY.results
-DATA = Path(config["data_root"])
+STUDY = StudyDesign(config)
+LAYOUT = STUDY.layout
 RES = config["resources"]
 
 
@@ -18,9 +18,9 @@ def _one_of(names):
 wildcard_constraints:
     source=_one_of(config["sources"]),
     dataset=_one_of(config["datasets"]),
-    task="classification|reconstruction",
+    task=_one_of(TASKS),
     variant=_one_of(config["variants"]),
-    epoch=r"\d{3}",
+    checkpoint=r"epoch_\d{3}|best",
     seed=r"\d+",
 
 
@@ -28,81 +28,66 @@ def run_of(wildcards):
     return Run.from_wildcards(wildcards)
 
 
-def log_path(rule_name, pattern):
-    return R / "logs" / rule_name / f"{pattern}.log"
-
-
-def benchmark_path(rule_name, pattern):
-    return R / "benchmarks" / rule_name / f"{pattern}.tsv"
-
-
-def dataset_files(wildcards):
-    """Files a job reading the dataset depends on: generated datasets are made by a rule;
-    torchvision datasets are read from data_root (or downloaded) inside the job."""
-    if config["datasets"][wildcards.dataset]["kind"] == "generated":
-        return [
-            DATA / wildcards.dataset / "train.npz",
-            DATA / wildcards.dataset / "test.npz",
-        ]
-    return []
-
-
-# Resources: GPU rules ask for one GPU (run `--resources gpu=1` on a one-GPU machine so
-# they do not pile up; the SLURM profile turns `gpu` into a GPU request).
+# GPU rules ask for one GPU (run `--resources gpu=1` on a one-GPU machine so they do not
+# pile up; the SLURM profile turns `gpu` into a GPU request).
 GPU_RESOURCES = dict(gpu=1, mem_mb=RES["gpu_mem_mb"])
 
 
-# --- the files the DAG expands over ---------------------------------------------------
+# --- input functions -------------------------------------------------------------------
 
 
-def stir_tables():
-    return [path for *_, path in STUDY.stir_tables()]
-
-
-def robustness_tables():
-    return [R / "robustness" / f"{run.path}.parquet" for run in STUDY.dynamics_runs()]
-
-
-def history_tables():
-    """Training histories of every run, in the order of STUDY.runs()."""
-    return [R / "finetune" / run.path / "history.parquet" for run in STUDY.runs()]
-
-
-TABLES = {stem: R / "tables" / f"{stem}.parquet" for stem in STUDY_TABLES}
-
-
-def final_outputs():
-    return [*TABLES.values(), *markdown_tables(), R / "claims.md", *figure_files()]
-
-
-# --- input functions and output lists of the stages ------------------------------------
-
-
-def corrupted_source_files(wildcards):
-    """A generated corrupted set corrupts the test split; a published one is read from data_root."""
-    if STUDY.corrupted_kind(wildcards.dataset) == "published":
-        return [cifar_c_dir(wildcards.dataset) / "labels.npy"]
-    return dataset_files(wildcards)
-
-
-def cifar_c_dir(dataset):
-    return DATA / {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}[dataset]
-
-
-def source_inputs(wildcards):
-    dataset = STUDY.source_pretrain_dataset(wildcards.source)
-    return [R / "pretrain" / dataset / "model.safetensors"] if dataset else []
-
-
-def markdown_tables():
+def dataset_files(wildcards):
+    """A generated dataset's files (made by a rule); torchvision datasets are read from
+    data_root (or downloaded) inside the job."""
+    if not STUDY.is_generated(wildcards.dataset):
+        return []
     return [
-        R / "tables" / "table1_accuracy.md",
-        R / "tables" / "learning_forgetting_correlation.md",
-        R / "tables" / "strongest_hypotheses.md",
+        LAYOUT.pattern(f"generated_{split}", dataset=wildcards.dataset)
+        for split in ("train", "test")
     ]
 
 
-FIG = R / "figures"
+def table(stem):
+    return LAYOUT.path("table", stem=stem)
+
+
+def markdown(stem):
+    return LAYOUT.path("markdown", stem=stem)
+
+
+def figure_path(kind, name):
+    return LAYOUT.path("figure", figure=f"{kind}/{name}")
+
+
+# --- what the DAG expands over ---------------------------------------------------------
+
+
+def pair_tables():
+    return [
+        LAYOUT.path("pair_similarity", job.run, checkpoint=job.checkpoint, seed=job.seed)
+        for job in STUDY.pair_jobs()
+    ]
+
+
+def history_tables():
+    return [LAYOUT.path("history", run) for run in STUDY.training_runs()]
+
+
+def robustness_tables():
+    return [LAYOUT.path("robust_accuracy", run) for run in STUDY.dynamics_runs()]
+
+
+def final_outputs():
+    return [
+        *(table(stem) for stem in STUDY_TABLES),
+        *(markdown(stem) for stem in MARKDOWN_TABLES),
+        LAYOUT.path("claims"),
+        *(png for pngs in FIGURES.values() for png in pngs),
+    ]
+
+
+#: Tables also written as Markdown (shown in the report).
+MARKDOWN_TABLES = ("table1_accuracy", "learning_forgetting_correlation", "named_hypotheses")
 
 
 def sources_with_both_tasks():
@@ -110,44 +95,73 @@ def sources_with_both_tasks():
     for run in STUDY.runs():
         if run.variant == "default":
             tasks.setdefault(run.source, set()).add(run.task)
-    return sorted(s for s, t in tasks.items() if len(t) == 2)
+    return sorted(s for s, t in tasks.items() if len(t) == len(TASKS))
 
 
-def variant_groups():
-    """(source, dataset, task) of dynamics entries compared across several variants."""
-    groups = {}
-    for run in STUDY.dynamics_runs():
-        groups.setdefault((run.source, run.dataset, run.task), []).append(run.variant)
-    return sorted(k for k, v in groups.items() if len(v) > 1)
+def default_runs():
+    return [run for run in STUDY.runs() if run.variant == "default"]
 
 
-def figure_files():
-    files = [FIG / "source_comparison.png", FIG / "cka_divergence_by_source.png"]
-    for source in sources_with_both_tasks():
-        files += [
-            FIG / "task_comparison" / f"{source}.png",
-            FIG / "cka_divergence_by_task" / f"{source}.png",
-        ]
-    files += [
-        FIG / "invariance_flow" / f"{run.path}.png"
-        for run in STUDY.runs()
-        if run.variant == "default"
-    ]
-    for run in STUDY.dynamics_runs():
-        files += [
-            FIG / "dynamics" / f"{run.path}.png",
-            FIG / "early_epoch_correlation" / f"{run.path}.png",
-        ]
-    files += [FIG / "variants" / f"{s}/{d}/{t}.png" for s, d, t in variant_groups()]
-    return files
+#: Every figure, by kind: PNG path -> what it shows (the figure script's instructions).
+FIGURES = {
+    "task_comparison": {
+        figure_path("task_comparison", source): {"source": source}
+        for source in sources_with_both_tasks()
+    },
+    "cka_divergence_by_task": {
+        figure_path("cka_divergence_by_task", source): {"source": source}
+        for source in sources_with_both_tasks()
+    },
+    "source_comparison": {
+        figure_path("source_comparison", "classification"): {"task": "classification"}
+    },
+    "cka_divergence_by_source": {
+        figure_path("cka_divergence_by_source", "classification"): {
+            "task": "classification"
+        }
+    },
+    "invariance_flow": {
+        figure_path("invariance_flow", run.path): run.context for run in default_runs()
+    },
+    "dynamics": {
+        figure_path("dynamics", run.path): run.context for run in STUDY.dynamics_runs()
+    },
+    "early_epoch_correlation": {
+        figure_path("early_epoch_correlation", run.path): run.context
+        for run in STUDY.dynamics_runs()
+    },
+    "variants": {
+        figure_path("variants", "/".join(setting)): dict(
+            zip(("source", "dataset", "task"), setting)
+        )
+        for setting in STUDY.variant_groups()
+    },
+}
+
+#: The report's caption file and category of each figure kind.
+FIGURE_REPORT = {
+    "task_comparison": ("task_comparison", "1. Finetuning task"),
+    "cka_divergence_by_task": ("cka_divergence_by_task", "1. Finetuning task"),
+    "source_comparison": ("source_comparison", "2. Pretraining source"),
+    "cka_divergence_by_source": ("cka_divergence_by_source", "2. Pretraining source"),
+    "invariance_flow": ("invariance_flow", "3. Invariance flow"),
+    "dynamics": ("dynamics", "4. Dynamics and robustness"),
+    "early_epoch_correlation": ("early_epoch_correlation", "4. Dynamics and robustness"),
+    "variants": ("variants", "5. Hyperparameter variants"),
+}
 
 
-def figure(path, caption, category, subcategory=None):
-    """A PNG output shown in the report (its PDF is written beside it)."""
-    return report(
-        path,
-        caption=f"../report/{caption}.rst",
-        category=category,
-        subcategory=subcategory,
-        labels=None,
-    )
+def figure_outputs(*kinds):
+    """A figure rule's outputs: each PNG of ``kinds`` (shown in the report) and its PDF."""
+    outputs = []
+    for kind in kinds:
+        caption, category = FIGURE_REPORT[kind]
+        shown = f"../report/{caption}.rst"
+        for png in FIGURES[kind]:
+            outputs += [report(png, caption=shown, category=category), png.with_suffix(".pdf")]
+    return outputs
+
+
+def figure_plan(*kinds):
+    """{kind: {PNG path: selection}} for a figure script's params."""
+    return {kind: {str(png): what for png, what in FIGURES[kind].items()} for kind in kinds}

@@ -1,22 +1,16 @@
-"""Robustness: accuracy of every epoch of a dynamics run on its corrupted test set."""
+"""Robustness: accuracy of every epoch of a dynamics run on its corrupted test sample."""
 
 
 rule robust_accuracy:
     input:
-        checkpoints=R
-        / "finetune"
-        / "{source}"
-        / "{dataset}"
-        / "{task}"
-        / "{variant}"
-        / "checkpoints",
-        corrupted=R / "data" / "corrupted" / "{dataset}.npz",
+        checkpoints=LAYOUT.pattern("checkpoints"),
+        corrupted=LAYOUT.pattern("corrupted_testset"),
     output:
-        R / "robustness" / "{source}" / "{dataset}" / "{task}" / "{variant}.parquet",
+        LAYOUT.pattern("robust_accuracy"),
     log:
-        log_path("robust_accuracy", "{source}/{dataset}/{task}/{variant}"),
+        LAYOUT.log("robust_accuracy", RUN),
     benchmark:
-        benchmark_path("robust_accuracy", "{source}/{dataset}/{task}/{variant}")
+        LAYOUT.benchmark("robust_accuracy", RUN)
     conda:
         "../../envs/study.yaml"
     threads: RES["gpu_threads"]
@@ -24,6 +18,12 @@ rule robust_accuracy:
         **GPU_RESOURCES,
         runtime=RES["invert_runtime_min"],
     params:
-        epochs=lambda wc: STUDY.analysed_epochs(run_of(wc)),
+        run=lambda wc: run_of(wc).path,
+        checkpoints=lambda wc: {
+            epoch: LAYOUT.path("checkpoint", run_of(wc), checkpoint=checkpoint_label(epoch))
+            for epoch in STUDY.checkpoint_epochs(run_of(wc))
+        },
+        image_size=STUDY.image_size,
+        device=config["device"],
     script:
         "../scripts/robust_accuracy.py"

@@ -1,52 +1,54 @@
-"""STIR: per model pair (pretrained source, finetuned checkpoint) and seed, the full
-L x L STIR matrices in both directions and plain CKA, from the stored inversions."""
+"""STIR: each source inverted once per dataset and seed; each analysed checkpoint of a run
+inverted and compared with its source in both directions (the full L x L STIR matrices
+and plain CKA), one job per (run, checkpoint, seed)."""
 
 
-rule stir:
+rule invert_pretrained:
     input:
-        pretrained=R / "sources" / "{source}.safetensors",
-        checkpoints=R
-        / "finetune"
-        / "{source}"
-        / "{dataset}"
-        / "{task}"
-        / "{variant}"
-        / "checkpoints",
-        inversions_pretrained=R
-        / "inversions"
-        / "{dataset}"
-        / "seed{seed}"
-        / "pretrained"
-        / "{source}.safetensors",
-        inversions_finetuned=R
-        / "inversions"
-        / "{dataset}"
-        / "seed{seed}"
-        / "finetuned"
-        / "{source}"
-        / "{task}"
-        / "{variant}"
-        / "epoch_{epoch}.safetensors",
+        dataset_files,
+        model=LAYOUT.pattern("source_weights"),
     output:
-        R
-        / "stir"
-        / "{source}"
-        / "{dataset}"
-        / "{task}"
-        / "{variant}"
-        / "epoch_{epoch}"
-        / "seed{seed}.parquet",
+        LAYOUT.pattern("pretrained_inversions"),
     log:
-        log_path("stir", "{source}/{dataset}/{task}/{variant}/epoch_{epoch}/seed{seed}"),
+        LAYOUT.log("invert_pretrained", "{dataset}/seed{seed}/{source}"),
     benchmark:
-        benchmark_path(
-            "stir", "{source}/{dataset}/{task}/{variant}/epoch_{epoch}/seed{seed}"
-        )
+        LAYOUT.benchmark("invert_pretrained", "{dataset}/seed{seed}/{source}")
     conda:
         "../../envs/study.yaml"
     threads: RES["gpu_threads"]
     resources:
         **GPU_RESOURCES,
         runtime=RES["invert_runtime_min"],
+    params:
+        stir=STUDY.stir,
+        data=STUDY.data(),
+        image_size=STUDY.image_size,
+        device=config["device"],
+    script:
+        "../scripts/invert_pretrained.py"
+
+
+rule stir:
+    input:
+        pretrained=LAYOUT.pattern("source_weights"),
+        checkpoints=LAYOUT.pattern("checkpoints"),
+        inversions_pretrained=LAYOUT.pattern("pretrained_inversions"),
+    output:
+        LAYOUT.pattern("pair_similarity"),
+    log:
+        LAYOUT.log("stir", f"{RUN}/{{checkpoint}}/seed{{seed}}"),
+    benchmark:
+        LAYOUT.benchmark("stir", f"{RUN}/{{checkpoint}}/seed{{seed}}")
+    conda:
+        "../../envs/study.yaml"
+    threads: RES["gpu_threads"]
+    resources:
+        **GPU_RESOURCES,
+        runtime=RES["invert_runtime_min"],
+    params:
+        run=lambda wc: run_of(wc).path,
+        finetuned=lambda wc: LAYOUT.path("checkpoint", run_of(wc), checkpoint=wc.checkpoint),
+        stir=STUDY.stir,
+        device=config["device"],
     script:
         "../scripts/stir.py"

@@ -1,43 +1,39 @@
-"""Training: pretraining sources, source checkpoints, finetuning runs."""
+"""Training: each source's starting weights, and every run (analysed runs and the runs that
+pretrain a source; METHOD.md: scratch -> X classification is the same training as
+pretraining on X, so it is trained once)."""
 
 
 localrules:
     source_model,
 
 
-rule pretrain:
-    input:
-        dataset_files,
-    output:
-        model=R / "pretrain" / "{dataset}" / "model.safetensors",
-        history=R / "pretrain" / "{dataset}" / "history.parquet",
-    log:
-        log_path("pretrain", "{dataset}"),
-    benchmark:
-        benchmark_path("pretrain", "{dataset}")
-    conda:
-        "../../envs/study.yaml"
-    threads: RES["gpu_threads"]
-    resources:
-        **GPU_RESOURCES,
-        runtime=RES["train_runtime_min"],
-    params:
-        work=lambda wc: R / "work" / "pretrain" / wc.dataset,
-    script:
-        "../scripts/pretrain.py"
+def source_inputs(wildcards):
+    """A 'pretrain:' source is the checkpoint of the run that trains it."""
+    run = STUDY.pretraining_run(wildcards.source)
+    return {"checkpoints": LAYOUT.path("checkpoints", run)} if run else {}
+
+
+def source_checkpoint(wildcards):
+    run = STUDY.pretraining_run(wildcards.source)
+    if run is None:
+        return None
+    return LAYOUT.path("checkpoint", run, checkpoint=STUDY.source_checkpoint(wildcards.source))
 
 
 rule source_model:
     input:
-        source_inputs,
+        unpack(source_inputs),
     output:
-        R / "sources" / "{source}.safetensors",
+        LAYOUT.pattern("source_weights"),
     log:
-        log_path("source_model", "{source}"),
+        LAYOUT.log("source_model", "{source}"),
     conda:
         "../../envs/study.yaml"
     resources:
         mem_mb=4000,
+    params:
+        checkpoint=source_checkpoint,
+        model=lambda wc: STUDY.model(STUDY.source_weights(wc.source)),
     script:
         "../scripts/source_model.py"
 
@@ -45,28 +41,14 @@ rule source_model:
 rule finetune:
     input:
         dataset_files,
-        source=R / "sources" / "{source}.safetensors",
+        source=LAYOUT.pattern("source_weights"),
     output:
-        checkpoints=directory(
-            R
-            / "finetune"
-            / "{source}"
-            / "{dataset}"
-            / "{task}"
-            / "{variant}"
-            / "checkpoints"
-        ),
-        history=R
-        / "finetune"
-        / "{source}"
-        / "{dataset}"
-        / "{task}"
-        / "{variant}"
-        / "history.parquet",
+        checkpoints=directory(LAYOUT.pattern("checkpoints")),
+        history=LAYOUT.pattern("history"),
     log:
-        log_path("finetune", "{source}/{dataset}/{task}/{variant}"),
+        LAYOUT.log("finetune", RUN),
     benchmark:
-        benchmark_path("finetune", "{source}/{dataset}/{task}/{variant}")
+        LAYOUT.benchmark("finetune", RUN)
     conda:
         "../../envs/study.yaml"
     threads: RES["gpu_threads"]
@@ -74,9 +56,16 @@ rule finetune:
         **GPU_RESOURCES,
         runtime=RES["train_runtime_min"],
     params:
+        run=lambda wc: run_of(wc).path,
+        model=lambda wc, input: STUDY.model(f"checkpoint:{input.source}"),
+        training=lambda wc: STUDY.training(run_of(wc)),
+        data=STUDY.data(),
+        device=config["device"],
         # Resume state lives outside the declared outputs, which Snakemake deletes
         # before rerunning a job; a killed run restarts from its last complete epoch.
-        work=lambda wc: R / "work" / "finetune" / run_of(wc).path,
-        epochs=lambda wc: STUDY.analysed_epochs(run_of(wc)),
+        work=lambda wc: LAYOUT.path("work", run_of(wc)),
+        checkpoint_epochs=lambda wc: STUDY.checkpoint_epochs(run_of(wc)),
+        keep_best=STUDY.analysed_checkpoint == "best",
+        published=lambda wc: STUDY.kept_checkpoints(run_of(wc)),
     script:
         "../scripts/finetune.py"

@@ -1,25 +1,18 @@
-"""The corrupted test sample of one dataset: published CIFAR-C files or generated corruptions."""
+"""The clean and corrupted test sample of one dataset: published CIFAR-C rows or generated corruptions."""
 
-import numpy as np
-
-from finetune_invariance.study import cifar_c, data, robustness
-from finetune_invariance.study.design import Study, logged_to
+from finetune_invariance.study import cifar_c, data
+from finetune_invariance.study.runtime import logged_to
+from finetune_invariance.study.vocabulary import CLEAN, CLEAN_SEVERITY
 
 with logged_to(snakemake.log[0]):
-    study = Study(snakemake.config)
-    dataset = snakemake.wildcards.dataset
     settings = snakemake.params.robustness
-    n, seed = settings["n_per_severity"], settings["seed"]
-    test = study.dataset(dataset, "test")
-    indices = data.sample_indices(len(test), n, seed)
-    # Back to the uint8 HWC layout of the published CIFAR-C files (exact for 8-bit sources).
-    clean_images = np.stack([(test[int(i)][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for i in indices])
-    clean_labels = np.array([test[int(i)][1] for i in indices], dtype=np.int64)
-    clean = cifar_c.CorruptedSet(robustness.CLEAN, 0, clean_images, clean_labels)
-    if study.corrupted_kind(dataset) == "published":
-        corrupted = cifar_c.sample_per_severity(
-            cifar_c.published_sets(snakemake.config["data_root"], dataset, settings["corruptions"]), n, seed
-        )
+    n, seed = settings["n_images"], settings["seed"]
+    test_images, test_labels = data.uint8_images(data.get_dataset(snakemake.wildcards.dataset, "test", **snakemake.params.data))
+    clean_rows = data.sample_indices(len(test_labels), min(n, len(test_labels)), seed)
+    clean = cifar_c.CorruptedSet(CLEAN, CLEAN_SEVERITY, test_images[clean_rows], test_labels[clean_rows])
+    plan = cifar_c.sample_plan(len(test_labels), settings["corruptions"], n, seed, settings["sampling"])
+    if snakemake.params.published:
+        corrupted = cifar_c.published_sample(snakemake.params.data["root"], snakemake.wildcards.dataset, plan)
     else:
-        corrupted = cifar_c.generated_sets(clean_images, clean_labels, settings["corruptions"], seed=seed)
+        corrupted = cifar_c.generated_sample(test_images, test_labels, plan, seed=seed)
     cifar_c.save_sets(snakemake.output[0], [clean, *corrupted])

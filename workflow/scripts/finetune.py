@@ -1,28 +1,27 @@
-"""Finetune a source on a dataset for a task; keep the checkpoints of the analysed epochs."""
+"""Train one run (a source finetuned on a dataset for a task) and publish its checkpoints."""
 
-from pathlib import Path
-
-from finetune_invariance.study import checkpoints, data, models
-from finetune_invariance.study.design import Run, Study, logged_to, publish
+from finetune_invariance.study import catalog, data, models, training
+from finetune_invariance.study.layout import checkpoint_path
+from finetune_invariance.study.runtime import logged_to, publish, resolve_device
+from finetune_invariance.study.vocabulary import CLASSIFICATION, Run
 
 with logged_to(snakemake.log[0]):
-    study = Study(snakemake.config)
-    run = Run.from_wildcards(snakemake.wildcards)
-    config = study.train_config("finetune", run.variant)
-    num_classes = data.dataset_info(run.dataset).num_classes if run.task == "classification" else None
-    model = models.build_model(
-        study.model_spec(f"checkpoint:{snakemake.input.source}"), run.task, num_classes, seed=config.seed
-    )
-    work = Path(snakemake.params.work)
-    study.train(
+    run = Run.parse(snakemake.params.run)
+    config = training.TrainConfig(**snakemake.params.training)
+    num_classes = catalog.dataset_facts(run.dataset).num_classes if run.task == CLASSIFICATION else None
+    model = models.build_model(models.ModelSpec(**snakemake.params.model), run.task, num_classes, seed=config.seed)
+    work = snakemake.params.work
+    training.train(
         model,
-        stage="finetune",
-        dataset=run.dataset,
-        variant=run.variant,
-        work_dir=work,
-        checkpoint_epochs=snakemake.params.epochs,
-        run_name=f"finetune/{run.path}",
+        config,
+        data.get_dataset(run.dataset, "train", augment=config.augment, **snakemake.params.data),
+        data.get_dataset(run.dataset, "test", **snakemake.params.data),
+        work,
+        checkpoint_epochs=set(snakemake.params.checkpoint_epochs),
+        keep_best=snakemake.params.keep_best,
+        run_name=run.path,
+        device=resolve_device(snakemake.params.device),
     )
-    for epoch in snakemake.params.epochs:
-        publish(checkpoints.epoch_checkpoint(work, epoch), checkpoints.epoch_checkpoint(snakemake.output.checkpoints, epoch))
-    publish(work / "history.parquet", snakemake.output.history)
+    for label in snakemake.params.published:
+        publish(training.verified_checkpoint(work, label), checkpoint_path(snakemake.output.checkpoints, label))
+    publish(work / training.HISTORY_FILE, snakemake.output.history)

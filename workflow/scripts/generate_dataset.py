@@ -1,9 +1,9 @@
-"""Write one generated dataset of the miniature study (finetune_invariance.synthetic)."""
+"""Write one generated dataset of the miniature study (finetune_invariance.study.synthetic)."""
 
 from pathlib import Path
 
 from finetune_invariance.study import synthetic
-from finetune_invariance.study.design import logged_to
+from finetune_invariance.study.runtime import logged_to
 
 with logged_to(snakemake.log[0]):
     root = Path(snakemake.output.train).parent.parent

@@ -1,16 +1,17 @@
-"""Forgetting, learning, CKA divergence and invariance flow of every pair, as study tables."""
-
-import pandas as pd
+"""Forgetting, learning, CKA divergence and invariance flow of every (run, checkpoint, seed)."""
 
 from finetune_invariance import finetuning_metrics
 from finetune_invariance.study import tables
-from finetune_invariance.study.design import Study, logged_to, with_context
+from finetune_invariance.study.runtime import logged_to
+from finetune_invariance.study.vocabulary import Run, with_context
 
 with logged_to(snakemake.log[0]):
     metrics, flows = [], []
-    for run, epoch, _, path in Study(snakemake.config).stir_tables():
-        similarity = tables.read_table(path, tables.PAIR_SIMILARITY)
+    for path in snakemake.input:
+        pair = tables.read_table(path, tables.STUDY_PAIR_SIMILARITY)
+        run, epoch = Run.from_row(pair.iloc[0]), int(pair["epoch"].iloc[0])
+        similarity = pair[list(tables.PAIR_SIMILARITY.columns)]
         metrics.append(with_context(finetuning_metrics.layer_metrics(similarity, "pretrained", "finetuned"), run, epoch))
         flows.append(with_context(finetuning_metrics.invariance_flow(similarity, "pretrained", "finetuned"), run, epoch))
-    tables.write_table(pd.concat(metrics), snakemake.output.layer_metrics, tables.STUDY_LAYER_METRICS)
-    tables.write_table(pd.concat(flows), snakemake.output.invariance_flow, tables.STUDY_INVARIANCE_FLOW)
+    tables.write_table(tables.concat(metrics, tables.STUDY_LAYER_METRICS), snakemake.output.layer_metrics, tables.STUDY_LAYER_METRICS)
+    tables.write_table(tables.concat(flows, tables.STUDY_INVARIANCE_FLOW), snakemake.output.invariance_flow, tables.STUDY_INVARIANCE_FLOW)

@@ -1,11 +1,13 @@
-"""Pearson r across layers between learning and forgetting, per setting (Appendix C.1)."""
+"""Pearson r across layers between learning and forgetting of every run at its analysed checkpoint (Appendix C.1)."""
 
-from finetune_invariance.study import robustness, tables
-from finetune_invariance.study.design import logged_to
+from finetune_invariance.study import layer_statistics, tables
+from finetune_invariance.study.runtime import logged_to
+from finetune_invariance.study.vocabulary import analysed_rows
 
 with logged_to(snakemake.log[0]):
-    metrics = tables.read_table(snakemake.input[0], tables.STUDY_LAYER_METRICS)
-    correlation = robustness.learning_forgetting_correlation(metrics)
+    metrics = tables.read_table(snakemake.input.layer_metrics, tables.STUDY_LAYER_METRICS)
+    analysed = tables.read_table(snakemake.input.table1, tables.TABLE1)
+    correlation = layer_statistics.learning_forgetting_correlation(analysed_rows(metrics, analysed))
     tables.write_table(correlation, snakemake.output.table, tables.LEARNING_FORGETTING_CORRELATION)
     with open(snakemake.output.markdown, "w") as markdown:
         markdown.write(tables.markdown_table(correlation))

@@ -1,31 +1,25 @@
-"""Clean and corrupted accuracy of every analysed epoch of one dynamics run."""
-
+"""Clean and corrupted accuracy of every epoch of one dynamics run."""
 
 import pandas as pd
 import torch
 from torch.utils.data import TensorDataset
 
-from finetune_invariance.study import checkpoints, cifar_c, robustness, tables, training
-from finetune_invariance.study.design import Run, Study, logged_to, resolve_device, with_context
+from finetune_invariance.study import cifar_c, models, robust_accuracy, tables, training
+from finetune_invariance.study.runtime import logged_to, resolve_device
+from finetune_invariance.study.vocabulary import Run, with_context
 
 with logged_to(snakemake.log[0]):
-    study = Study(snakemake.config)
-    run = Run.from_wildcards(snakemake.wildcards)
-    device = resolve_device(snakemake.config["device"])
-    sets = cifar_c.load_sets(snakemake.input.corrupted)
-    (clean,) = [s for s in sets if s.corruption == robustness.CLEAN]
-    corrupted = [s for s in sets if s.corruption != robustness.CLEAN]
+    run = Run.parse(snakemake.params.run)
+    device = resolve_device(snakemake.params.device)
+    sample = cifar_c.load_sets(snakemake.input.corrupted)
     frames = []
-    for epoch in snakemake.params.epochs:
-        model, _ = checkpoints.load_checkpoint(
-            checkpoints.epoch_checkpoint(snakemake.input.checkpoints, epoch), map_location=device
-        )
+    for epoch, path in snakemake.params.checkpoints.items():
+        model, _ = models.load_checkpoint(path, map_location=device)
 
         def accuracy(images, labels):
             batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
             dataset = TensorDataset(batch, torch.from_numpy(labels))
-            return training.evaluate(model, dataset, run.task, study.image_size(), device)["accuracy"]
+            return training.evaluate(model, dataset, run.task, snakemake.params.image_size, device)["accuracy"]
 
-        table = robustness.robust_accuracy(accuracy, corrupted, (clean.images, clean.labels))
-        frames.append(with_context(table, run, epoch))
+        frames.append(with_context(robust_accuracy.robust_accuracy(accuracy, sample), run, epoch))
     tables.write_table(pd.concat(frames), snakemake.output[0], tables.ROBUST_ACCURACY)

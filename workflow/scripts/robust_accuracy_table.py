@@ -1,7 +1,7 @@
 """All dynamics runs' robust accuracy in one table."""
 
 from finetune_invariance.study import tables
-from finetune_invariance.study.design import logged_to
+from finetune_invariance.study.runtime import logged_to
 
 with logged_to(snakemake.log[0]):
     frames = [tables.read_table(path, tables.ROBUST_ACCURACY) for path in snakemake.input]

@@ -1,25 +1,30 @@
-"""The hypothesis family against mean corrupted accuracy, per dynamics run (Appendix E)."""
+"""The hypothesis family against mean corrupted accuracy, per dynamics run (Appendix E.1),
+the paper's named hypotheses beside the strongest ones, and the early-epoch correlations (Fig. 14)."""
 
-from finetune_invariance.study import robustness, tables
-from finetune_invariance.study.design import Study, logged_to
+from finetune_invariance.study import hypotheses, tables
+from finetune_invariance.study.runtime import logged_to
+from finetune_invariance.study.vocabulary import Run
 
 with logged_to(snakemake.log[0]):
-    study = Study(snakemake.config)
     metrics = tables.read_table(snakemake.input.layer_metrics, tables.STUDY_LAYER_METRICS)
     robust = tables.read_table(snakemake.input.robust_accuracy, tables.ROBUST_ACCURACY)
-    hypotheses, early = [], []
-    for run in study.dynamics_runs():
-        run_metrics = run.rows(metrics)
-        run_robust = run.rows(robust)
-        run_hypotheses = robustness.correlate_hypotheses(run_metrics, run_robust)
-        followed = robustness.strongest_hypotheses(run_hypotheses, snakemake.params.top_k)["hypothesis"]
-        num_layers = run_metrics["layer"].nunique()
-        headline = f"stir:first_{num_layers}:forgetting:std"  # std of forgetting across all layers
-        hypotheses.append(run_hypotheses)
-        early.append(robustness.early_epoch_correlation(run_metrics, run_robust, [headline, *followed]))
-    hypotheses = tables.concat(hypotheses, tables.HYPOTHESES)
-    tables.write_table(hypotheses, snakemake.output.hypotheses, tables.HYPOTHESES)
+    analysed = tables.read_table(snakemake.input.table1, tables.TABLE1)
+    family, early = [], []
+    for run in map(Run.parse, snakemake.params.runs):
+        run_metrics, run_robust = run.rows(metrics), run.rows(robust)
+        epochs = None
+        if snakemake.params.correlation_epochs == "through_best":
+            epochs = range(1, int(run.rows(analysed)["epoch"].iloc[0]) + 1)
+        run_hypotheses = hypotheses.correlate_hypotheses(
+            run_metrics, run_robust, snakemake.params.layer_selections, epochs
+        )
+        family.append(run_hypotheses)
+        followed = hypotheses.named_hypotheses(run_hypotheses)["hypothesis"].unique()
+        early.append(hypotheses.early_epoch_correlation(run_metrics, run_robust, followed))
+    family = tables.concat(family, tables.HYPOTHESES)
+    named = hypotheses.named_hypotheses(family)
+    tables.write_table(family, snakemake.output.hypotheses, tables.HYPOTHESES)
+    tables.write_table(named, snakemake.output.named, tables.NAMED_HYPOTHESES)
     tables.write_table(tables.concat(early, tables.EARLY_EPOCH_CORRELATION), snakemake.output.early, tables.EARLY_EPOCH_CORRELATION)
-    strongest = robustness.strongest_hypotheses(hypotheses, snakemake.params.top_k)
-    with open(snakemake.output.strongest, "w") as markdown:
-        markdown.write(tables.markdown_table(strongest))
+    with open(snakemake.output.markdown, "w") as markdown:
+        markdown.write(tables.markdown_table(named))

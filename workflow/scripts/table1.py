@@ -1,14 +1,19 @@
-"""Table 1: final test accuracy per finetune run, the paper's value beside it."""
+"""Table 1: each run's test accuracy at its analysed checkpoint, its source's, the paper's."""
 
-from finetune_invariance.study import paper, tables
-from finetune_invariance.study.design import logged_to
+from finetune_invariance.study import finetuned_accuracy, tables
+from finetune_invariance.study.runtime import logged_to
+from finetune_invariance.study.vocabulary import Run
 
 with logged_to(snakemake.log[0]):
-    histories = {
-        (run.source, run.dataset, run.task, run.variant): tables.read_table(path, tables.TRAINING_HISTORY)
-        for run, path in zip(snakemake.params.runs, snakemake.input)
-    }
-    table = paper.table1(histories)
+    histories = {}
+    for path in snakemake.input:
+        history = tables.read_table(path, tables.TRAINING_HISTORY)
+        histories[history["run"].iloc[0]] = history
+    table = finetuned_accuracy.table1(
+        {Run.parse(name): histories[name] for name in snakemake.params.runs},
+        {source: histories[name] for source, name in snakemake.params.source_runs.items()},
+        snakemake.params.analysed_checkpoint,
+    )
     tables.write_table(table, snakemake.output.table, tables.TABLE1)
     with open(snakemake.output.markdown, "w") as markdown:
         markdown.write(tables.markdown_table(table))

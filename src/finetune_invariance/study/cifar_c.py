@@ -21,17 +21,17 @@ so the accuracy's change across epochs is the model's, not the sample's.
 
 from __future__ import annotations
 
+import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from torchvision.datasets.utils import download_and_extract_archive
 
 from ..atomic import atomic_path
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from .data import sample_indices
+from .catalog import sample_indices
 
 # The 15 benchmark corruptions (RobustBench's CIFAR-10-C / CIFAR-100-C set) ...
 CIFAR_C_CORRUPTIONS: tuple[str, ...] = (
@@ -168,6 +168,8 @@ def download_cifar_c(root: str | Path, dataset: str) -> Path:
     extraction. Nothing is downloaded when every ``.npy`` file is already there. Returns
     the folder holding the files.
     """
+    from torchvision.datasets.utils import download_and_extract_archive
+
     archive = _archive(dataset)
     directory = cifar_c_dir(root, dataset)
     expected = [f"{name}.npy" for name in ALL_CIFAR_C_CORRUPTIONS] + ["labels.npy"]
@@ -177,16 +179,44 @@ def download_cifar_c(root: str | Path, dataset: str) -> Path:
     return directory
 
 
-def published_sets(
-    root: str | Path,
-    dataset: str,
-    corruptions: Sequence[str] = CIFAR_C_CORRUPTIONS,
-    severities: Sequence[int] = SEVERITIES,
+#: How the corrupted inputs of a severity are drawn (config ``robustness.sampling``).
+SAMPLINGS = ("per_severity", "per_corruption")
+
+
+def sample_plan(
+    n_test: int, corruptions: Sequence[str], n_images: int, seed: int, sampling: str = "per_severity"
+) -> dict[str, np.ndarray]:
+    """Which test images enter the corrupted sample, per corruption (the same at every severity).
+
+    - ``per_severity`` (the paper: "1000 randomly sampled inputs for each level of
+      corruption", RobustBench's convention of one sample across the corruptions):
+      ``n_images`` distinct (corruption, test image) pairs drawn from all
+      ``len(corruptions) * n_test`` of them, so each severity has ``n_images`` inputs;
+    - ``per_corruption``: the same ``n_images`` test images for every corruption, so each
+      (corruption, severity) has ``n_images`` inputs.
+
+    The draw is :func:`.catalog.sample_indices` with ``seed``; the same (corruption, image)
+    pairs serve every severity, so the severities are compared on the same images.
+    Returns corruption -> sorted test-image indices (int64).
+    """
+    if sampling == "per_corruption":
+        indices = sample_indices(n_test, n_images, seed)
+        return {corruption: indices for corruption in corruptions}
+    if sampling != "per_severity":
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    drawn = sample_indices(len(corruptions) * n_test, n_images, seed)
+    which, image = np.divmod(drawn, n_test)
+    return {corruption: np.sort(image[which == k]) for k, corruption in enumerate(corruptions)}
+
+
+def published_sample(
+    root: str | Path, dataset: str, plan: dict[str, np.ndarray], severities: Sequence[int] = SEVERITIES
 ) -> Iterator[CorruptedSet]:
-    """The published sets, one per (corruption, severity), read lazily (memory-mapped)."""
-    for corruption in corruptions:
+    """The planned rows of the published files, one set per (corruption, severity)."""
+    for corruption, indices in plan.items():
         for severity in severities:
-            yield CorruptedSet(corruption, severity, *load_corrupted(root, dataset, corruption, severity))
+            images, labels = load_corrupted(root, dataset, corruption, severity)
+            yield CorruptedSet(corruption, severity, np.asarray(images[indices]), labels[indices])
 
 
 def _corruption_seed(seed: int, corruption: str, severity: int) -> int:
@@ -195,82 +225,65 @@ def _corruption_seed(seed: int, corruption: str, severity: int) -> int:
     return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
-def generated_sets(
-    images: np.ndarray,
-    labels: np.ndarray,
-    corruptions: Sequence[str] = tuple(CORRUPTIONS),
-    severities: Sequence[int] = SEVERITIES,
+def generated_sample(
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    plan: dict[str, np.ndarray],
     seed: int = 0,
+    severities: Sequence[int] = SEVERITIES,
 ) -> Iterator[CorruptedSet]:
-    """Corrupted copies of a clean test set made with :mod:`finetune_invariance.corruptions`.
+    """The planned test images corrupted with :mod:`.corruptions` (uint8 NHWC test set in).
 
-    Generation costs time in proportion to the number of images, so draw the sample first
-    (``data.sample_indices``) and pass the sampled clean images here.
+    Only the planned images are corrupted, each corruption and severity with its own seed
+    derived from ``seed``.
     """
-    for corruption in corruptions:
+    for corruption, indices in plan.items():
         for severity in severities:
-            corrupted = corrupt(images, corruption, severity, _corruption_seed(seed, corruption, severity))
-            yield CorruptedSet(corruption, severity, corrupted, np.asarray(labels, dtype=np.int64))
-
-
-def sample_per_severity(sets: Iterable[CorruptedSet], n_images: int, seed: int) -> Iterator[CorruptedSet]:
-    """Each set reduced to the same ``n_images`` randomly drawn rows (paper: 1000).
-
-    The rows are ``data.sample_indices(n, n_images, seed)``: the clean test sample drawn
-    with the same call is the clean counterpart of every sampled set. All sets must have
-    the same number of rows n (they are corruptions of one test set).
-    """
-    indices: np.ndarray | None = None
-    n_available: int | None = None
-    for corrupted in sets:
-        if indices is None:
-            n_available = len(corrupted.images)
-            indices = sample_indices(n_available, n_images, seed)
-        elif len(corrupted.images) != n_available:
-            raise ValueError(
-                f"corrupted set '{corrupted.corruption}' severity {corrupted.severity} has "
-                f"{len(corrupted.images)} rows, the first set had {n_available}: sets must share one test set"
-            )
-        yield CorruptedSet(
-            corrupted.corruption, corrupted.severity, np.asarray(corrupted.images[indices]), corrupted.labels[indices]
-        )
+            corrupted = corrupt(test_images[indices], corruption, severity, _corruption_seed(seed, corruption, severity))
+            yield CorruptedSet(corruption, severity, corrupted, np.asarray(test_labels[indices], dtype=np.int64))
 
 
 def save_sets(path: str | Path, sets: Iterable[CorruptedSet]) -> Path:
-    """Write corrupted sets of equal size to one ``.npz`` file, atomically.
+    """Write corrupted sets (of any sizes, same image shape) to one ``.npz`` file, atomically.
 
-    Keys: ``corruption`` (K,) str, ``severity`` (K,) int64, ``images`` (K, n, H, W, 3) uint8,
-    ``labels`` (K, n) int64, one entry per set in the given order.
+    Keys, one entry per image, sets in the given order: ``corruption`` (M,) str,
+    ``severity`` (M,) int64, ``images`` (M, H, W, 3) uint8, ``labels`` (M,) int64.
     """
     sets = list(sets)
     if not sets:
         raise ValueError(f"no corrupted sets to write to {path}")
-    shapes = {(s.images.shape, s.labels.shape) for s in sets}
+    shapes = {s.images.shape[1:] for s in sets}
     if len(shapes) != 1:
-        raise ValueError(f"corrupted sets written to {path} must share one images/labels shape, got {sorted(shapes)}")
+        raise ValueError(f"corrupted sets written to {path} must share one image shape, got {sorted(shapes)}")
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(
             tmp,
-            corruption=np.array([s.corruption for s in sets]),
-            severity=np.array([s.severity for s in sets], dtype=np.int64),
-            images=np.stack([np.asarray(s.images, dtype=np.uint8) for s in sets]),
-            labels=np.stack([np.asarray(s.labels, dtype=np.int64) for s in sets]),
+            corruption=np.concatenate([np.full(len(s.labels), s.corruption) for s in sets]),
+            severity=np.concatenate([np.full(len(s.labels), s.severity, dtype=np.int64) for s in sets]),
+            images=np.concatenate([np.asarray(s.images, dtype=np.uint8) for s in sets]),
+            labels=np.concatenate([np.asarray(s.labels, dtype=np.int64) for s in sets]),
         )
     return Path(path)
 
 
 def load_sets(path: str | Path) -> list[CorruptedSet]:
-    """The corrupted sets written by :func:`save_sets`."""
+    """The corrupted sets written by :func:`save_sets`, in their order."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"corrupted sets file {path} does not exist (written by cifar_c.save_sets)")
-    with np.load(path) as stored:
-        missing = {"corruption", "severity", "images", "labels"} - set(stored.files)
-        if missing:
-            raise ValueError(f"{path} lacks the keys {sorted(missing)} that cifar_c.save_sets writes")
-        return [
-            CorruptedSet(str(c), int(s), images, labels)
-            for c, s, images, labels in zip(
-                stored["corruption"], stored["severity"], stored["images"], stored["labels"]
-            )
-        ]
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            missing = {"corruption", "severity", "images", "labels"} - set(stored.files)
+            if missing:
+                raise ValueError(f"{path} lacks the keys {sorted(missing)} that cifar_c.save_sets writes")
+            corruption, severity = stored["corruption"], stored["severity"]
+            images, labels = stored["images"], stored["labels"]
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"corrupted sets file {path} is damaged ({err}); delete it and rerun the job that writes it"
+        ) from err
+    keys = list(dict.fromkeys(zip(corruption.tolist(), severity.tolist())))
+    return [
+        CorruptedSet(str(c), int(s), images[(corruption == c) & (severity == s)], labels[(corruption == c) & (severity == s)])
+        for c, s in keys
+    ]

@@ -40,8 +40,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
-from scipy import ndimage
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -129,6 +127,8 @@ def _speckle_noise(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.
 
 
 def _gaussian_blur(images: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    from scipy import ndimage  # lazy: only the blurs need SciPy
+
     # skimage.filters.gaussian(multichannel=True): spatial axes only, edge-replicating
     # border ('nearest'), kernel truncated at 4 sigma.
     x = _to_unit(images)
@@ -152,6 +152,8 @@ def defocus_kernel(radius: float, alias_blur: float) -> np.ndarray:
     script's grid for radius > 8 is ``arange(-radius, radius + 1)``, which is off the
     integer lattice for a fractional radius; the integer grid here is the intended disk.
     """
+    from scipy import ndimage  # lazy: only the blurs need SciPy
+
     half_width = max(8, math.ceil(radius))
     grid = np.arange(-half_width, half_width + 1)
     x, y = np.meshgrid(grid, grid)
@@ -163,6 +165,8 @@ def defocus_kernel(radius: float, alias_blur: float) -> np.ndarray:
 
 
 def _defocus_blur(images: np.ndarray, parameter: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    from scipy import ndimage  # lazy: only the blurs need SciPy
+
     radius, alias_blur = (p * _length_scale(images) for p in parameter)
     kernel = defocus_kernel(radius, alias_blur)
     # cv2.filter2D per channel: correlation with a mirrored (BORDER_REFLECT_101) border.
@@ -193,6 +197,8 @@ def _brightness(x: np.ndarray, shift: float, rng: np.random.Generator) -> np.nda
 
 
 def _pixelate(images: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image
+
     # Box-downsample to int(side * fraction) and box-upsample back, as Pillow does it.
     side = images.shape[1]
     small = int(side * fraction)
@@ -204,6 +210,8 @@ def _pixelate(images: np.ndarray, fraction: float, rng: np.random.Generator) -> 
 
 
 def _jpeg_compression(images: np.ndarray, quality: int, rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image
+
     out = np.empty_like(images)
     for i, image in enumerate(images):
         buffer = io.BytesIO()

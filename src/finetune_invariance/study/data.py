@@ -1,7 +1,7 @@
 """Datasets of the study behind one interface, and the batch-side image helpers.
 
 :func:`get_dataset` returns a torch ``Dataset`` of ``(image, label)``: image a float32
-C x H x W tensor in [0, 1] at the dataset's *native* resolution (:data:`DATASETS`), label
+C x H x W tensor in [0, 1] at the dataset's *native* resolution (:data:`.catalog.DATASETS`), label
 an ``int``. Resizing to the model's input size happens per batch, on the device, with
 :func:`resize_to_model` (METHOD.md: finetune datasets are upsampled to 224).
 
@@ -16,14 +16,13 @@ Real datasets (torchvision classes, files under a configurable ``root``):
   to a fixed native 224x224 when loaded.
 
 Generated datasets of the offline mini study (``shapes``, ``textures``, ``digits``):
-``<root>/<name>/<split>.npz`` written by :mod:`finetune_invariance.synthetic`.
+``<root>/<name>/<split>.npz`` written by :mod:`finetune_invariance.study.synthetic`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,42 +31,23 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from . import synthetic
+from .catalog import EUROSAT_TEST_FRACTION, PETS_NATIVE_SIZE, PETS_SPLITS, SPLITS, dataset_facts, sample_indices
 
-SPLITS = ("train", "test")
-
-EUROSAT_TEST_FRACTION = 0.2
 EUROSAT_SPLIT_SEED = 0
-PETS_NATIVE_SIZE = 224
-_PETS_SPLITS = {"train": "trainval", "test": "test"}  # the study's split name -> the official one
+
+Loader = Callable[[Path, str, bool], Dataset]
+"""load(root, split, download) -> the un-augmented split."""
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are not where they are expected (and download was not requested)."""
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What the study needs to know about a dataset, and how to load one split of it.
-
-    ``load(root, split, download)`` returns the un-augmented split; ``expected_path(root,
-    split)`` is the file or folder whose absence means "not there"; ``how_to_get`` (with
-    ``{root}`` filled in) completes the error message when it is absent.
-    """
-
-    name: str
-    num_classes: int
-    image_size: int  # native height = width, in pixels
-    channels: int
-    load: Callable[[Path, str, bool], Dataset]
-    expected_path: Callable[[Path, str], Path]
-    how_to_get: str
-
-
 # --- generated datasets ---------------------------------------------------------------
 
 
 class NpzImageDataset(Dataset):
-    """A split written by :mod:`finetune_invariance.synthetic`, held in memory as uint8."""
+    """A split written by :mod:`finetune_invariance.study.synthetic`. held in memory as uint8."""
 
     def __init__(self, path: Path):
         with np.load(path, allow_pickle=False) as arrays:  # no pickle: data files never run code
@@ -88,18 +68,6 @@ class NpzImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.images[index].float() / 255.0, int(self.labels[index])
-
-
-def _generated_info(name: str) -> DatasetInfo:
-    return DatasetInfo(
-        name=name,
-        num_classes=len(synthetic.GENERATORS[name].class_names),
-        image_size=synthetic.IMAGE_SIZE,
-        channels=3,
-        load=lambda root, split, download: NpzImageDataset(synthetic.split_path(root, name, split)),
-        expected_path=lambda root, split: synthetic.split_path(root, name, split),
-        how_to_get=f"generate it with: python -m finetune_invariance.synthetic --name {name} --root {{root}} --seed 0",
-    )
 
 
 # --- torchvision datasets -------------------------------------------------------------
@@ -145,59 +113,22 @@ def _load_pets(root: Path, split: str, download: bool) -> Dataset:
     transform = v2.Compose([_to_tensor(), v2.Resize((PETS_NATIVE_SIZE, PETS_NATIVE_SIZE), antialias=True)])
     return torchvision.datasets.OxfordIIITPet(
         str(root),
-        split=_PETS_SPLITS[split],
+        split=PETS_SPLITS[split],
         target_types="category",
         transform=transform,
         download=download,
     )
 
 
-def _download_hint(url: str, folder: str = "") -> str:
-    return f"set 'download: true' in the config (or download=True), or fetch {url} and extract it into {{root}}{folder}"
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "cifar10": DatasetInfo(
-        name="cifar10",
-        num_classes=10,
-        image_size=32,
-        channels=3,
-        load=_load_cifar("CIFAR10"),
-        expected_path=lambda root, split: root / "cifar-10-batches-py",
-        how_to_get=_download_hint("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
-    ),
-    "cifar100": DatasetInfo(
-        name="cifar100",
-        num_classes=100,
-        image_size=32,
-        channels=3,
-        load=_load_cifar("CIFAR100"),
-        expected_path=lambda root, split: root / "cifar-100-python",
-        how_to_get=_download_hint("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
-    ),
-    "eurosat": DatasetInfo(
-        name="eurosat",
-        num_classes=10,
-        image_size=64,
-        channels=3,
-        load=_load_eurosat,
-        expected_path=lambda root, split: root / "eurosat" / "2750",
-        how_to_get=_download_hint(
-            "https://huggingface.co/datasets/torchgeo/eurosat/resolve/main/EuroSAT.zip", "/eurosat"
-        ),
-    ),
-    "oxford_pets": DatasetInfo(
-        name="oxford_pets",
-        num_classes=37,
-        image_size=PETS_NATIVE_SIZE,
-        channels=3,
-        load=_load_pets,
-        expected_path=lambda root, split: root / "oxford-iiit-pet" / "annotations" / f"{_PETS_SPLITS[split]}.txt",
-        how_to_get=_download_hint(
-            "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz and annotations.tar.gz", "/oxford-iiit-pet"
-        ),
-    ),
-    **{name: _generated_info(name) for name in synthetic.GENERATORS},
+_LOADERS: dict[str, Loader] = {
+    "cifar10": _load_cifar("CIFAR10"),
+    "cifar100": _load_cifar("CIFAR100"),
+    "eurosat": _load_eurosat,
+    "oxford_pets": _load_pets,
+    **{
+        name: (lambda root, split, download, name=name: NpzImageDataset(synthetic.split_path(root, name, split)))
+        for name in synthetic.GENERATORS
+    },
 }
 
 
@@ -230,12 +161,6 @@ class AugmentedDataset(Dataset):
 # --- public entry points --------------------------------------------------------------
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset '{name}'; known datasets: {sorted(DATASETS)}")
-    return DATASETS[name]
-
-
 def get_dataset(
     name: str, split: str, root: str | os.PathLike, download: bool = False, augment: bool = False
 ) -> Dataset:
@@ -244,7 +169,7 @@ def get_dataset(
     Raises :class:`DatasetNotFoundError` naming the expected location and how to obtain
     the files when they are absent and ``download`` is False.
     """
-    info = dataset_info(name)
+    info = dataset_facts(name)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
     root = Path(root)
@@ -253,7 +178,7 @@ def get_dataset(
         raise DatasetNotFoundError(
             f"dataset '{name}' ({split}) not found: expected {expected}; {info.how_to_get.format(root=root)}"
         )
-    dataset = info.load(root, split, download)
+    dataset = _LOADERS[name](root, split, download)
     return AugmentedDataset(dataset, augmentation(info.image_size)) if augment else dataset
 
 
@@ -271,10 +196,17 @@ def resize_to_model(images: torch.Tensor, size: int | tuple[int, int]) -> torch.
     return F.interpolate(images, size=target, mode="bilinear", align_corners=False, antialias=True)
 
 
-def sample_indices(dataset_len: int, n: int, seed: int) -> np.ndarray:
-    """The seeded draw of ``n`` distinct indices of ``range(dataset_len)`` used by STIR and
-    robustness: ``numpy.random.default_rng(seed).choice(dataset_len, n, replace=False)``,
-    sorted ascending (int64)."""
-    if not 0 < n <= dataset_len:
-        raise ValueError(f"n must be in 1..{dataset_len} (the dataset size), got {n}")
-    return np.sort(np.random.default_rng(seed).choice(dataset_len, size=n, replace=False)).astype(np.int64)
+def sample_images(dataset: Dataset, n: int, seed: int, image_size: int | tuple[int, int]) -> torch.Tensor:
+    """The ``n`` images of one seeded draw (:func:`sample_indices`) of ``dataset`` at the
+    model's input size: float32 (n, C, H, W) in [0, 1] (STIR's target images X)."""
+    indices = sample_indices(len(dataset), n, seed)
+    images = torch.stack([dataset[int(i)][0] for i in indices])
+    return resize_to_model(images, image_size)
+
+
+def uint8_images(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of ``dataset`` as uint8 (N, H, W, C) with its int64 label: the layout of
+    the published CIFAR-C files (exact for 8-bit sources, whose [0, 1] floats are k / 255)."""
+    images = np.stack([(dataset[i][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for i in range(len(dataset))])
+    labels = np.array([dataset[i][1] for i in range(len(dataset))], dtype=np.int64)
+    return images, labels

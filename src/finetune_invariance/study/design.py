@@ -1,300 +1,219 @@
-"""The study's design, read from a validated workflow config.
+"""The study's design, read from a validated workflow config: which runs are trained and
+analysed, at which checkpoints, with which seeds, and the settings each job receives.
 
-This module turns the config (schema: ``workflow/schemas/config.schema.yaml``) into the
-set of runs, epochs and seeds the Snakemake DAG expands over, and into the objects the
-training and metrics code take. The Snakefile and every workflow script go through it,
-so the DAG and the jobs agree on what a run is.
+The Snakefile builds one :class:`StudyDesign` and expands the DAG over it; jobs receive
+their settings as plain ``params`` (never the whole config), so this module is the one
+place where config keys turn into the arguments of the package's functions. Nothing
+here imports torch: the Snakefile reads it at parse time.
 
-Vocabulary:
-- a *source* is a set of starting weights (``sources`` in the config);
-- a *run* finetunes one source on one dataset for one task with one hyperparameter
-  variant; its *pretrained model* p is the source checkpoint it started from and its
-  *finetuned models* f are its checkpoints at the analysed epochs;
-- a *dynamics run* is analysed at every epoch (Section 4.4), others at their last epoch.
+Design decisions where the paper is silent are documented in the config schema
+(``workflow/schemas/config.schema.yaml``) and the README ("Readings of the paper").
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from .layout import BEST_LABEL, Layout, checkpoint_label
+from .vocabulary import BEST, CLASSIFICATION, DEFAULT_VARIANT, SCRATCH, Run
 
-TASKS = ("classification", "reconstruction")
+#: Training keys that describe the optimisation (config ``finetune`` and ``variants``).
+TRAINING_KEYS = (
+    "epochs",
+    "schedule_epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "grad_clip",
+    "augment",
+    "num_workers",
+    "bf16",
+    "compile",
+    "seed",
+)
 
 
-class ConfigError(ValueError):
-    """A config value is valid for the schema but inconsistent with the rest of the design."""
+@dataclass(frozen=True)
+class PretrainedInversion:
+    """One inversion job of a source model: its layers inverted for the images of one seed."""
 
-
-@dataclass(frozen=True, order=True)
-class Run:
     source: str
     dataset: str
-    task: str
-    variant: str
-
-    @classmethod
-    def from_wildcards(cls, wildcards) -> "Run":
-        return cls(wildcards["source"], wildcards["dataset"], wildcards["task"], wildcards["variant"])
-
-    @property
-    def path(self) -> str:
-        """The run's directory below each stage's results folder."""
-        return f"{self.source}/{self.dataset}/{self.task}/{self.variant}"
-
-    @property
-    def context(self) -> dict[str, str]:
-        return {"source": self.source, "dataset": self.dataset, "task": self.task, "variant": self.variant}
-
-    def rows(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The rows of a study table that belong to this run."""
-        mask = pd.Series(True, index=df.index)
-        for column, value in self.context.items():
-            mask &= df[column] == value
-        return df[mask]
+    seed: int
 
 
-class Study:
-    """The design of one configured study (a validated config dict)."""
+@dataclass(frozen=True)
+class PairJob:
+    """One STIR job: a run's checkpoint (label) against its source, for one seed."""
+
+    run: Run
+    checkpoint: str
+    seed: int
+
+
+class StudyDesign:
+    """The design of one configured study (a config validated by the schema and
+    :func:`finetune_invariance.study.config.check_config`)."""
 
     def __init__(self, config: dict[str, Any]):
         self.config = config
-        self._check_references()
+        self.layout = Layout(config["results"], config["data_root"])
 
-    # --- what the config names --------------------------------------------------------
+    # --- sources ----------------------------------------------------------------------
 
-    @property
-    def results(self) -> Path:
-        return Path(self.config["results"])
+    def source_weights(self, source: str) -> str:
+        return self.config["sources"][source]["weights"]
 
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.config["stir"]["seeds"])
+    def pretraining_run(self, source: str) -> Run | None:
+        """The run that trains a ``pretrain:<dataset>`` source: classification of the dataset
+        from scratch (the same training as the run scratch -> dataset, METHOD.md), with the
+        source's ``variant``; None for other sources."""
+        weights = self.source_weights(source)
+        if not weights.startswith("pretrain:"):
+            return None
+        variant = self.config["sources"][source].get("variant", DEFAULT_VARIANT)
+        return Run(SCRATCH, weights.split(":", 1)[1], CLASSIFICATION, variant)
 
-    def source_pretrain_dataset(self, source: str) -> str | None:
-        weights = self._weights()[source]
-        return weights.split(":", 1)[1] if weights.startswith("pretrain:") else None
+    def source_checkpoint(self, source: str) -> str:
+        """The label of the pretraining run's checkpoint that becomes the source's weights:
+        its analysed checkpoint (config ``analysed_checkpoint``)."""
+        return self._analysed_label(self.pretraining_run(source))
 
-    def corrupted_kind(self, dataset: str) -> str | None:
-        return self.config["datasets"][dataset].get("corrupted")
-
-    # --- runs, epochs, seeds --------------------------------------------------------
+    # --- runs -------------------------------------------------------------------------
 
     def runs(self) -> list[Run]:
-        """Every finetune run: the finetune_runs blocks (variant 'default') and the dynamics runs."""
+        """Every analysed run: the finetune_runs blocks (variant 'default') and the dynamics runs."""
         runs = {
-            Run(s, d, t, "default")
+            Run(source, dataset, task)
             for block in self.config["finetune_runs"]
-            for s in block["sources"]
-            for d in block["datasets"]
-            for t in block["tasks"]
+            for source in block["sources"]
+            for dataset in block["datasets"]
+            for task in block["tasks"]
         }
-        runs |= set(self.dynamics_runs())
-        return sorted(runs)
+        return sorted(runs | set(self.dynamics_runs()))
 
     def dynamics_runs(self) -> list[Run]:
+        """Runs analysed at every epoch (Section 4.4), with robustness."""
         return sorted(
             Run(entry["source"], entry["dataset"], entry["task"], variant)
             for entry in self.config["dynamics"]
             for variant in entry["variants"]
         )
 
+    def training_runs(self) -> list[Run]:
+        """Every run the workflow trains: the analysed runs and the sources' pretraining runs
+        (a pretraining run that is also analysed is trained once)."""
+        pretraining = {self.pretraining_run(source) for source in self.config["sources"]} - {None}
+        return sorted(set(self.runs()) | pretraining)
+
     def is_dynamics(self, run: Run) -> bool:
         return run in set(self.dynamics_runs())
 
+    def variant_groups(self) -> dict[tuple[str, str, str], list[str]]:
+        """(source, dataset, task) of the dynamics settings with more than one variant (Figs. 6, 15)."""
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for run in self.dynamics_runs():
+            groups.setdefault((run.source, run.dataset, run.task), []).append(run.variant)
+        return {setting: variants for setting, variants in sorted(groups.items()) if len(variants) > 1}
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    @property
+    def analysed_checkpoint(self) -> str:
+        """'best' (highest test accuracy, the authors' scripts) or 'last'."""
+        return self.config["analysed_checkpoint"]
+
     def epochs(self, run: Run) -> int:
-        return int(self.training(stage="finetune", variant=run.variant)["epochs"])
+        return int(self.training(run)["epochs"])
 
-    def analysed_epochs(self, run: Run) -> list[int]:
-        """Every epoch of a dynamics run, the last epoch otherwise."""
-        last = self.epochs(run)
-        return list(range(1, last + 1)) if self.is_dynamics(run) else [last]
+    def _analysed_label(self, run: Run) -> str:
+        return BEST_LABEL if self.analysed_checkpoint == BEST else checkpoint_label(self.epochs(run))
 
-    def stir_tables(self) -> list[tuple[Run, int, int, Path]]:
-        """(run, epoch, seed, path) of every PAIR_SIMILARITY table the study computes."""
+    def analysed_checkpoints(self, run: Run) -> list[str]:
+        """Labels of the checkpoints whose STIR is computed: every epoch of a dynamics run
+        (its analysed checkpoint is one of them), the analysed checkpoint otherwise."""
+        if self.is_dynamics(run):
+            return [checkpoint_label(epoch) for epoch in range(1, self.epochs(run) + 1)]
+        return [self._analysed_label(run)]
+
+    def kept_checkpoints(self, run: Run) -> list[str]:
+        """Labels of the checkpoints a training run publishes: those analysed, and the
+        source checkpoint when the run pretrains a source."""
+        labels = set(self.analysed_checkpoints(run)) if run in set(self.runs()) else set()
+        if run in {self.pretraining_run(source) for source in self.config["sources"]}:
+            labels.add(self._analysed_label(run))
+        return sorted(labels)
+
+    def checkpoint_epochs(self, run: Run) -> list[int]:
+        """Epochs whose checkpoints the training job writes (the best one is kept apart)."""
+        return sorted(int(label.removeprefix("epoch_")) for label in self.kept_checkpoints(run) if label != BEST_LABEL)
+
+    # --- STIR -------------------------------------------------------------------------
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.config["stir"]["seeds"])
+
+    def pair_jobs(self) -> list[PairJob]:
+        """Every STIR job: each analysed checkpoint of each run, for each seed."""
         return [
-            (run, epoch, seed, self.results / "stir" / run.path / f"epoch_{epoch:03d}" / f"seed{seed}.parquet")
+            PairJob(run, label, seed)
             for run in self.runs()
-            for epoch in self.analysed_epochs(run)
+            for label in self.analysed_checkpoints(run)
             for seed in self.seeds
         ]
 
-    # --- objects for the package ----------------------------------------------------
+    def pretrained_inversions(self) -> list[PretrainedInversion]:
+        """Every source inverted on every dataset it is finetuned on, once per seed: the
+        inversions serve every task, variant and checkpoint of those runs."""
+        pairs = sorted({(run.source, run.dataset) for run in self.runs()})
+        return [PretrainedInversion(source, dataset, seed) for source, dataset in pairs for seed in self.seeds]
 
-    def training(self, stage: str, variant: str = "default") -> dict[str, Any]:
-        """Hyperparameters of a stage ('pretrain' or 'finetune'), with a variant's overrides."""
-        if variant not in self.config["variants"]:
-            raise ConfigError(f"variant '{variant}' is not defined under 'variants' (defined: {sorted(self.config['variants'])})")
-        return {**self.config[stage], **self.config["variants"][variant]}
+    # --- settings the jobs receive ----------------------------------------------------
 
-    def model_spec(self, weights: str):
-        from .models import ModelSpec
+    def training(self, run: Run) -> dict[str, Any]:
+        """The run's training hyperparameters: ``finetune`` with its variant's overrides, as
+        :class:`~finetune_invariance.study.training.TrainConfig` keywords."""
+        settings = {**self.config["finetune"], **self.config["variants"][run.variant]}
+        return {key: settings[key] for key in TRAINING_KEYS if key in settings} | {"image_size": self.image_size}
 
+    def model(self, weights: str) -> dict[str, Any]:
+        """A :class:`~finetune_invariance.study.models.ModelSpec` as keywords."""
         model = self.config["model"]
-        return ModelSpec(name=model["name"], overrides=dict(model.get("overrides", {})), weights=weights)
+        return {"name": model["name"], "overrides": dict(model.get("overrides", {})), "weights": weights}
 
-    def train_config(self, stage: str, variant: str = "default"):
-        from .training import TrainConfig
-
-        hyperparameters = self.training(stage, variant)
-        return TrainConfig(**hyperparameters, image_size=self.image_size())
-
-    def dataset(self, name: str, split: str, augment: bool = False):
-        from .data import get_dataset
-
-        return get_dataset(name, split, self.config["data_root"], download=self.config["download"], augment=augment)
-
-    def train(self, model, *, stage: str, dataset: str, variant: str, work_dir: Path, checkpoint_epochs, run_name: str):
-        """Train ``model`` on ``dataset`` with a stage's hyperparameters; resumes from ``work_dir``."""
-        from .training import train
-
-        config = self.train_config(stage, variant)
-        return train(
-            model,
-            config,
-            self.dataset(dataset, "train", augment=config.augment),
-            self.dataset(dataset, "test"),
-            work_dir,
-            checkpoint_epochs=set(checkpoint_epochs),
-            run_name=run_name,
-            device=resolve_device(self.config["device"]),
-        )
-
-    def stir_images(self, dataset: str, seed: int):
-        """The n test images of one STIR seed at the model's input size (float32 in [0, 1])."""
-        import torch
-
-        from .data import resize_to_model, sample_indices
-
-        test = self.dataset(dataset, "test")
-        indices = sample_indices(len(test), self.config["stir"]["n_images"], seed)
-        images = torch.stack([test[int(i)][0] for i in indices])
-        return resize_to_model(images, self.image_size())
-
+    @property
     def image_size(self) -> int:
         model = self.config["model"]
-        if "image_size" in model:
-            return int(model["image_size"])
-        return int(model.get("overrides", {}).get("img_size", 224))
+        return int(model.get("image_size", model.get("overrides", {}).get("img_size", 224)))
 
-    # --- consistency beyond the schema ----------------------------------------------
+    def data(self) -> dict[str, Any]:
+        """Where datasets are read: :func:`~finetune_invariance.study.data.get_dataset` keywords."""
+        return {"root": self.config["data_root"], "download": self.config["download"]}
 
-    def _weights(self) -> dict[str, str]:
-        return {name: s["weights"] for name, s in self.config["sources"].items()}
+    def generated_sizes(self, dataset: str) -> dict[str, int]:
+        entry = self.config["datasets"][dataset]
+        return {key: entry[key] for key in ("n_train", "n_test") if key in entry}
 
-    def _check_references(self) -> None:
-        datasets = set(self.config["datasets"])
-        sources = set(self.config["sources"])
-        variants = set(self.config["variants"])
-        for source, weights in self._weights().items():
-            if weights.startswith("pretrain:") and weights.split(":", 1)[1] not in datasets:
-                raise ConfigError(
-                    f"sources.{source}.weights = '{weights}' names a dataset not under 'datasets' (defined: {sorted(datasets)})"
-                )
-        for i, block in enumerate(self.config["finetune_runs"]):
-            _require_known(f"finetune_runs[{i}].sources", block["sources"], sources)
-            _require_known(f"finetune_runs[{i}].datasets", block["datasets"], datasets)
-        for i, entry in enumerate(self.config["dynamics"]):
-            _require_known(f"dynamics[{i}].source", [entry["source"]], sources)
-            _require_known(f"dynamics[{i}].dataset", [entry["dataset"]], datasets)
-            _require_known(f"dynamics[{i}].variants", entry["variants"], variants)
-            if self.corrupted_kind(entry["dataset"]) is None:
-                raise ConfigError(
-                    f"dynamics[{i}] analyses robustness on '{entry['dataset']}', which has no "
-                    f"'corrupted' set: set datasets.{entry['dataset']}.corrupted"
-                )
-        if "default" not in variants:
-            raise ConfigError("'variants' must define 'default' (the finetune hyperparameters unchanged)")
+    def is_generated(self, dataset: str) -> bool:
+        return self.config["datasets"][dataset]["kind"] == "generated"
 
+    def corrupted_kind(self, dataset: str) -> str | None:
+        """'published' (CIFAR-10-C / CIFAR-100-C files), 'generated', or None."""
+        return self.config["datasets"][dataset].get("corrupted")
 
-def describe_schema_error(error) -> str:
-    """A one-paragraph message for a ``jsonschema.ValidationError`` of the config: the
-    offending key as a dotted path, what is wrong, and what the schema allows there."""
-    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
-    message = f"config key '{key}': {error.message}"
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    if error.validator == "additionalProperties" and "properties" in schema:
-        message += f"; allowed keys here: {sorted(schema['properties'])}"
-    elif "enum" in schema:
-        message += f"; allowed values: {schema['enum']}"
-    if "description" in schema:
-        message += f" ({' '.join(schema['description'].split())})"
-    return message
+    @property
+    def stir(self) -> dict[str, Any]:
+        return dict(self.config["stir"])
 
+    @property
+    def robustness(self) -> dict[str, Any]:
+        return dict(self.config["robustness"])
 
-def _require_known(key: str, values: list[str], known: set[str]) -> None:
-    unknown = [v for v in values if v not in known]
-    if unknown:
-        raise ConfigError(f"{key}: {unknown} not defined (defined: {sorted(known)})")
-
-
-def final_epoch_rows(df: pd.DataFrame, variant: str = "default") -> pd.DataFrame:
-    """The rows of one variant at each run's last analysed epoch (the paper's main comparisons)."""
-    df = df[df["variant"] == variant]
-    last = df.groupby(["source", "dataset", "task"])["epoch"].transform("max")
-    return df[df["epoch"] == last]
-
-
-def with_context(df: pd.DataFrame, run: Run, epoch: int | None = None) -> pd.DataFrame:
-    """Prefix a table with the run's study context columns (and the epoch, if given)."""
-    context = {**run.context, **({} if epoch is None else {"epoch": epoch})}
-    return df.assign(**context)[[*context, *df.columns]]
-
-
-def publish(source: Path, destination: Path) -> None:
-    """Put a finished file of a job's work directory at its declared output path.
-
-    A hard link where the file system allows (no copy of large checkpoints), a copy
-    otherwise; the work directory keeps its file so a rerun can resume from it.
-    """
-    import os
-    import shutil
-
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.unlink(missing_ok=True)
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copy2(source, destination)
-
-
-def resolve_device(name: str) -> str:
-    """'auto' means CUDA where there is one; anything else is passed to torch as is."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"config 'device: {name}' but torch sees no CUDA device; use 'device: auto' or 'cpu'")
-    return name
-
-
-@contextlib.contextmanager
-def logged_to(log_path: str | Path) -> Iterator[logging.Logger]:
-    """Send a workflow job's stdout, stderr and logging to its rule's ``log:`` file."""
-    log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w", buffering=1) as log:
-        handler = logging.StreamHandler(log)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root = logging.getLogger()
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        try:
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                yield logging.getLogger("finetune_invariance")
-        except BaseException:
-            import traceback
-
-            traceback.print_exc(file=log)
-            raise
-        finally:
-            root.removeHandler(handler)
-            sys.stdout.flush()
+    @property
+    def results(self) -> Path:
+        return self.layout.results

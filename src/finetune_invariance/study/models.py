@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ..preprocessing import InputNormalization
+from .checkpoints import CheckpointError, read_checkpoint
 
 TASKS = ("classification", "reconstruction")
 WEIGHT_KINDS = ("scratch", "timm", "file", "checkpoint")
@@ -241,8 +243,6 @@ def _load_weights_file(backbone: VisionTransformer, path: Path) -> None:
 
 def _checkpoint_backbone(spec: ModelSpec, backbone: VisionTransformer, path: Path) -> ModelSpec:
     """Copy a saved checkpoint's backbone weights into ``backbone``; returns the checkpoint's spec."""
-    from .checkpoints import read_checkpoint  # lazy: checkpoints imports this module
-
     header, tensors = read_checkpoint(path)
     saved = ModelSpec.from_dict(header["model"]["spec"])
     prefix = "backbone."
@@ -318,3 +318,38 @@ def build_model(spec: ModelSpec, task: str, num_classes: int | None = None, seed
         replace(spec, mean=mean, std=std),
         int(num_classes) if task == "classification" else None,
     )
+
+
+def _check_state_fits(path: Path, model: ImageModel, tensors: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit its own model description: "
+            f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
+        )
+    for key, value in expected.items():
+        if value.shape != tensors[key].shape:
+            raise CheckpointError(
+                f"checkpoint {path}: tensor '{key}' has shape {tuple(tensors[key].shape)}, "
+                f"the model expects {tuple(value.shape)}"
+            )
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[ImageModel, dict[str, Any]]:
+    """Rebuild the model saved at ``path`` (from its header alone) and return it with the
+    caller's metadata. The architecture is built without fetching any pretrained weights;
+    every tensor then comes from the file."""
+    path = Path(path)
+    header, tensors = read_checkpoint(path)
+    saved = header["model"]
+    spec = ModelSpec.from_dict(saved["spec"])
+    # A random-weight shell of the same architecture and normalisation, filled from the file.
+    model = build_model(replace(spec, weights="scratch"), saved["task"], saved["num_classes"])
+    _check_state_fits(path, model, tensors)
+    model.load_state_dict(tensors)
+    model.spec = spec  # keep the provenance of the starting weights
+    return model.to(map_location), header["metadata"]

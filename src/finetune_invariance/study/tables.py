@@ -7,10 +7,12 @@ generated from :data:`SCHEMAS` so the documentation and the enforced schemas are
 
 from __future__ import annotations
 
+from .vocabulary import RUN_KEYS
 from ..tables import (  # noqa: F401  (the table I/O, re-exported for the study's code)
     INVARIANCE_FLOW,
     LAYER_METRICS,
     LIBRARY_SCHEMAS,
+    PAIR_SIMILARITY,
     Column,
     SchemaError,
     TableSchema,
@@ -28,13 +30,21 @@ def _c(dtype: str, doc: str) -> Column:
 
 
 STUDY_CONTEXT = {
-    "source": _c("string", "pretraining source: a dataset name, a hub tag, or 'scratch'"),
+    "source": _c("string", "pretraining source (config 'sources'); 'scratch' is random initialisation"),
     "dataset": _c("string", "finetune dataset"),
     "task": _c("string", "'classification' or 'reconstruction'"),
     "variant": _c("string", "hyperparameter variant name (config 'variants')"),
     "epoch": _c("int64", "finetuning epoch of the checkpoint (1-based; 0 is the starting weights)"),
 }
 
+#: The run's keys alone (tables with one row per run, or per run and something else).
+RUN_CONTEXT = {key: STUDY_CONTEXT[key] for key in RUN_KEYS}
+
+STUDY_PAIR_SIMILARITY = PAIR_SIMILARITY.with_columns(
+    "study_pair_similarity",
+    "(source, dataset, task, variant, epoch, reference model, target model, seed, reference layer, target layer)",
+    STUDY_CONTEXT,
+)
 STUDY_LAYER_METRICS = LAYER_METRICS.with_columns(
     "study_layer_metrics", "(source, dataset, task, variant, epoch, seed, layer, metric)", STUDY_CONTEXT
 )
@@ -48,14 +58,13 @@ TRAINING_HISTORY = TableSchema(
     "training_history",
     "(training run, epoch)",
     {
-        "run": _c("string", "run name: '<stage>/<source>/<dataset>/<task>/<variant>'"),
+        "run": _c("string", "run name: '<source>/<dataset>/<task>/<variant>'"),
         "epoch": _c("int64", "epoch number, 1-based"),
         "train_loss": _c("float64", "mean training loss over the epoch (cross-entropy in nats, or L1 in [0,1] pixel units)"),
         "test_loss": _c("float64", "mean loss on the test split, same units as train_loss"),
         "test_accuracy": _c("float64", "top-1 accuracy on the test split in [0, 1]; NaN for reconstruction"),
         "test_l1": _c("float64", "mean absolute pixel error on the test split in [0, 1] units; NaN for classification"),
-        "learning_rate": _c("float64", "learning rate at the end of the epoch"),
-        "seconds": _c("float64", "wall time of the epoch in seconds (training and evaluation)"),
+        "learning_rate": _c("float64", "learning rate of the epoch's last optimizer step"),
     },
 )
 
@@ -66,8 +75,8 @@ ROBUST_ACCURACY = TableSchema(
         **STUDY_CONTEXT,
         "corruption": _c("string", "corruption name, or 'clean' for the uncorrupted test sample"),
         "severity": _c("int64", "1..5; 0 for 'clean'"),
-        "accuracy": _c("float64", "top-1 accuracy in [0, 1] on the sampled inputs"),
-        "n_images": _c("int64", "number of sampled test inputs"),
+        "accuracy": _c("float64", "top-1 accuracy in [0, 1] on this corruption's sampled inputs of this severity"),
+        "n_images": _c("int64", "number of those inputs (config robustness.sampling decides how a severity's are split)"),
     },
 )
 
@@ -75,35 +84,53 @@ HYPOTHESES = TableSchema(
     "robustness_hypotheses",
     "(source, dataset, task, variant, hypothesis)",
     {
-        "source": STUDY_CONTEXT["source"],
-        "dataset": STUDY_CONTEXT["dataset"],
-        "task": STUDY_CONTEXT["task"],
-        "variant": STUDY_CONTEXT["variant"],
+        **RUN_CONTEXT,
         "hypothesis": _c("string", "identifier '<family>:<selection>:<combination>:<aggregate>'"),
         "family": _c("string", "'stir' (learning/forgetting) or 'cka' (CKA divergence)"),
-        "layer_selection": _c("string", "'first_k' or 'last_k' with k layers, e.g. 'last_11'"),
+        "layer_selection": _c("string", "'layer_<l>' or 'layers_<first>-<last>' (layer numbers 0..depth)"),
+        "first_layer": _c("int64", "first selected layer"),
+        "last_layer": _c("int64", "last selected layer (inclusive)"),
         "combination": _c("string", "'learning+forgetting', 'learning-forgetting', 'learning', 'forgetting' or 'cka_divergence'"),
         "aggregate": _c("string", "'mean', 'std', 'min' or 'max' across the selected layers"),
-        "r": _c("float64", "Pearson r across epochs with the mean corrupted accuracy"),
-        "p_value": _c("float64", "two-sided p-value of r (scipy.stats.pearsonr)"),
-        "p_bonferroni": _c("float64", "min(1, p_value * family size)"),
-        "family_size": _c("int64", "number of hypotheses in the correction family"),
+        "in_family": _c("bool", "member of the configured family; False for a paper-named hypothesis outside it"),
+        "r": _c("float64", "Pearson r across epochs with the mean corrupted accuracy; NaN if undefined (a constant series)"),
+        "p_value": _c("float64", "two-sided p-value of r (scipy.stats.pearsonr); NaN if r is undefined"),
+        "p_bonferroni": _c("float64", "min(1, p_value * family_size)"),
+        "family_size": _c("int64", "number of hypotheses of the family, the Bonferroni factor (352 / 88 for 13 layers)"),
         "n_epochs": _c("int64", "number of epochs correlated"),
+    },
+)
+
+NAMED_HYPOTHESES = TableSchema(
+    "named_hypotheses",
+    "(source, dataset, task, variant, role)",
+    {
+        **RUN_CONTEXT,
+        "role": _c("string", "'headline' and 'cka' (the paper's named hypotheses), 'best_stir' and 'best_cka' (largest r)"),
+        "description": _c("string", "what the hypothesis is, in the paper's words"),
+        "hypothesis": HYPOTHESES.columns["hypothesis"],
+        "r": HYPOTHESES.columns["r"],
+        "p_value": HYPOTHESES.columns["p_value"],
+        "p_bonferroni": HYPOTHESES.columns["p_bonferroni"],
+        "n_epochs": HYPOTHESES.columns["n_epochs"],
+        "paper_r": _c("float64", "the paper's r for this run's setting, NaN where it reports none"),
+        "paper_p_value": _c("float64", "the paper's p-value, NaN where it reports none"),
     },
 )
 
 TABLE1 = TableSchema(
     "table1_accuracy",
-    "(source, dataset, task, variant) training run",
+    "(source, dataset, task, variant) run, at its analysed checkpoint",
     {
-        "source": STUDY_CONTEXT["source"],
-        "dataset": STUDY_CONTEXT["dataset"],
-        "task": STUDY_CONTEXT["task"],
-        "variant": STUDY_CONTEXT["variant"],
-        "epochs": _c("int64", "number of finetuning epochs"),
-        "test_accuracy": _c("float64", "final top-1 test accuracy in [0, 1] (NaN for reconstruction)"),
-        "test_l1": _c("float64", "final test L1 in [0, 1] pixel units (NaN for classification)"),
-        "paper_accuracy": _c("float64", "the paper's Table 1 value where it reports one, else NaN"),
+        **RUN_CONTEXT,
+        "checkpoint": _c("string", "analysed checkpoint: 'best' (highest test accuracy; lowest L1 for reconstruction) or 'last'"),
+        "epoch": _c("int64", "epoch of the analysed checkpoint"),
+        "epochs": _c("int64", "number of epochs trained"),
+        "test_accuracy": _c("float64", "top-1 test accuracy in [0, 1] at the analysed checkpoint (NaN for reconstruction)"),
+        "test_l1": _c("float64", "test L1 in [0, 1] pixel units at the analysed checkpoint (NaN for classification)"),
+        "source_accuracy": _c("float64", "test accuracy of the pretrained source on its own dataset (NaN unless the workflow pretrained it)"),
+        "paper_accuracy": _c("float64", "the paper's Table 1 accuracy for this setting, else NaN"),
+        "paper_source_accuracy": _c("float64", "the paper's Table 1 pretraining accuracy for this setting, else NaN"),
     },
 )
 
@@ -111,25 +138,23 @@ EARLY_EPOCH_CORRELATION = TableSchema(
     "early_epoch_correlation",
     "(source, dataset, task, variant, hypothesis, last epoch e)",
     {
-        "source": STUDY_CONTEXT["source"],
-        "dataset": STUDY_CONTEXT["dataset"],
-        "task": STUDY_CONTEXT["task"],
-        "variant": STUDY_CONTEXT["variant"],
+        **RUN_CONTEXT,
         "hypothesis": HYPOTHESES.columns["hypothesis"],
         "last_epoch": _c("int64", "e: the correlation uses epochs 1..e"),
-        "r": _c("float64", "Pearson r over epochs 1..e with the mean corrupted accuracy"),
-        "p_value": _c("float64", "two-sided p-value of r"),
+        "r": _c("float64", "Pearson r over epochs 1..e with the mean corrupted accuracy; NaN if undefined"),
+        "p_value": _c("float64", "two-sided p-value of r; NaN if undefined"),
     },
 )
 
 LEARNING_FORGETTING_CORRELATION = TableSchema(
     "learning_forgetting_correlation",
-    "(source, dataset, task, variant, epoch) setting",
+    "(source, dataset, task, variant) run, at its analysed checkpoint (epoch)",
     {
         **STUDY_CONTEXT,
         "r": _c("float64", "Pearson r across layers between seed-mean learning and seed-mean forgetting"),
         "p_value": _c("float64", "two-sided p-value of r"),
         "n_layers": _c("int64", "number of layers correlated"),
+        "paper_r": _c("float64", "the paper's r (Appendix C.1) for this setting, else NaN"),
     },
 )
 
@@ -139,11 +164,13 @@ SCHEMAS: dict[str, TableSchema] = {
     s.name: s
     for s in (
         *LIBRARY_SCHEMAS,
+        STUDY_PAIR_SIMILARITY,
         STUDY_LAYER_METRICS,
         STUDY_INVARIANCE_FLOW,
         TRAINING_HISTORY,
         ROBUST_ACCURACY,
         HYPOTHESES,
+        NAMED_HYPOTHESES,
         TABLE1,
         EARLY_EPOCH_CORRELATION,
         LEARNING_FORGETTING_CORRELATION,
@@ -157,6 +184,7 @@ STUDY_TABLES: dict[str, TableSchema] = {
     "invariance_flow": STUDY_INVARIANCE_FLOW,
     "robust_accuracy": ROBUST_ACCURACY,
     "hypotheses": HYPOTHESES,
+    "named_hypotheses": NAMED_HYPOTHESES,
     "early_epoch_correlation": EARLY_EPOCH_CORRELATION,
     "learning_forgetting_correlation": LEARNING_FORGETTING_CORRELATION,
     "table1_accuracy": TABLE1,

@@ -2,25 +2,32 @@
 
 METHOD.md "Training": SGD, cosine learning-rate schedule with linear warm-up (per
 optimizer step), gradient clipping, 100 epochs; the authors' scripts use batch 256,
-lr 1e-3, 100 warm-up steps and clipping at 1.0 — the :class:`TrainConfig` defaults.
+lr 1e-3, 100 warm-up steps and clipping at 1.0 — the :class:`TrainConfig` defaults, which
+are the config schema's (``workflow/schemas/config.schema.yaml``; a test keeps them equal).
 
-Files in ``out_dir``:
+Files in ``out_dir`` (the run's private work folder):
 
-- ``history.parquet``: :data:`~finetune_invariance.tables.TRAINING_HISTORY`, one row per
-  finished epoch, rewritten after every epoch;
+- ``history.parquet``: :data:`~finetune_invariance.study.tables.TRAINING_HISTORY`, one row
+  per finished epoch, rewritten after every epoch;
 - ``epoch_{e:03d}.safetensors``: checkpoints at the requested epochs (0 = starting weights);
-- ``resume.pt``: model + optimizer state + history after the last finished epoch.
+- ``best.safetensors`` (``keep_best``): the epoch with the best test metric so far
+  (:func:`best_epoch`);
+- ``resume.pt``: model + optimizer state + history after the last finished epoch, and the
+  SHA-256 of every checkpoint written, which :func:`verified_checkpoint` checks before a
+  checkpoint leaves the work folder.
 
 Every file is written atomically (temporary file, then ``os.replace``), and ``resume.pt``
 last, so it is the commit point of an epoch: a run killed at any moment restarts from its
 last finished epoch. Randomness (shuffling, augmentation, dropout) is re-seeded at the
 start of every epoch from (``seed``, epoch), and the learning rate is a pure function of
 the step, so no RNG or scheduler state needs saving and a resumed run ends with the same
-weights and history (except wall times) as an uninterrupted one on the same hardware.
+weights and history as an uninterrupted one on the same hardware. Wall times go to the
+log, not to the files, so the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -39,8 +46,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
-from .checkpoints import epoch_checkpoint, save_checkpoint
+from .checkpoints import save_checkpoint
 from .data import resize_to_model
+from .layout import BEST_LABEL, checkpoint_label, checkpoint_path
 from .models import ImageModel, per_sample_loss
 from .tables import TRAINING_HISTORY, conform, write_table
 
@@ -48,31 +56,35 @@ logger = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.parquet"
 RESUME_FILE = "resume.pt"
-RESUME_FORMAT_VERSION = 1
+RESUME_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Training hyperparameters; defaults are the authors' (METHOD.md "Training").
 
-    ``optimizer``: 'sgd' (momentum 0.9) or 'adam'. ``weight_decay`` applies to weight
-    matrices only (not to biases, norms, position embedding or class token).
-    ``warmup_steps``: linear warm-up length in optimizer steps. ``grad_clip``: max global
-    gradient norm (0 disables). ``image_size``: model input size (None: the model's);
-    images are resized to it on the device. ``bf16``: bfloat16 autocast, CUDA only.
-    ``compile``: wrap the model in ``torch.compile``. ``deterministic``: enable
-    ``torch.use_deterministic_algorithms`` for the run (on CUDA also set
-    ``CUBLAS_WORKSPACE_CONFIG=:4096:8``).
+    ``epochs``: epochs trained. ``schedule_epochs``: the length of the cosine schedule in
+    epochs (None: ``epochs``); a run with ``epochs`` < ``schedule_epochs`` is the first
+    ``epochs`` epochs of a longer run (the paper's variants, Fig. 6). ``optimizer``: 'sgd'
+    (momentum 0.9) or 'adam'. ``weight_decay`` applies to weight matrices only (not to
+    biases, norms, position embedding or class token). ``warmup_steps``: linear warm-up
+    length in optimizer steps. ``grad_clip``: max global gradient norm, None for no
+    clipping. ``augment``: random crop and flip (:func:`~.data.augmentation`).
+    ``image_size``: model input size (None: the model's); images are resized to it on the
+    device. ``bf16``: bfloat16 autocast, CUDA only. ``compile``: wrap the model in
+    ``torch.compile``. ``deterministic``: enable ``torch.use_deterministic_algorithms`` for
+    the run (on CUDA also set ``CUBLAS_WORKSPACE_CONFIG=:4096:8``).
     """
 
     epochs: int = 100
+    schedule_epochs: int | None = None
     batch_size: int = 256
     optimizer: str = "sgd"
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 100
-    grad_clip: float = 1.0
-    augment: bool = False
+    grad_clip: float | None = 1.0
+    augment: bool = True
     image_size: int | None = None
     num_workers: int = 0
     bf16: bool = True
@@ -86,8 +98,20 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
-            raise ValueError(f"TrainConfig: lr must be > 0 and warmup_steps, grad_clip, weight_decay >= 0: {self}")
+        if self.schedule_epochs is not None and self.schedule_epochs < self.epochs:
+            raise ValueError(
+                f"TrainConfig.schedule_epochs ({self.schedule_epochs}) must be at least epochs ({self.epochs}): "
+                "a run stops early within its schedule, never beyond it"
+            )
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"TrainConfig.grad_clip must be > 0, or None for no clipping, got {self.grad_clip}")
+        if self.lr <= 0 or self.warmup_steps < 0 or self.weight_decay < 0:
+            raise ValueError(f"TrainConfig: lr must be > 0 and warmup_steps, weight_decay >= 0: {self}")
+
+    @property
+    def schedule_length(self) -> int:
+        """The cosine schedule's length in epochs."""
+        return self.epochs if self.schedule_epochs is None else self.schedule_epochs
 
 
 def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -197,26 +221,38 @@ def evaluate(
 # --- resume state ---------------------------------------------------------------------
 
 
-def _resume_identity(config: TrainConfig, run_name: str) -> dict[str, Any]:
-    """What a resume state must match: the run and its whole config."""
-    return {"run": run_name, "config": asdict(config)}
+def _resume_identity(
+    config: TrainConfig, run_name: str, checkpoint_epochs: set[int] | frozenset[int], keep_best: bool
+) -> dict[str, Any]:
+    """What a resume state must match: the run, its whole config and the checkpoints it keeps."""
+    return {
+        "run": run_name,
+        "config": asdict(config),
+        "checkpoint_epochs": sorted(checkpoint_epochs),
+        "keep_best": keep_best,
+    }
+
+
+def _read_resume_file(path: Path) -> dict[str, Any]:
+    """A resume state, loaded with ``weights_only=True`` (tensors and plain containers only;
+    no code runs); RuntimeError saying what to delete when it cannot be read."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unpickling failure means the file cannot be trusted
+        raise RuntimeError(
+            f"resume state {path} cannot be read ({err}); delete {path.parent} to train the run again"
+        ) from err
 
 
 def _load_resume_state(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved state of the last finished epoch, or None when there is none.
-
-    Loaded with ``weights_only=True`` (tensors and plain containers only; no code runs).
-    """
+    """The saved state of the last finished epoch, or None when there is none."""
     if not path.exists():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unpickling failure means the file cannot be trusted
-        raise RuntimeError(f"resume state {path} cannot be read ({err}); delete it to restart the run") from err
+    state = _read_resume_file(path)
     if state.get("format_version") != RESUME_FORMAT_VERSION or state.get("identity") != identity:
         raise ValueError(
             f"resume state {path} belongs to another run or config: saved {state.get('identity')}, "
-            f"now {identity}; use another out_dir or delete it"
+            f"now {identity}; delete {path.parent} to train the run again with the new settings"
         )
     return state
 
@@ -265,7 +301,7 @@ def train_step(
     loss = per_sample_loss(model.task, outputs, images, labels).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if config.grad_clip > 0:
+    if config.grad_clip is not None:
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
     return loss.detach()
@@ -303,6 +339,20 @@ def _train_one_epoch(
     return loss_sum.item() / n, lr
 
 
+def best_epoch(history: pd.DataFrame | list[dict[str, Any]]) -> int:
+    """The epoch with the best test metric: highest test accuracy for classification, lowest
+    test L1 for reconstruction (the authors' ``topk=1`` checkpoint); the earliest on ties.
+
+    ``history`` is a :data:`~finetune_invariance.study.tables.TRAINING_HISTORY` table or its rows.
+    """
+    table = pd.DataFrame(history)
+    if table.empty:
+        raise ValueError("best_epoch: the training history has no epochs")
+    classification = table["test_accuracy"].notna().all()
+    score = table["test_accuracy"] if classification else -table["test_l1"]
+    return int(table.loc[score.idxmax(), "epoch"])
+
+
 def train(
     model: ImageModel,
     config: TrainConfig,
@@ -313,15 +363,18 @@ def train(
     run_name: str = "run",
     device: str | torch.device = "cpu",
     on_epoch_end: Callable[[int], None] | None = None,
+    keep_best: bool = False,
 ) -> pd.DataFrame:
     """Train ``model`` in place for ``config.epochs`` epochs and return the history table.
 
     Resumes from ``<out_dir>/resume.pt`` when present (same run name and config
     required). After each epoch: the test metrics, ``history.parquet``, the checkpoints
-    of ``checkpoint_epochs`` (epoch 0 = the starting weights, saved before training), then
-    the resume state; ``on_epoch_end(epoch)`` is called after all of these are on disk.
-    ``train_set`` supplies augmentation itself (``data.get_dataset(..., augment=True)``).
-    Returns a DataFrame with the :data:`~finetune_invariance.tables.TRAINING_HISTORY` schema.
+    of ``checkpoint_epochs`` (epoch 0 = the starting weights, saved before training) and,
+    with ``keep_best``, ``best.safetensors`` when the epoch is the best so far
+    (:func:`best_epoch`), then the resume state; ``on_epoch_end(epoch)`` is called after
+    all of these are on disk. ``train_set`` supplies augmentation itself
+    (``data.get_dataset(..., augment=True)``). Returns a DataFrame with the
+    :data:`~finetune_invariance.study.tables.TRAINING_HISTORY` schema.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -337,25 +390,20 @@ def train(
 
     model.to(device)
     optimizer = build_optimizer(model, config)
-    identity = _resume_identity(config, run_name)
+    identity = _resume_identity(config, run_name, checkpoint_epochs, keep_best)
     state = _load_resume_state(out_dir / RESUME_FILE, identity)
-    history: list[dict[str, Any]] = []
-    last_finished = 0
+    run = _RunState(out_dir, identity, checkpoint_epochs, keep_best)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history, last_finished = state["history"], state["epoch"]
-        logger.info("%s: resuming after epoch %d", run_name, state["epoch"])
+        run.restore(state, model, optimizer)
+        logger.info("%s: resuming after epoch %d", run_name, run.last_epoch)
     elif 0 in checkpoint_epochs:
-        save_checkpoint(
-            epoch_checkpoint(out_dir, 0), model, {"epoch": 0, "run": run_name, "train_config": asdict(config)}
-        )
+        run.save_checkpoint(model, 0, {"epoch": 0, "run": run_name, "train_config": identity["config"]})
 
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = config.schedule_length * steps_per_epoch
     forward = torch.compile(model) if config.compile else model
     with training_environment(device, config.deterministic):
-        for epoch in range(last_finished + 1, config.epochs + 1):
+        for epoch in range(run.last_epoch + 1, config.epochs + 1):
             start = time.perf_counter()
             # Augmentation in the main process and dropout draw from the global RNG; a fresh
             # loader per epoch draws the order and its workers' seeds from its own generator.
@@ -379,54 +427,122 @@ def train(
             test = evaluate(
                 forward, test_set, model.task, image_size, device, config.batch_size, config.num_workers, config.bf16
             )
-            row = {
-                "run": run_name,
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "test_loss": test["loss"],
-                "test_accuracy": test["accuracy"],
-                "test_l1": test["l1"],
-                "learning_rate": lr,
-                "seconds": time.perf_counter() - start,
-            }
-            history.append(row)
-            _finish_epoch(model, optimizer, out_dir, checkpoint_epochs, identity, history)
+            run.finish_epoch(
+                model,
+                optimizer,
+                {
+                    "run": run_name,
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "test_loss": test["loss"],
+                    "test_accuracy": test["accuracy"],
+                    "test_l1": test["l1"],
+                    "learning_rate": lr,
+                },
+            )
             logger.info(
-                "%s epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.4f, %.0f training img/s",
+                "%s epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.4f; %.1f s (%.0f training img/s)",
                 run_name,
                 epoch,
                 config.epochs,
                 train_loss,
                 test["loss"],
                 test["accuracy"],
+                time.perf_counter() - start,
                 len(train_set) / train_seconds,
             )
             if on_epoch_end is not None:
                 on_epoch_end(epoch)
-    return conform(pd.DataFrame(history, columns=list(TRAINING_HISTORY.columns)), TRAINING_HISTORY)
+    return conform(pd.DataFrame(run.history, columns=list(TRAINING_HISTORY.columns)), TRAINING_HISTORY)
 
 
-def _finish_epoch(
-    model: ImageModel,
-    optimizer: torch.optim.Optimizer,
-    out_dir: Path,
-    checkpoint_epochs: set[int] | frozenset[int],
-    identity: dict[str, Any],
-    history: list[dict[str, Any]],
-) -> None:
-    """Write the epoch's files; the resume state last, as the epoch's commit point."""
-    epoch = history[-1]["epoch"]
-    write_table(pd.DataFrame(history), out_dir / HISTORY_FILE, TRAINING_HISTORY)
-    if epoch in checkpoint_epochs:
-        metadata = {"epoch": epoch, "run": identity["run"], "metrics": history[-1], "train_config": identity["config"]}
-        save_checkpoint(epoch_checkpoint(out_dir, epoch), model, metadata)
-    state = {
-        "format_version": RESUME_FORMAT_VERSION,
-        "identity": identity,
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "history": history,
-    }
-    with atomic_path(out_dir / RESUME_FILE) as tmp:
-        torch.save(state, tmp)
+class _RunState:
+    """What a run has written so far: its history and the checksums of its checkpoints."""
+
+    def __init__(
+        self, out_dir: Path, identity: dict[str, Any], checkpoint_epochs: set[int] | frozenset[int], keep_best: bool
+    ):
+        self.out_dir = out_dir
+        self.identity = identity
+        self.checkpoint_epochs = checkpoint_epochs
+        self.keep_best = keep_best
+        self.history: list[dict[str, Any]] = []
+        self.checksums: dict[str, str] = {}
+
+    @property
+    def last_epoch(self) -> int:
+        return self.history[-1]["epoch"] if self.history else 0
+
+    def restore(self, state: dict[str, Any], model: ImageModel, optimizer: torch.optim.Optimizer) -> None:
+        path = self.out_dir / RESUME_FILE
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise RuntimeError(
+                f"resume state {path} does not fit this model ({err}); delete {self.out_dir} to restart the run"
+            ) from err
+        self.history, self.checksums = state["history"], state["checksums"]
+        for label, recorded in self.checksums.items():
+            _check_checksum(checkpoint_path(self.out_dir, label), recorded)
+
+    def save_checkpoint(self, model: ImageModel, label: int | str, metadata: dict[str, Any]) -> None:
+        path = save_checkpoint(checkpoint_path(self.out_dir, label), model, metadata)
+        self.checksums[checkpoint_label(label)] = sha256(path)
+
+    def finish_epoch(self, model: ImageModel, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
+        """Record the epoch and write its files; the resume state last, as the epoch's commit point."""
+        self.history.append(row)
+        epoch = row["epoch"]
+        write_table(pd.DataFrame(self.history), self.out_dir / HISTORY_FILE, TRAINING_HISTORY)
+        metadata = {"epoch": epoch, "run": self.identity["run"], "metrics": row, "train_config": self.identity["config"]}
+        if epoch in self.checkpoint_epochs:
+            self.save_checkpoint(model, epoch, metadata)
+        if self.keep_best and best_epoch(self.history) == epoch:
+            self.save_checkpoint(model, BEST_LABEL, metadata)
+        state = {
+            "format_version": RESUME_FORMAT_VERSION,
+            "identity": self.identity,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "history": self.history,
+            "checksums": self.checksums,
+        }
+        with atomic_path(self.out_dir / RESUME_FILE) as tmp:
+            torch.save(state, tmp)
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified_checkpoint(out_dir: str | os.PathLike, epoch: int | str) -> Path:
+    """The path of a checkpoint in a run's work folder, after checking that its bytes are
+    those the run wrote (the SHA-256 its resume state recorded).
+
+    Raises ``FileNotFoundError`` or ``RuntimeError`` naming the file and saying what to
+    delete: a damaged or missing work file can only be made again by training again.
+    """
+    out_dir = Path(out_dir)
+    resume = out_dir / RESUME_FILE
+    label = checkpoint_label(epoch)
+    recorded = _read_resume_file(resume).get("checksums", {}).get(label) if resume.exists() else None
+    if recorded is None:
+        raise FileNotFoundError(
+            f"the run in {out_dir} has not recorded a checkpoint '{label}' (no finished epoch wrote it); "
+            f"delete {out_dir} to train the run again"
+        )
+    path = checkpoint_path(out_dir, label)
+    _check_checksum(path, recorded)
+    return path
+
+
+def _check_checksum(path: Path, recorded: str) -> None:
+    if not path.is_file() or sha256(path) != recorded:
+        problem = "is missing" if not path.is_file() else "differs from the bytes the run wrote (damaged on disk)"
+        raise RuntimeError(f"checkpoint {path} {problem}; delete {path.parent} to train the run again")

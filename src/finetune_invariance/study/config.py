@@ -1,0 +1,257 @@
+"""Checks of a workflow config beyond its schema, run before any job (``snakemake -n``).
+
+The schema (``workflow/schemas/config.schema.yaml``) checks each key on its own and holds
+every default; :func:`check_config` checks what depends on several keys or on facts
+outside the config: names that refer to other entries, sample sizes against the test
+sets, epochs against the analyses that need them, corruption names, and the model
+(:func:`check_model`, which asks timm). Every message names the config key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .catalog import dataset_facts
+from .cifar_c import ALL_CIFAR_C_CORRUPTIONS
+from .corruptions import CORRUPTIONS
+from .vocabulary import DEFAULT_VARIANT, SCRATCH
+
+#: The fewest finetuned epochs a dynamics run may have: Pearson r of fewer points is
+#: undefined (2 points always give r = +-1).
+MIN_DYNAMICS_EPOCHS = 3
+
+
+class ConfigError(ValueError):
+    """A config value is valid for the schema but inconsistent with the rest of the design."""
+
+
+def describe_schema_error(error) -> str:
+    """A one-paragraph message for a ``jsonschema.ValidationError`` of the config: the
+    offending key as a dotted path, what is wrong, and what the schema allows there."""
+    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+    message = f"config key '{key}': {error.message}"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and "properties" in schema:
+        message += f"; allowed keys here: {sorted(schema['properties'])}"
+    elif "enum" in schema:
+        message += f"; allowed values: {schema['enum']}"
+    if "description" in schema:
+        message += f" ({' '.join(schema['description'].split())})"
+    return message
+
+
+def check_config(config: dict[str, Any], model_check_cache: Path | None = None) -> None:
+    """Raise :class:`ConfigError` for the first inconsistency of a schema-valid config."""
+    _check_references(config)
+    _check_sample_sizes(config)
+    _check_epochs(config)
+    _check_corruptions(config)
+    check_model(config["model"], _hub_tags(config), cache=model_check_cache)
+
+
+def _require_known(key: str, values: Iterable[str], known: Iterable[str]) -> None:
+    known = set(known)
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise ConfigError(f"config key '{key}': {unknown} not defined (defined: {sorted(known)})")
+
+
+def _check_references(config: dict[str, Any]) -> None:
+    datasets, sources, variants = config["datasets"], config["sources"], config["variants"]
+    if DEFAULT_VARIANT not in variants:
+        raise ConfigError("config key 'variants' must define 'default' (the finetune hyperparameters unchanged)")
+    for name, entry in datasets.items():
+        try:
+            facts = dataset_facts(name)
+        except ValueError as err:
+            raise ConfigError(f"config key 'datasets.{name}': {err}") from None
+        kind = "generated" if facts.generated else "torchvision"
+        if entry["kind"] != kind:
+            raise ConfigError(f"config key 'datasets.{name}.kind': '{name}' is a {kind} dataset, not {entry['kind']}")
+    for name, entry in sources.items():
+        weights = entry["weights"]
+        if weights.startswith("pretrain:"):
+            _require_known(f"sources.{name}.weights", [weights.split(":", 1)[1]], datasets)
+            _require_known(f"sources.{name}.variant", [entry.get("variant", DEFAULT_VARIANT)], variants)
+            if sources.get(SCRATCH, {}).get("weights") != SCRATCH:
+                raise ConfigError(
+                    f"config key 'sources.{name}.weights': '{weights}' is trained from random initialisation, "
+                    f"the source '{SCRATCH}': define sources.{SCRATCH}: {{weights: {SCRATCH}}}"
+                )
+        elif "variant" in entry:
+            raise ConfigError(f"config key 'sources.{name}.variant': only 'pretrain:' sources are trained")
+    if sources.get(SCRATCH, {"weights": SCRATCH})["weights"] != SCRATCH:
+        raise ConfigError(f"config key 'sources.{SCRATCH}.weights': the name '{SCRATCH}' means random initialisation")
+    for i, block in enumerate(config["finetune_runs"]):
+        _require_known(f"finetune_runs[{i}].sources", block["sources"], sources)
+        _require_known(f"finetune_runs[{i}].datasets", block["datasets"], datasets)
+    for i, entry in enumerate(config["dynamics"]):
+        _require_known(f"dynamics[{i}].source", [entry["source"]], sources)
+        _require_known(f"dynamics[{i}].dataset", [entry["dataset"]], datasets)
+        _require_known(f"dynamics[{i}].variants", entry["variants"], variants)
+        if datasets[entry["dataset"]].get("corrupted") is None:
+            raise ConfigError(
+                f"config key 'dynamics[{i}]': robustness is analysed on '{entry['dataset']}', which has no "
+                f"corrupted test set: set datasets.{entry['dataset']}.corrupted"
+            )
+    if config["imagenet_source"] not in sources and config["imagenet_source"] != "imagenet":
+        _require_known("imagenet_source", [config["imagenet_source"]], sources)
+    seeds = config["stir"]["seeds"]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"config key 'stir.seeds': {seeds} repeats a seed, which would fake replication")
+
+
+def test_set_size(config: dict[str, Any], dataset: str) -> int:
+    """The number of test images of a configured dataset."""
+    return int(config["datasets"][dataset].get("n_test", dataset_facts(dataset).test_size))
+
+
+def _check_sample_sizes(config: dict[str, Any]) -> None:
+    analysed = {d for block in config["finetune_runs"] for d in block["datasets"]}
+    analysed |= {entry["dataset"] for entry in config["dynamics"]}
+    n_images = config["stir"]["n_images"]
+    for dataset in sorted(analysed):
+        if n_images > test_set_size(config, dataset):
+            raise ConfigError(
+                f"config key 'stir.n_images': {n_images} images are drawn from the test set of '{dataset}', "
+                f"which has {test_set_size(config, dataset)}"
+            )
+    robustness = config["robustness"]
+    for dataset in sorted({entry["dataset"] for entry in config["dynamics"]}):
+        pool = test_set_size(config, dataset)
+        if robustness["sampling"] == "per_severity":
+            pool *= len(robustness["corruptions"])
+        if robustness["n_images"] > pool:
+            raise ConfigError(
+                f"config key 'robustness.n_images': {robustness['n_images']} inputs per "
+                f"{'severity' if robustness['sampling'] == 'per_severity' else 'corruption and severity'} "
+                f"are drawn from the {pool} corrupted test images of '{dataset}'"
+            )
+
+
+def _epochs_key(config: dict[str, Any], variant: str) -> tuple[str, int]:
+    if "epochs" in config["variants"][variant]:
+        return f"variants.{variant}.epochs", config["variants"][variant]["epochs"]
+    return "finetune.epochs", config["finetune"]["epochs"]
+
+
+def _check_epochs(config: dict[str, Any]) -> None:
+    for variant in config["variants"]:
+        key, epochs = _epochs_key(config, variant)
+        schedule = config["variants"][variant].get("schedule_epochs", config["finetune"].get("schedule_epochs"))
+        if schedule is not None and schedule < epochs:
+            raise ConfigError(
+                f"config key '{key}': {epochs} epochs exceed the schedule's schedule_epochs = {schedule} "
+                "(a run may stop early within its schedule, not run beyond it)"
+            )
+    for i, entry in enumerate(config["dynamics"]):
+        for variant in entry["variants"]:
+            key, epochs = _epochs_key(config, variant)
+            if epochs < MIN_DYNAMICS_EPOCHS:
+                raise ConfigError(
+                    f"config key '{key}': dynamics[{i}] (variant '{variant}') correlates metrics with robustness "
+                    f"across epochs, which needs at least {MIN_DYNAMICS_EPOCHS} epochs; it has {epochs}"
+                )
+
+
+def _check_corruptions(config: dict[str, Any]) -> None:
+    corruptions = config["robustness"]["corruptions"]
+    if len(set(corruptions)) != len(corruptions):
+        raise ConfigError(f"config key 'robustness.corruptions': {corruptions} repeats a corruption")
+    kinds = {entry.get("corrupted") for entry in config["datasets"].values()} - {None}
+    known = {"published": ALL_CIFAR_C_CORRUPTIONS, "generated": tuple(CORRUPTIONS)}
+    for kind in sorted(kinds):
+        unknown = [c for c in corruptions if c not in known[kind]]
+        if unknown:
+            raise ConfigError(
+                f"config key 'robustness.corruptions': {unknown} are not {kind} corruptions "
+                f"(known {kind} corruptions: {list(known[kind])})"
+            )
+
+
+def _hub_tags(config: dict[str, Any]) -> dict[str, str]:
+    """Source name -> timm pretrained tag of the 'timm:<tag>' sources."""
+    return {
+        name: entry["weights"].split(":", 1)[1]
+        for name, entry in config["sources"].items()
+        if entry["weights"].startswith("timm:")
+    }
+
+
+def check_model(model: dict[str, Any], hub_tags: dict[str, str], cache: Path | None = None) -> None:
+    """Check the config's ``model`` (and the sources' timm tags) by building it on the meta
+    device: the name and tags known to timm, the overrides timm keywords that make a
+    Vision Transformer with at least one block, heads dividing the width, patches tiling
+    the image exactly, and ``image_size`` the model's input size.
+
+    timm is slow to import, so a passing check is remembered in ``cache`` (a JSON file of
+    the checked settings' hashes, with the timm version) and not repeated.
+    """
+    import importlib.metadata
+
+    key = hashlib.sha256(
+        json.dumps([model, hub_tags, importlib.metadata.version("timm")], sort_keys=True).encode()
+    ).hexdigest()
+    passed = json.loads(cache.read_text()) if cache is not None and cache.is_file() else []
+    if key in passed:
+        return
+    _check_model_with_timm(model, hub_tags)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(sorted({*passed, key})))
+
+
+def _check_model_with_timm(model: dict[str, Any], hub_tags: dict[str, str]) -> None:
+    import difflib
+
+    import timm
+    import torch
+    from timm.models.vision_transformer import VisionTransformer
+
+    name, overrides = model["name"], dict(model.get("overrides", {}))
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        raise ConfigError(f"config key 'model.name': timm has no model '{name}'" + (f"; close: {close}" if close else ""))
+    for source, tag in hub_tags.items():
+        tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{name}.*")]
+        if tag not in tags:
+            raise ConfigError(f"config key 'sources.{source}.weights': timm has no weights '{name}.{tag}'; tags: {tags}")
+    if "num_classes" in overrides:
+        raise ConfigError("config key 'model.overrides.num_classes': the task heads are built by the study")
+    if overrides.get("depth", 1) < 1:
+        raise ConfigError(f"config key 'model.overrides.depth': {overrides['depth']}; a model needs at least 1 block")
+    embed_dim, heads = overrides.get("embed_dim"), overrides.get("num_heads")
+    try:
+        with torch.device("meta"):
+            vit = timm.create_model(name, pretrained=False, num_classes=0, **overrides)
+    except TypeError as err:
+        raise ConfigError(f"config key 'model.overrides': timm's '{name}' does not take these keywords ({err})") from err
+    except (AssertionError, ValueError, RuntimeError) as err:
+        detail = str(err) or type(err).__name__
+        if embed_dim is not None and heads is not None and embed_dim % heads:
+            detail = f"embed_dim {embed_dim} is not divisible by num_heads {heads}"
+        raise ConfigError(f"config key 'model.overrides': timm cannot build '{name}' with {overrides}: {detail}") from err
+    if not isinstance(vit, VisionTransformer):
+        raise ConfigError(f"config key 'model.name': '{name}' is a {type(vit).__name__}, not a Vision Transformer")
+    if len(vit.blocks) < 1:
+        raise ConfigError("config key 'model.overrides.depth': the model has no transformer block")
+    if vit.embed_dim % vit.blocks[0].attn.num_heads:
+        raise ConfigError(
+            f"config key 'model.overrides': embed_dim {vit.embed_dim} is not divisible by "
+            f"num_heads {vit.blocks[0].attn.num_heads}"
+        )
+    img_size, patch = tuple(vit.patch_embed.img_size), tuple(vit.patch_embed.patch_size)
+    if any(side % p for side, p in zip(img_size, patch)):
+        raise ConfigError(
+            f"config key 'model.overrides': patch size {patch} does not tile the image size {img_size}; "
+            "pixels would be left out of every patch"
+        )
+    if "image_size" in model and (model["image_size"], model["image_size"]) != img_size:
+        raise ConfigError(
+            f"config key 'model.image_size': {model['image_size']}, but the model takes {img_size} images "
+            "(set model.overrides.img_size to change the model's input size)"
+        )

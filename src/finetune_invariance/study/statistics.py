@@ -1,0 +1,35 @@
+"""The two statistics the study's correlation analyses share: Pearson's r with its
+p-value, and the Bonferroni correction.
+
+A series that is constant across the correlated points has no defined Pearson r (the
+std of a single layer, for instance, is 0 at every epoch): its r and p are NaN, reported
+as undefined, never as a correlation of 0 or a significant one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Pearson r and two-sided p-value (``scipy.stats.pearsonr``); (NaN, NaN) if either
+    series is constant. Needs at least 3 points (2 points always give r = +-1)."""
+    from scipy import stats  # lazy: SciPy is slow to import and only the analyses need it
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) != len(y) or len(x) < 3:
+        raise ValueError(f"pearson needs two series of the same length >= 3, got {len(x)} and {len(y)}")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan, math.nan
+    result = stats.pearsonr(x, y)
+    return float(result.statistic), float(result.pvalue)
+
+
+def bonferroni(p_value: float, family_size: int) -> float:
+    """min(1, p * family size); NaN stays NaN."""
+    if family_size < 1:
+        raise ValueError(f"family_size must be >= 1, got {family_size}")
+    return min(1.0, p_value * family_size) if not math.isnan(p_value) else math.nan
