@@ -12,7 +12,11 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from finetune_invariance.study.config import ConfigError, check_config, describe_schema_error
+from finetune_invariance.study.config import (
+    ConfigError,
+    check_config,
+    describe_schema_error,
+)
 
 min_version("9.0")
 
@@ -26,7 +30,10 @@ if not workflow.config_settings.configfiles:
 
 try:
     validate(config, "workflow/schemas/config.schema.yaml")
-    check_config(config, model_check_cache=Path(".snakemake/finetune_invariance/model_checks.json"))
+    check_config(
+        config,
+        model_check_cache=Path(".snakemake/finetune_invariance/model_checks.json"),
+    )
 except WorkflowError as error:
     # Snakemake's message dumps the whole schema; name the key and what it allows instead.
     raise WorkflowError(describe_schema_error(error.__context__)) from None

@@ -10,10 +10,11 @@ import torch
 
 from finetune_invariance import tables
 from finetune_invariance.study import synthetic
-from finetune_invariance.study.checkpoints import epoch_checkpoint, load_checkpoint, save_checkpoint
+from finetune_invariance.study.checkpoints import save_checkpoint
+from finetune_invariance.study.layout import checkpoint_path
 from finetune_invariance.study.data import get_dataset
 from finetune_invariance.inversion import Inversions, invert
-from finetune_invariance.study.models import ModelSpec, build_model
+from finetune_invariance.study.models import ModelSpec, build_model, load_checkpoint
 from finetune_invariance.stir import pair_similarity
 from finetune_invariance.study.training import TrainConfig, evaluate, train
 
@@ -35,7 +36,7 @@ def test_study_path_runs_on_device(device, tmp_path):
     assert np.isfinite(history["train_loss"]).all()
 
     p, _ = load_checkpoint(tmp_path / "source.safetensors", map_location=device)
-    f, _ = load_checkpoint(epoch_checkpoint(tmp_path / "run", 1), map_location=device)
+    f, _ = load_checkpoint(checkpoint_path(tmp_path / "run", 1), map_location=device)
     assert next(f.parameters()).device.type == device
     images = torch.stack([test_set[k][0] for k in range(8)]).to(device)
     for name, model in (("p", p), ("f", f)):

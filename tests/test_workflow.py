@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .study_outputs import assert_study_outputs
+
 pytestmark = pytest.mark.workflow
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -38,7 +40,8 @@ def job_counts(output: str) -> Counter:
         match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
         if not match:
             break
-        counts[match.group(1)] = int(match.group(2))
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
     return counts
 
 
@@ -55,42 +58,64 @@ def test_rule_files_are_snakefmt_formatted(repo_root):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+ANALYSIS_AND_FIGURE_JOBS = {
+    "table1": 1,
+    "layer_metrics": 1,
+    "robust_accuracy_table": 1,
+    "robustness_correlations": 1,
+    "learning_forgetting_correlation": 1,
+    "claims": 1,
+    "figure_layer_profiles": 1,
+    "figure_invariance_flow": 1,
+    "figure_dynamics": 1,
+    "all": 1,
+}
+
+
 def test_mini_study_dry_run_plans_every_stage(repo_root, tmp_path):
-    out = snakemake(repo_root, "-n", "--directory", str(tmp_path)).stdout
-    counts = job_counts(out)
-    # config.yaml: 3 generated datasets; 2 pretrained sources + scratch; 10 default runs
-    # plus 2 extra variants of the dynamics run; 5 epochs; 2 seeds.
-    assert counts["generate_dataset"] == 3
-    assert counts["pretrain"] == 2
-    assert counts["source_model"] == 3
-    assert counts["finetune"] == 12
-    assert counts["invert_pretrained"] == 5 * 2  # (dataset, source) pairs x seeds
-    dynamics_epochs = 3 * 5
-    assert counts["invert_finetuned"] == (9 + dynamics_epochs) * 2
-    assert counts["stir"] == counts["invert_finetuned"]
-    assert counts["robust_accuracy"] == 3
-    assert counts["corrupted_testset"] == 1
-    assert counts["figure_invariance_flow"] == 10
-    assert counts["figure_dynamics"] == 3 and counts["figure_variants"] == 1
+    counts = job_counts(snakemake(repo_root, "-n", "--directory", str(tmp_path)).stdout)
+    # config.yaml, by hand: runs textures -> digits, shapes (both tasks); shapes, scratch ->
+    # digits and digits, scratch -> shapes (classification); the variants high_lr and sgd of
+    # textures -> digits; plus scratch -> textures, which pretrains the textures source
+    # (scratch -> digits / shapes pretrain the digits / shapes sources and are analysed).
+    runs = 4 + 2 + 2
+    assert counts == {
+        "generate_dataset": 3,
+        "source_model": 4,  # textures, shapes, digits, scratch
+        "finetune": runs + 2 + 1,
+        "invert_pretrained": 6 * 2,  # (source, dataset) pairs x 2 seeds
+        # 7 runs at their best checkpoint; textures -> digits every epoch: 5 (default) + 3 + 3
+        "stir": (7 + 5 + 3 + 3) * 2,
+        "robust_accuracy": 3,
+        "corrupted_testset": 1,
+        **ANALYSIS_AND_FIGURE_JOBS,
+    }
+
+
+def paper_design_counts() -> dict[str, int]:
+    """Jobs per rule of the paper's design, derived by hand from the paper (METHOD.md)."""
+    imagenet_runs = 4 * 2  # CIFAR10, CIFAR100, EuroSAT, Pets x classification, reconstruction
+    cifar_runs = 4  # CIFAR100 and scratch -> CIFAR10, CIFAR10 and scratch -> CIFAR100 (classification)
+    variants = 4  # Fig. 6/15: ImageNet -> CIFAR10 with other lr (2), no augmentation, Adam
+    seeds = 3
+    # Every epoch of ImageNet -> CIFAR10 / CIFAR100 (100 each) and the variants (20 each);
+    # the other 10 runs at their best checkpoint.
+    analysed_checkpoints = 2 * 100 + variants * 20 + (imagenet_runs + cifar_runs - 2)
+    return {
+        "finetune": imagenet_runs + cifar_runs + variants,  # scratch -> CIFAR is the CIFAR pretraining
+        "source_model": 4,  # imagenet, cifar10, cifar100, scratch
+        "invert_pretrained": (4 + 4) * seeds,  # ImageNet x 4 datasets, 4 CIFAR (source, dataset) pairs
+        "stir": analysed_checkpoints * seeds,
+        "robust_accuracy": 2 + variants,
+        "corrupted_testset": 2,
+        "download_cifar_c": 2,
+        **ANALYSIS_AND_FIGURE_JOBS,
+    }
 
 
 def test_paper_config_dry_run_plans_the_paper_design(repo_root, tmp_path):
     out = snakemake(repo_root, "-n", "--configfile", str(repo_root / "config/paper.yaml"), "--directory", str(tmp_path)).stdout
-    counts = job_counts(out)
-    # Sources ImageNet (4 datasets x 2 tasks), CIFAR100 and scratch -> CIFAR10, CIFAR10 and
-    # scratch -> CIFAR100 (2 tasks each): 16 default runs; 4 extra variants of ImageNet -> CIFAR10.
-    assert counts["finetune"] == 20
-    assert counts["pretrain"] == 2  # CIFAR10 and CIFAR100 from scratch
-    assert counts["source_model"] == 4
-    assert counts["invert_pretrained"] == 8 * 3  # 8 (dataset, source) pairs, 3 seeds
-    # 14 runs at their last epoch; ImageNet -> CIFAR10 / CIFAR100 default for all 100 epochs;
-    # the 4 variants for their 20 epochs.
-    assert counts["invert_finetuned"] == (14 + 2 * 100 + 4 * 20) * 3
-    assert counts["stir"] == counts["invert_finetuned"]
-    assert counts["robust_accuracy"] == 6
-    assert counts["corrupted_testset"] == 2
-    assert counts["download_cifar_c"] == 2
-    assert counts["figure_invariance_flow"] == 16
+    assert job_counts(out) == paper_design_counts()
 
 
 def test_slurm_profile_dry_run(repo_root, tmp_path):
@@ -104,119 +129,78 @@ def test_slurm_profile_dry_run(repo_root, tmp_path):
         "--directory",
         str(tmp_path),
     ).stdout
-    assert job_counts(out)["finetune"] == 20
+    assert job_counts(out) == paper_design_counts()
+
+
+def _mini_config_with(repo_root, changes):
+    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = value
+    return config
 
 
 @pytest.mark.parametrize(
-    "bad, message",
+    "changes, message",
     [
-        ({"stir": {"iteratoins": 5}}, r"config key 'stir': .*'iteratoins' was unexpected.*allowed keys here: .*'iterations'"),
-        ({"stir": {"n_images": "many"}}, r"config key 'stir.n_images': 'many' is not of type 'integer'"),
-        ({"finetune": {"optimizer": "rmsprop"}}, r"config key 'finetune.optimizer': .*allowed values: \['sgd', 'adam'\]"),
-        ({"sources": {"web": {"weights": "http://x"}}}, r"config key 'sources.web.weights': 'http://x' does not match"),
+        ({"stir.iteratoins": 5}, r"config key 'stir': .*'iteratoins' was unexpected.*allowed keys here: .*'iterations'"),
+        ({"stir.n_images": "many"}, r"config key 'stir.n_images': 'many' is not of type 'integer'"),
+        ({"finetune.optimizer": "rmsprop"}, r"config key 'finetune.optimizer': .*allowed values: \['sgd', 'adam'\]"),
+        ({"sources.web": {"weights": "http://x"}}, r"config key 'sources.web.weights': 'http://x' does not match"),
+        ({"model.overrides.depth": 0}, r"config key 'model.overrides.depth': 0; a model needs at least 1 block"),
+        ({"model.overrides.patch_size": 5}, r"config key 'model.overrides': patch size \(5, 5\) does not tile"),
+        ({"stir.seeds": [0, 0]}, r"config key 'stir.seeds'.*non-unique"),
+        ({"stir.n_images": 400}, r"config key 'stir.n_images': 400 images are drawn from the test set of 'digits', which has 360"),
+        ({"variants.high_lr.epochs": 2}, r"config key 'variants.high_lr.epochs'.*needs at least 3 epochs"),
+        ({"robustness.corruptions": ["snow"]}, r"config key 'robustness.corruptions': \['snow'\] are not generated"),
     ],
 )
-def test_bad_config_fails_before_any_job_naming_the_key(repo_root, tmp_path, bad, message):
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
-    for key, value in bad.items():
-        config[key] = {**config.get(key, {}), **value}
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+def test_bad_config_fails_before_any_job_naming_the_key(repo_root, tmp_path, changes, message):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(_mini_config_with(repo_root, changes)))
     result = snakemake(repo_root, "-n", "--configfile", "bad.yaml", "--directory", str(tmp_path), cwd=tmp_path, check=False)
     assert result.returncode != 0
     assert re.search(message, result.stdout + result.stderr), result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
 
 
-TINY_CONFIG = """
-results: results
-data_root: results/data
-device: cpu
-model:
-  name: vit_tiny_patch16_224
-  overrides: {img_size: 16, patch_size: 8, embed_dim: 16, depth: 2, num_heads: 2}
-  image_size: 16
-datasets:
-  shapes: {kind: generated, n_train: 120, n_test: 60, corrupted: generated}
-  textures: {kind: generated, n_train: 120, n_test: 60}
-sources:
-  textures: {weights: "pretrain:textures"}
-  scratch: {weights: scratch}
-pretrain: {epochs: 1, batch_size: 32, warmup_steps: 1, lr: 0.05}
-finetune: {epochs: 3, batch_size: 32, warmup_steps: 1, lr: 0.05}
-variants: {default: {}, adam: {optimizer: adam, lr: 0.001}}
-finetune_runs:
-  - {sources: [textures, scratch], datasets: [shapes], tasks: [classification, reconstruction]}
-dynamics:
-  - {source: textures, dataset: shapes, variants: [default, adam]}
-stir: {n_images: 8, seeds: [0, 1], iterations: 3}
-robustness: {corruptions: [gaussian_noise, contrast], n_per_severity: 10}
-"""
+@pytest.fixture(scope="module")
+def tiny_config(repo_root):
+    from finetune_invariance.study.config import check_config
+
+    from .study.conftest import validated_config
+
+    config = validated_config(yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text()))
+    check_config(config)
+    return config
 
 
 @pytest.fixture(scope="module")
 def tiny_study(repo_root, tmp_path_factory):
     """The whole DAG on a config far smaller than the mini study, run once per test session."""
     workdir = tmp_path_factory.mktemp("tiny_study")
-    (workdir / "tiny.yaml").write_text(TINY_CONFIG)
+    (workdir / "tiny.yaml").write_text((repo_root / "tests/configs/tiny.yaml").read_text())
     snakemake(repo_root, "--cores", "2", "--configfile", "tiny.yaml", "--directory", str(workdir), cwd=workdir)
     return workdir
 
 
-def test_tiny_study_writes_every_table_with_its_schema(tiny_study):
-    from finetune_invariance import tables
+def test_tiny_study_writes_every_table_figure_and_claim(tiny_study, tiny_config):
+    assert_study_outputs(tiny_study, tiny_config)
 
-    results = tiny_study / "results"
-    for name in (
-        "layer_metrics",
-        "invariance_flow",
-        "robust_accuracy",
-        "hypotheses",
-        "early_epoch_correlation",
-        "learning_forgetting_correlation",
-        "table1_accuracy",
-    ):
-        schema = {
-            "layer_metrics": tables.STUDY_LAYER_METRICS,
-            "invariance_flow": tables.STUDY_INVARIANCE_FLOW,
-            "robust_accuracy": tables.ROBUST_ACCURACY,
-            "hypotheses": tables.HYPOTHESES,
-            "early_epoch_correlation": tables.EARLY_EPOCH_CORRELATION,
-            "learning_forgetting_correlation": tables.LEARNING_FORGETTING_CORRELATION,
-            "table1_accuracy": tables.TABLE1,
-        }[name]
-        df = tables.read_table(results / "tables" / f"{name}.parquet", schema)
-        assert len(df) > 0, name
-    metrics = tables.read_table(results / "tables/layer_metrics.parquet", tables.STUDY_LAYER_METRICS)
-    # 2 sources x 2 tasks at the last epoch, plus the dynamics runs' other epochs; 3 layers.
-    assert set(metrics["layer"]) == {0, 1, 2}
-    assert set(metrics["seed"]) == {0, 1}
-    assert set(metrics["metric"]) == {"forgetting", "learning", "cka_divergence"}
+
+def test_tiny_study_rows_match_the_design(tiny_study):
+    from finetune_invariance.study import tables
+
+    metrics = tables.read_table(tiny_study / "results/tables/layer_metrics.parquet", tables.STUDY_LAYER_METRICS)
+    # By hand: textures -> shapes classification every epoch (3) in variants default and
+    # adam; textures -> shapes reconstruction and scratch -> shapes (both tasks) at their
+    # best epoch; 2 seeds; depth 2: layers 0, 1, 2; 3 metrics.
+    assert len(metrics) == (3 + 3 + 3) * 2 * 3 * 3
     dynamics = metrics[(metrics.source == "textures") & (metrics.task == "classification")]
-    assert set(dynamics.epoch) == {1, 2, 3}
-    flow = tables.read_table(results / "tables/invariance_flow.parquet", tables.STUDY_INVARIANCE_FLOW)
-    diagonal = flow[flow.pretrained_layer == flow.finetuned_layer]
-    assert (diagonal.flow == 0).all()
-
-
-def test_tiny_study_draws_every_figure_and_the_claims(tiny_study):
-    results = tiny_study / "results"
-    pngs = sorted((results / "figures").rglob("*.png"))
-    kinds = {p.relative_to(results / "figures").parts[0].removesuffix(".png") for p in pngs}
-    assert kinds == {
-        "task_comparison",
-        "cka_divergence_by_task",
-        "source_comparison",
-        "cka_divergence_by_source",
-        "invariance_flow",
-        "dynamics",
-        "early_epoch_correlation",
-        "variants",
-    }
-    for png in pngs:
-        assert png.stat().st_size > 5000, png
-        assert png.with_suffix(".pdf").exists()
-    claims = (results / "claims.md").read_text()
-    assert "holds" in claims or "does not hold" in claims
+    assert set(dynamics.epoch) == {1, 2, 3} and set(dynamics.variant) == {"default", "adam"}
+    assert not (tiny_study / "results/finetune/scratch/textures/classification/default/checkpoints/epoch_001.safetensors").exists()
 
 
 def test_tiny_study_rerun_has_nothing_to_do(repo_root, tiny_study):
@@ -229,6 +213,14 @@ def test_tiny_study_report_is_self_contained_html(repo_root, tiny_study):
     snakemake(repo_root, "--configfile", "tiny.yaml", "--report", str(report), "--directory", str(tiny_study), cwd=tiny_study)
     html = report.read_text()
     # Every figure is embedded (no links to files beside the report), under its category.
-    for category in ("1. Finetuning task", "2. Pretraining source", "3. Invariance flow", "4. Dynamics and robustness"):
+    for category in (
+        "1. Finetuning task",
+        "2. Pretraining source",
+        "3. Invariance flow",
+        "4. Dynamics and robustness",
+        "5. Hyperparameter variants",
+        "6. Tables",
+        "7. Claims of the paper",
+    ):
         assert category in html
     assert "invariance_flow" in html and "claims.md" in html

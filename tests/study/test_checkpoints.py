@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from finetune_invariance.study.checkpoints import HEADER_KEY, CheckpointError, load_checkpoint, save_checkpoint
+from finetune_invariance.study.checkpoints import HEADER_KEY, CheckpointError, save_checkpoint
+from finetune_invariance.study.models import load_checkpoint
 from finetune_invariance.study.models import ModelSpec, build_model
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
@@ -73,18 +74,27 @@ def test_truncated_and_garbage_files_are_corrupt(tmp_path):
     raw = path.read_bytes()
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(raw[: len(raw) - 1000])
-    with pytest.raises(CheckpointError, match="truncated.safetensors is corrupt or truncated"):
+    recovery = "delete it and rerun the job that wrote it"
+    with pytest.raises(CheckpointError, match=f"truncated.safetensors is not a readable safetensors file.*{recovery}"):
         load_checkpoint(truncated)
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"\x00" * 64)
-    with pytest.raises(CheckpointError, match="garbage.safetensors is corrupt"):
+    with pytest.raises(CheckpointError, match=f"garbage.safetensors is not a readable safetensors file.*{recovery}"):
         load_checkpoint(garbage)
+
+
+def test_the_same_model_and_metadata_give_the_same_bytes(tmp_path):
+    model = build_model(SPEC, "classification", 3, seed=1)
+    metadata = {"epoch": 3, "metrics": {"b": 1.0, "a": 0.5}, "run": "x"}
+    first = save_checkpoint(tmp_path / "a.safetensors", model, metadata).read_bytes()
+    reordered = {"run": "x", "metrics": {"a": 0.5, "b": 1.0}, "epoch": 3}
+    assert save_checkpoint(tmp_path / "b.safetensors", model, reordered).read_bytes() == first
 
 
 def test_foreign_safetensors_file(tmp_path):
     path = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
-    with pytest.raises(CheckpointError, match="not a checkpoint of this workflow"):
+    with pytest.raises(CheckpointError, match="foreign.safetensors is a safetensors file but not a checkpoint of this study"):
         load_checkpoint(path)
 
 

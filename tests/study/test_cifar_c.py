@@ -10,11 +10,11 @@ from finetune_invariance.study.cifar_c import (
     CIFAR_C_CORRUPTIONS,
     CorruptedSet,
     download_cifar_c,
-    generated_sets,
+    generated_sample,
     load_corrupted,
     load_sets,
-    published_sets,
-    sample_per_severity,
+    published_sample,
+    sample_plan,
     save_sets,
 )
 from finetune_invariance.study.corruptions import corrupt
@@ -113,13 +113,17 @@ def test_bad_arguments_are_named(tmp_path, dataset, corruption, severity, match)
         load_corrupted(tmp_path, dataset, corruption, severity)
 
 
-def test_published_sets_yield_every_corruption_and_severity(tmp_path):
+def test_published_sample_reads_the_planned_rows_of_every_severity(tmp_path):
     write_layout(tmp_path)
-    sets = list(published_sets(tmp_path, "cifar10", corruptions=["gaussian_noise", "contrast"]))
+    plan = {"gaussian_noise": np.array([0, 3]), "contrast": np.array([5])}
+    sets = list(published_sample(tmp_path, "cifar10", plan))
     assert [(s.corruption, s.severity) for s in sets] == [
         (c, s) for c in ("gaussian_noise", "contrast") for s in range(1, 6)
     ]
     assert all(s.images[0, 0, 0, 0] == s.severity for s in sets)
+    for s in sets:
+        np.testing.assert_array_equal(s.images[:, 0, 0, 1], plan[s.corruption])
+        np.testing.assert_array_equal(s.labels, plan[s.corruption] % 7)
 
 
 def test_download_is_skipped_when_all_files_are_present(tmp_path, monkeypatch):
@@ -128,7 +132,7 @@ def test_download_is_skipped_when_all_files_are_present(tmp_path, monkeypatch):
     def no_download(*args, **kwargs):
         raise AssertionError("download_cifar_c downloaded although every file was present")
 
-    monkeypatch.setattr("finetune_invariance.study.cifar_c.download_and_extract_archive", no_download)
+    monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", no_download)
     assert download_cifar_c(tmp_path, "cifar10") == tmp_path / "CIFAR-10-C"
 
 
@@ -142,7 +146,7 @@ def test_download_is_skipped_when_all_files_are_present(tmp_path, monkeypatch):
 def test_download_fetches_the_zenodo_archive_with_its_published_md5(tmp_path, monkeypatch, dataset, url, md5):
     calls = []
     monkeypatch.setattr(
-        "finetune_invariance.study.cifar_c.download_and_extract_archive",
+        "torchvision.datasets.utils.download_and_extract_archive",
         lambda *args, **kwargs: calls.append((args, kwargs)),
     )
     download_cifar_c(tmp_path, dataset)
@@ -151,26 +155,24 @@ def test_download_fetches_the_zenodo_archive_with_its_published_md5(tmp_path, mo
     assert args[0] == url and kwargs["md5"] == md5 and kwargs["download_root"] == str(tmp_path)
 
 
-def test_sample_per_severity_draws_the_same_rows_from_every_set(tmp_path):
-    write_layout(tmp_path)
-    written = published_sets(tmp_path, "cifar10", corruptions=["gaussian_noise", "contrast"])
-    sampled = list(sample_per_severity(written, n_images=4, seed=0))
-    rows = sample_indices(ROWS, 4, seed=0)
-    assert len(set(rows)) == 4
-    assert len(sampled) == 10  # the two corruptions written x 5 severities
-    for s in sampled:
-        assert s.images.shape == (4, 32, 32, 3)
-        np.testing.assert_array_equal(s.images[:, 0, 0, 1], rows)
-        np.testing.assert_array_equal(s.labels, rows % 7)
+def test_per_severity_plan_draws_n_distinct_inputs_across_the_corruptions():
+    """The paper: 1000 random inputs per severity level, across the corruptions."""
+    corruptions = ["gaussian_noise", "contrast", "fog"]
+    plan = sample_plan(10, corruptions, n_images=12, seed=0)
+    assert list(plan) == corruptions and sum(len(rows) for rows in plan.values()) == 12
+    pairs = {(c, int(i)) for c, rows in plan.items() for i in rows}
+    assert len(pairs) == 12 and all(0 <= i < 10 for _, i in pairs)
+    drawn = sample_indices(30, 12, seed=0)  # the pool of (corruption, image) pairs, corruption-major
+    assert pairs == {(corruptions[k // 10], k % 10) for k in drawn}
+    assert len({len(rows) for rows in plan.values()}) > 1  # not stratified: a random split
 
 
-def test_sample_per_severity_rejects_sets_of_different_sizes():
-    sets = [
-        CorruptedSet("a", 1, np.zeros((5, 2, 2, 3), np.uint8), np.zeros(5)),
-        CorruptedSet("a", 2, np.zeros((6, 2, 2, 3), np.uint8), np.zeros(6)),
-    ]
-    with pytest.raises(ValueError, match="severity 2 has 6 rows, the first set had 5"):
-        list(sample_per_severity(sets, n_images=2, seed=0))
+def test_per_corruption_plan_uses_the_same_images_for_every_corruption():
+    plan = sample_plan(10, ["gaussian_noise", "contrast"], n_images=4, seed=3, sampling="per_corruption")
+    np.testing.assert_array_equal(plan["gaussian_noise"], sample_indices(10, 4, seed=3))
+    np.testing.assert_array_equal(plan["contrast"], plan["gaussian_noise"])
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        sample_plan(10, ["contrast"], 4, 0, sampling="stratified")
 
 
 def test_corrupted_set_needs_one_label_per_image():
@@ -178,24 +180,25 @@ def test_corrupted_set_needs_one_label_per_image():
         CorruptedSet("contrast", 1, np.zeros((3, 2, 2, 3), np.uint8), np.zeros(2))
 
 
-def test_generated_sets_apply_each_corruption_with_its_own_seed():
+def test_generated_sample_corrupts_the_planned_images_each_with_its_own_seed():
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8)
-    labels = np.arange(4)
-    sets = list(generated_sets(images, labels, corruptions=["gaussian_noise", "contrast"], seed=5))
+    images = rng.integers(0, 256, size=(6, 16, 16, 3), dtype=np.uint8)
+    labels = np.arange(6)
+    plan = {"gaussian_noise": np.array([0, 1, 2, 3]), "contrast": np.array([1, 4])}
+    sets = list(generated_sample(images, labels, plan, seed=5))
     assert [(s.corruption, s.severity) for s in sets] == [
         (c, s) for c in ("gaussian_noise", "contrast") for s in range(1, 6)
     ]
     contrast = {s.severity: s for s in sets if s.corruption == "contrast"}
-    np.testing.assert_array_equal(contrast[3].images, corrupt(images, "contrast", 3, seed=0))  # deterministic op
+    np.testing.assert_array_equal(contrast[3].images, corrupt(images[[1, 4]], "contrast", 3, seed=0))  # deterministic op
+    np.testing.assert_array_equal(contrast[3].labels, [1, 4])
     noise = [s.images for s in sets if s.corruption == "gaussian_noise"]
-    again = [s.images for s in generated_sets(images, labels, corruptions=["gaussian_noise"], seed=5)]
+    again = [s.images for s in generated_sample(images, labels, {"gaussian_noise": plan["gaussian_noise"]}, seed=5)]
     for a, b in zip(noise, again):
         np.testing.assert_array_equal(a, b)
     # One seed for every severity would draw the same standard normals, only rescaled.
-    d4, d5 = (n.astype(float) - images for n in noise[3:5])
+    d4, d5 = (n.astype(float) - images[:4] for n in noise[3:5])
     assert abs(np.corrcoef(d4.ravel(), d5.ravel())[0, 1]) < 0.3
-    assert all(np.array_equal(s.labels, labels) for s in sets)
 
 
 def test_sets_round_trip_through_one_npz(tmp_path):
@@ -214,14 +217,24 @@ def test_sets_round_trip_through_one_npz(tmp_path):
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["sets.npz"]  # no temporary file left
 
 
-def test_save_sets_rejects_sets_of_different_shapes(tmp_path):
+def test_sets_of_different_sizes_round_trip_and_image_shapes_must_agree(tmp_path):
     sets = [
-        CorruptedSet("contrast", 1, np.zeros((3, 8, 8, 3), np.uint8), np.zeros(3)),
-        CorruptedSet("contrast", 2, np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2)),
+        CorruptedSet("contrast", 1, np.full((3, 8, 8, 3), 1, np.uint8), np.zeros(3)),
+        CorruptedSet("contrast", 2, np.full((2, 8, 8, 3), 2, np.uint8), np.ones(2)),
     ]
-    with pytest.raises(ValueError, match="must share one images/labels shape"):
-        save_sets(tmp_path / "sets.npz", sets)
-    assert not (tmp_path / "sets.npz").exists()
+    loaded = load_sets(save_sets(tmp_path / "sets.npz", sets))
+    assert [len(s.labels) for s in loaded] == [3, 2] and loaded[1].images.max() == 2 and loaded[1].labels.tolist() == [1, 1]
+    sets.append(CorruptedSet("contrast", 3, np.zeros((2, 4, 4, 3), np.uint8), np.zeros(2)))
+    with pytest.raises(ValueError, match="must share one image shape"):
+        save_sets(tmp_path / "other.npz", sets)
+    assert not (tmp_path / "other.npz").exists()
+
+
+def test_a_damaged_sets_file_is_named_with_the_fix(tmp_path):
+    path = save_sets(tmp_path / "sets.npz", [CorruptedSet("contrast", 1, np.zeros((3, 8, 8, 3), np.uint8), np.zeros(3))])
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match=f"{path} is damaged.*delete it and rerun the job that writes it"):
+        load_sets(path)
 
 
 def test_load_sets_names_a_missing_file(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from finetune_invariance.study import data, synthetic
+from finetune_invariance.study import catalog, data, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_generated_dataset_items_are_the_npz_pixels(shapes_root):
 
 def test_missing_generated_dataset_names_file_and_command(tmp_path):
     with pytest.raises(
-        data.DatasetNotFoundError, match=r"digits/train\.npz.*python -m finetune_invariance\.synthetic --name digits"
+        data.DatasetNotFoundError, match=r"digits/train\.npz.*python -m finetune_invariance\.study\.synthetic --name digits"
     ):
         data.get_dataset("digits", "train", tmp_path)
 
@@ -59,13 +59,13 @@ def test_unknown_dataset_and_split(shapes_root):
 
 
 def test_registry_describes_the_papers_datasets():
-    assert {n: data.DATASETS[n].num_classes for n in ("cifar10", "cifar100", "eurosat", "oxford_pets")} == {
+    assert {n: catalog.DATASETS[n].num_classes for n in ("cifar10", "cifar100", "eurosat", "oxford_pets")} == {
         "cifar10": 10,
         "cifar100": 100,
         "eurosat": 10,
         "oxford_pets": 37,
     }
-    assert data.DATASETS["digits"].num_classes == 10 and data.DATASETS["shapes"].image_size == 32
+    assert catalog.DATASETS["digits"].num_classes == 10 and catalog.DATASETS["shapes"].image_size == 32
 
 
 # --- torchvision formats, written by the tests ------------------------------------------

@@ -129,5 +129,9 @@ rule claims:
         "../../envs/study.yaml"
     params:
         imagenet_source=config["imagenet_source"],
+        variant_optimizers={
+            run.variant: STUDY.training(run)["optimizer"]
+            for run in STUDY.dynamics_runs()
+        },
     script:
         "../scripts/claims.py"

@@ -1,6 +1,7 @@
 """Shared by every stage: the study design, the artifact layout, resources, and the input
 functions that expand the DAG over runs, checkpoints and seeds."""
 
+from finetune_invariance.study.cifar_c import ARCHIVES, cifar_c_dir
 from finetune_invariance.study.design import StudyDesign
 from finetune_invariance.study.layout import RUN, checkpoint_label
 from finetune_invariance.study.tables import STUDY_TABLES
@@ -47,6 +48,37 @@ def dataset_files(wildcards):
     ]
 
 
+def corrupted_source_files(wildcards):
+    """A generated corrupted sample corrupts the test split; a published one is read from
+    data_root (its labels.npy stands for the folder)."""
+    if STUDY.corrupted_kind(wildcards.dataset) == "published":
+        return [cifar_c_labels(wildcards.dataset)]
+    return dataset_files(wildcards)
+
+
+def cifar_c_labels(dataset):
+    return cifar_c_dir(LAYOUT.data_root, dataset) / "labels.npy"
+
+
+#: Published corrupted test sets by the folder they extract to.
+CIFAR_C_FOLDERS = {archive.folder: dataset for dataset, archive in ARCHIVES.items()}
+
+
+def source_inputs(wildcards):
+    """A 'pretrain:' source is the checkpoint of the run that trains it."""
+    run = STUDY.pretraining_run(wildcards.source)
+    return {"checkpoints": LAYOUT.path("checkpoints", run)} if run else {}
+
+
+def source_checkpoint(wildcards):
+    run = STUDY.pretraining_run(wildcards.source)
+    if run is None:
+        return None
+    return LAYOUT.path(
+        "checkpoint", run, checkpoint=STUDY.source_checkpoint(wildcards.source)
+    )
+
+
 def table(stem):
     return LAYOUT.path("table", stem=stem)
 
@@ -64,7 +96,9 @@ def figure_path(kind, name):
 
 def pair_tables():
     return [
-        LAYOUT.path("pair_similarity", job.run, checkpoint=job.checkpoint, seed=job.seed)
+        LAYOUT.path(
+            "pair_similarity", job.run, checkpoint=job.checkpoint, seed=job.seed
+        )
         for job in STUDY.pair_jobs()
     ]
 
@@ -87,7 +121,11 @@ def final_outputs():
 
 
 #: Tables also written as Markdown (shown in the report).
-MARKDOWN_TABLES = ("table1_accuracy", "learning_forgetting_correlation", "named_hypotheses")
+MARKDOWN_TABLES = (
+    "table1_accuracy",
+    "learning_forgetting_correlation",
+    "named_hypotheses",
+)
 
 
 def sources_with_both_tasks():
@@ -146,22 +184,33 @@ FIGURE_REPORT = {
     "cka_divergence_by_source": ("cka_divergence_by_source", "2. Pretraining source"),
     "invariance_flow": ("invariance_flow", "3. Invariance flow"),
     "dynamics": ("dynamics", "4. Dynamics and robustness"),
-    "early_epoch_correlation": ("early_epoch_correlation", "4. Dynamics and robustness"),
+    "early_epoch_correlation": (
+        "early_epoch_correlation",
+        "4. Dynamics and robustness",
+    ),
     "variants": ("variants", "5. Hyperparameter variants"),
 }
+
+
+def shown_in_report(path, caption, category):
+    """``path`` flagged for the HTML report with its caption file and category."""
+    return report(path, caption=f"../report/{caption}.rst", category=category)
 
 
 def figure_outputs(*kinds):
     """A figure rule's outputs: each PNG of ``kinds`` (shown in the report) and its PDF."""
     outputs = []
     for kind in kinds:
-        caption, category = FIGURE_REPORT[kind]
-        shown = f"../report/{caption}.rst"
         for png in FIGURES[kind]:
-            outputs += [report(png, caption=shown, category=category), png.with_suffix(".pdf")]
+            outputs += [
+                shown_in_report(png, *FIGURE_REPORT[kind]),
+                png.with_suffix(".pdf"),
+            ]
     return outputs
 
 
 def figure_plan(*kinds):
     """{kind: {PNG path: selection}} for a figure script's params."""
-    return {kind: {str(png): what for png, what in FIGURES[kind].items()} for kind in kinds}
+    return {
+        kind: {str(png): what for png, what in FIGURES[kind].items()} for kind in kinds
+    }

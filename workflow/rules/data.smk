@@ -1,7 +1,5 @@
 """Data: the generated datasets of the miniature study and the corrupted test samples."""
 
-from finetune_invariance.study.cifar_c import ARCHIVES, cifar_c_dir
-
 
 localrules:
     generate_dataset,
@@ -20,22 +18,6 @@ rule generate_dataset:
         sizes=lambda wc: STUDY.generated_sizes(wc.dataset),
     script:
         "../scripts/generate_dataset.py"
-
-
-def corrupted_source_files(wildcards):
-    """A generated corrupted sample corrupts the test split; a published one is read from
-    data_root (its labels.npy stands for the folder)."""
-    if STUDY.corrupted_kind(wildcards.dataset) == "published":
-        return [cifar_c_labels(wildcards.dataset)]
-    return dataset_files(wildcards)
-
-
-def cifar_c_labels(dataset):
-    return cifar_c_dir(LAYOUT.data_root, dataset) / "labels.npy"
-
-
-#: Published corrupted test sets by the folder they extract to.
-CIFAR_C_FOLDERS = {archive.folder: dataset for dataset, archive in ARCHIVES.items()}
 
 
 rule corrupted_testset:

@@ -20,7 +20,9 @@ rule robust_accuracy:
     params:
         run=lambda wc: run_of(wc).path,
         checkpoints=lambda wc: {
-            epoch: LAYOUT.path("checkpoint", run_of(wc), checkpoint=checkpoint_label(epoch))
+            epoch: LAYOUT.path(
+                "checkpoint", run_of(wc), checkpoint=checkpoint_label(epoch)
+            )
             for epoch in STUDY.checkpoint_epochs(run_of(wc))
         },
         image_size=STUDY.image_size,

@@ -47,7 +47,9 @@ rule stir:
         runtime=RES["invert_runtime_min"],
     params:
         run=lambda wc: run_of(wc).path,
-        finetuned=lambda wc: LAYOUT.path("checkpoint", run_of(wc), checkpoint=wc.checkpoint),
+        finetuned=lambda wc: LAYOUT.path(
+            "checkpoint", run_of(wc), checkpoint=wc.checkpoint
+        ),
         stir=STUDY.stir,
         device=config["device"],
     script:

@@ -7,19 +7,6 @@ localrules:
     source_model,
 
 
-def source_inputs(wildcards):
-    """A 'pretrain:' source is the checkpoint of the run that trains it."""
-    run = STUDY.pretraining_run(wildcards.source)
-    return {"checkpoints": LAYOUT.path("checkpoints", run)} if run else {}
-
-
-def source_checkpoint(wildcards):
-    run = STUDY.pretraining_run(wildcards.source)
-    if run is None:
-        return None
-    return LAYOUT.path("checkpoint", run, checkpoint=STUDY.source_checkpoint(wildcards.source))
-
-
 rule source_model:
     input:
         unpack(source_inputs),

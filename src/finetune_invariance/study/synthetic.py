@@ -14,7 +14,7 @@ Each is written by :func:`generate` as ``<root>/<name>/{train,test}.npz`` holdin
 which :mod:`finetune_invariance.data` reads through the same interface as the real
 datasets. Command line::
 
-    python -m finetune_invariance.synthetic --name shapes --root data --seed 0
+    python -m finetune_invariance.study.synthetic --name shapes --root data --seed 0
 """
 
 from __future__ import annotations

@@ -1,0 +1,107 @@
+"""The tiny study through profiles/slurm on a real SLURM cluster: the one-node cluster of
+.ci/local_slurm.sh (partitions `cpu` and `gpu`, no accounting), with only the profile's
+site values set, checked exactly like the local run of tests/test_workflow.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from .study.conftest import validated_config
+from .study_outputs import assert_study_outputs
+
+pytestmark = pytest.mark.workflow
+
+CPU_PARTITION, GPU_PARTITION = "cpu", "gpu"
+
+# The site values of .ci/local_slurm.sh's cluster, in the environment variables the profile
+# reads: no account and no slurmdbd (so squeue polls), one CPU per GPU on a 2-CPU node, and
+# status checks every few seconds for jobs that take seconds.
+LOCAL_SITE = {
+    "FTI_SLURM_ACCOUNT": "",
+    "FTI_SLURM_CPU_PARTITION": CPU_PARTITION,
+    "FTI_SLURM_GPU_PARTITION": GPU_PARTITION,
+    "FTI_SLURM_CPUS_PER_GPU": "1",
+    "FTI_SLURM_STATUS_COMMAND": "squeue",
+    "FTI_SLURM_SECONDS_BEFORE_STATUS_CHECKS": "2",
+}
+
+# The rules the workflow declares `gpu: 1` for (README.md, "GPUs").
+GPU_RULES = {"finetune", "invert_pretrained", "stir", "robust_accuracy"}
+
+
+def why_no_cluster() -> str | None:
+    """None when a SLURM cluster with the local cluster's partitions answers, else why not."""
+    setup = "run .ci/local_slurm.sh (as root) to set up a local one"
+    if shutil.which("sinfo") is None:
+        return f"no SLURM here (sinfo not found); {setup}"
+    try:
+        answer = subprocess.run(
+            ["sinfo", "--noheader", "--format=%R %a"], capture_output=True, text=True, timeout=20
+        )
+    except subprocess.TimeoutExpired:
+        return f"the SLURM controller does not answer sinfo within 20 s; {setup}"
+    if answer.returncode != 0:
+        return f"the SLURM controller does not answer (sinfo: {answer.stderr.strip()}); {setup}"
+    up = {line.split()[0] for line in answer.stdout.splitlines() if line.endswith(" up")}
+    if not {CPU_PARTITION, GPU_PARTITION} <= up:
+        wanted = f"partitions {CPU_PARTITION!r} and {GPU_PARTITION!r}"
+        return f"SLURM answers but {wanted} are not both up (up: {sorted(up)}); {setup}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_study(repo_root, tmp_path_factory):
+    """The tiny study run to completion by the SLURM executor; its workdir and SLURM run ID."""
+    reason = why_no_cluster()
+    if reason:
+        pytest.skip(reason)
+    workdir = tmp_path_factory.mktemp("slurm_study")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile")]
+    command += ["--profile", str(repo_root / "profiles/slurm"), "--configfile", str(repo_root / "tests/configs/tiny.yaml")]
+    result = subprocess.run(
+        [*command, "--directory", str(workdir)],
+        cwd=workdir,
+        env={**os.environ, **LOCAL_SITE},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-8000:]
+    run_id = re.search(r"SLURM run ID: (\S+)", log)
+    assert run_id, log[-8000:]
+    return workdir, run_id.group(1)
+
+
+def test_slurm_study_writes_every_table_figure_and_claim(slurm_study, repo_root):
+    workdir, _ = slurm_study
+    config = validated_config(yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text()))
+    assert_study_outputs(workdir, config)
+
+
+def test_slurm_jobs_ran_in_the_partition_of_their_kind(slurm_study):
+    _, run_id = slurm_study
+    # The cluster has no accounting; it remembers finished jobs for MinJobAge (an hour).
+    jobs = subprocess.run(
+        ["squeue", "--states=all", "--noheader", f"--name={run_id}", "--format=%P %T %k"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    partitions: dict[str, set[str]] = {}
+    for job in jobs:
+        partition, state, comment = job.split()
+        assert state == "COMPLETED", job
+        # The executor comments each job "rule_<rule>" or "rule_<rule>_wildcards_<values>".
+        rule = re.fullmatch(r"rule_(\w+?)(_wildcards_.*)?", comment).group(1)
+        partitions.setdefault(rule, set()).add(partition)
+    assert {rule for rule, used in partitions.items() if used == {GPU_PARTITION}} == GPU_RULES
+    cpu_rules = {rule for rule, used in partitions.items() if used == {CPU_PARTITION}}
+    assert cpu_rules and cpu_rules | GPU_RULES == set(partitions), partitions
