@@ -1,5 +1,7 @@
-"""README.md stays true: its library example runs, its schemas and commands are the real ones."""
+"""README.md stays true: its library example runs, its schemas, code map and commands are
+the real ones."""
 
+import importlib
 import re
 
 from finetune_invariance.study import tables
@@ -33,3 +35,32 @@ def test_ci_runs_the_readme_install_and_test_commands(repo_root):
     for command in ("pip install -e '.[test]'", "python -m pytest"):
         assert command in readme
         assert command in ci
+
+
+def _code_map_rows(readme: str) -> list[list[str]]:
+    section = readme.split("## Code map", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| METHOD")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def _resolve(dotted: str, previous_module: str | None) -> tuple[object, str]:
+    """The object a dotted name of the code map names; a short 'module.name' is relative to
+    the package of the previous entry's module ('cka.cka_from_grams' after a library name)."""
+    if not dotted.startswith("finetune_invariance"):
+        dotted = f"{previous_module.rsplit('.', 1)[0]}.{dotted}"
+    module_name, _, attribute = dotted.rpartition(".")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute), module_name
+
+
+def test_code_map_names_functions_and_rules_that_exist(repo_root):
+    rows = _code_map_rows(_readme(repo_root))
+    assert len(rows) >= 15
+    rules = set(re.findall(r"^rule (\w+):", "\n".join(p.read_text() for p in (repo_root / "workflow/rules").glob("*.smk")), re.M))
+    for quantity, functions, rule_cell, _ in rows:
+        module = None
+        for dotted in re.findall(r"`([\w.]+)`", functions):
+            found, module = _resolve(dotted, module)
+            assert found is not None, (quantity, dotted)
+        for rule in re.findall(r"`(\w+)`", rule_cell):
+            assert rule in rules, (quantity, rule)

@@ -1,5 +1,29 @@
 """The study of the paper, built on the metrics library: data, models, training,
 robustness, the analyses of the paper's figures and tables, and the claims report.
 
-The Snakemake workflow (``Snakefile``, ``workflow/``) wires files to these modules.
+The Snakemake workflow (``Snakefile``, ``workflow/``) wires files to these modules. Each
+module imports only library modules and the study modules listed before it:
+
+- :mod:`.vocabulary`: what a run is, the key columns of the study's tables, shared names;
+- :mod:`.statistics`: Pearson's r with undefined cases, Bonferroni;
+- :mod:`.synthetic`: the miniature study's generated datasets;
+- :mod:`.catalog`: what is known about each dataset without loading it;
+- :mod:`.corruptions`: CIFAR-C-style corruptions for datasets without a published set;
+- :mod:`.cifar_c`: the corrupted test samples, published or generated;
+- :mod:`.tables`: the study's table schemas;
+- :mod:`.layout`: every artifact's path pattern;
+- :mod:`.paper`: the paper's numbers and named hypotheses;
+- :mod:`.config`: checks of a config beyond its schema;
+- :mod:`.design`: the runs, checkpoints, seeds and job settings of a config;
+- :mod:`.runtime`: a workflow job's log, device, and publishing of its outputs;
+- :mod:`.checkpoints`: the checkpoint file format;
+- :mod:`.models`: the timm ViT with its task head;
+- :mod:`.data`: loading the datasets;
+- :mod:`.training`: the training loop with exact resume;
+- :mod:`.finetuned_accuracy`: Table 1;
+- :mod:`.robust_accuracy`: accuracy on the corrupted samples;
+- :mod:`.hypotheses`: the robustness hypothesis family and its correlations;
+- :mod:`.layer_statistics`: learning vs forgetting across layers (Appendix C.1);
+- :mod:`.claims`: the paper's findings checked on a run's tables;
+- :mod:`.figures`: every figure of the paper (drawing only).
 """

@@ -1,0 +1,56 @@
+"""The package's layering, as its docstrings state it: each module imports only the
+modules listed before it, and the metrics library never imports the study."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import finetune_invariance
+import finetune_invariance.study
+
+PACKAGE = Path(finetune_invariance.__file__).parent
+
+
+def stated_order(package) -> list[str]:
+    """Module names in the order of the package docstring's ':mod:`.name`' entries."""
+    return re.findall(r":mod:`\.(\w+)`", package.__doc__)
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Fully qualified finetune_invariance modules a file imports (lazy imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{base}.{node.module}" if node.module else base
+                names = [f"{base}.{alias.name}" for alias in node.names] if not node.module else [base]
+            else:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            found.update(name for name in names if name and name.startswith("finetune_invariance."))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("finetune_invariance."))
+    return found
+
+
+def modules_of(directory: Path, package: str) -> set[str]:
+    return {f"{package}.{path.stem}" for path in directory.glob("*.py") if path.stem != "__init__"}
+
+
+def test_the_stated_order_lists_every_module():
+    assert {f"finetune_invariance.{m}" for m in stated_order(finetune_invariance)} == modules_of(PACKAGE, "finetune_invariance")
+    study = "finetune_invariance.study"
+    assert {f"{study}.{m}" for m in stated_order(finetune_invariance.study)} == modules_of(PACKAGE / "study", study)
+
+
+def test_each_module_imports_only_modules_listed_before_it():
+    library = [f"finetune_invariance.{m}" for m in stated_order(finetune_invariance)]
+    study = [f"finetune_invariance.study.{m}" for m in stated_order(finetune_invariance.study)]
+    known = set(library) | set(study)
+    for order, directory, package in ((library, PACKAGE, "finetune_invariance"), (study, PACKAGE / "study", "finetune_invariance.study")):
+        for position, module in enumerate(order):
+            allowed = set(order[:position]) | (set(library) if order is study else set())
+            imports = {name for name in imported_modules(directory / f"{module.rsplit('.', 1)[1]}.py", package) if name in known}
+            assert imports <= allowed, f"{module} imports {sorted(imports - allowed)}, which are not listed before it"
