@@ -201,3 +201,11 @@ def test_sample_indices_seeded_distinct_sorted():
     assert np.array_equal(data.sample_indices(5, 5, seed=0), np.arange(5))
     with pytest.raises(ValueError, match="n must be in 1..5"):
         data.sample_indices(5, 6, seed=0)
+
+
+def test_a_damaged_generated_dataset_is_named_with_the_fix(tmp_path):
+    synthetic.generate("digits", tmp_path, seed=0, n_train=20, n_test=10)
+    path = tmp_path / "digits" / "train.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=f"{path} is damaged.*delete it and rerun"):
+        data.get_dataset("digits", "train", tmp_path)

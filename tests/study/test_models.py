@@ -137,6 +137,20 @@ def test_file_weights_errors(tmp_path):
         build_model(tiny(f"file:{path}"), "classification", 2)
 
 
+def test_unreadable_or_wider_weights_files_are_named_with_the_fix(tmp_path):
+    import os
+
+    for name in ("random.safetensors", "random.pth"):
+        (tmp_path / name).write_bytes(os.urandom(300))
+        with pytest.raises(ValueError, match=f"weights file .*{name} cannot be read as a state dict.*download it again"):
+            build_model(tiny(f"file:{tmp_path / name}"), "classification", 2)
+    wider = timm.create_model(NAME, pretrained=False, num_classes=0, **{**TINY, "embed_dim": 64})
+    path = tmp_path / "wider.safetensors"
+    save_file({k: v.contiguous() for k, v in wider.state_dict().items()}, str(path))
+    with pytest.raises(ValueError, match=r"(?s)wider.safetensors holds another architecture.*size mismatch"):
+        build_model(tiny(f"file:{path}"), "classification", 2)
+
+
 def test_checkpoint_source_takes_backbone_and_normalisation_not_head(tmp_path):
     spec = ModelSpec(NAME, TINY, "scratch", (0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
     pretrained = build_model(spec, "classification", 5, seed=3)

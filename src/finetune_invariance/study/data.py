@@ -22,6 +22,7 @@ Generated datasets of the offline mini study (``shapes``, ``textures``, ``digits
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,11 +51,17 @@ class NpzImageDataset(Dataset):
     """A split written by :mod:`finetune_invariance.study.synthetic`. held in memory as uint8."""
 
     def __init__(self, path: Path):
-        with np.load(path, allow_pickle=False) as arrays:  # no pickle: data files never run code
-            missing = {"images", "labels"} - set(arrays.files)
-            if missing:
-                raise ValueError(f"{path} lacks arrays {sorted(missing)}; found {arrays.files}")
-            images, labels = arrays["images"], arrays["labels"]
+        try:
+            with np.load(path, allow_pickle=False) as arrays:  # no pickle: data files never run code
+                missing = {"images", "labels"} - set(arrays.files)
+                if missing:
+                    raise ValueError(f"{path} lacks arrays {sorted(missing)}; found {arrays.files}")
+                images, labels = arrays["images"], arrays["labels"]
+        except (OSError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"generated dataset file {path} is damaged ({type(err).__name__}: {err}); expected the .npz that "
+                "synthetic.generate writes: delete it and rerun (the workflow's generate_dataset makes it again)"
+            ) from err
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
             raise ValueError(
                 f"{path}: expected uint8 images N x H x W x C and N labels, "

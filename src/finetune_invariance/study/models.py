@@ -49,6 +49,10 @@ class WeightsUnavailableError(RuntimeError):
     """Pretrained weights could not be obtained (no internet and not cached, bad tag, ...)."""
 
 
+class WeightsFileError(ValueError):
+    """A local weights file is unreadable or holds another architecture."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Which network and which starting weights (see the module docstring for ``weights``).
@@ -228,15 +232,28 @@ def _load_weights_file(backbone: VisionTransformer, path: Path) -> None:
 
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
+    architecture = f"timm '{backbone.pretrained_cfg.get('architecture')}' with the config's model overrides"
     if path.suffix == ".npz":
-        backbone.load_pretrained(str(path))
+        try:
+            backbone.load_pretrained(str(path))
+        except Exception as err:  # timm's npz loader raises whatever numpy or its key lookup raise
+            raise WeightsFileError(f"weights file {path} is not big_vision weights of {architecture} ({err})") from err
         return
-    state = checkpoint_filter_fn(load_state_dict(str(path), weights_only=True), backbone)  # never unpickle code
-    state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    result = backbone.load_state_dict(state, strict=False)
+    try:
+        state = load_state_dict(str(path), weights_only=True)  # never unpickle code
+    except Exception as err:  # safetensors and torch.load raise their own error types for unreadable files
+        raise WeightsFileError(
+            f"weights file {path} cannot be read as a state dict ({type(err).__name__}: {err}); expected the hub's "
+            "model.safetensors (or a .pth/.bin state dict) of the model: download it again"
+        ) from err
+    state = {k: v for k, v in checkpoint_filter_fn(state, backbone).items() if not k.startswith("head.")}
+    try:
+        result = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensors of another shape: another width, depth or patch size
+        raise WeightsFileError(f"weights file {path} holds another architecture than {architecture}: {err}") from err
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
-            f"weights file {path} does not fit timm '{backbone.pretrained_cfg.get('architecture')}': "
+        raise WeightsFileError(
+            f"weights file {path} does not fit {architecture}: "
             f"missing keys {result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}"
         )
 
