@@ -299,3 +299,14 @@ def test_evaluate_reconstruction_resizes_and_restores_train_mode():
     assert result["l1"] == pytest.approx(data.resize_to_model(images, 16).mean().item(), rel=1e-6)
     assert result["loss"] == result["l1"] and math.isnan(result["accuracy"])
     assert model.training
+
+
+def test_two_identical_runs_write_the_same_bytes(root, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, warmup_steps=1)
+    for folder in ("a", "b"):
+        sgd_run(root, tmp_path / folder, config, {1, 2}, keep_best=True)
+    files = sorted(path.name for path in (tmp_path / "a").iterdir())
+    assert files == sorted(path.name for path in (tmp_path / "b").iterdir())
+    assert {"history.parquet", "epoch_001.safetensors", "epoch_002.safetensors", "best.safetensors"} <= set(files)
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

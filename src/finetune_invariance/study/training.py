@@ -28,6 +28,7 @@ log, not to the files, so the same inputs give the same bytes.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
 import os
@@ -508,8 +509,12 @@ class _RunState:
             "history": self.history,
             "checksums": self.checksums,
         }
+        # Serialised in memory: torch.save names the archive after the file, and the
+        # temporary file's name is random, so the same state would give other bytes.
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
         with atomic_path(self.out_dir / RESUME_FILE) as tmp:
-            torch.save(state, tmp)
+            tmp.write_bytes(buffer.getvalue())
 
 
 def sha256(path: str | os.PathLike) -> str:
