@@ -288,3 +288,27 @@ def shipped_config(repo_root):
     import yaml
 
     return lambda path: validated_config(yaml.safe_load((repo_root / path).read_text()))
+
+
+def forgetting_monitor_table(
+    forgetting: Mapping[float, Sequence[float]],
+    run: Run = PAPER_RUN,
+    steps_per_epoch: int = 10,
+    seeds: Sequence[int] = (0, 1),
+) -> pd.DataFrame:
+    """FORGETTING_MONITOR of one run: training epochs (e.g. 0.5, 1.0) -> the forgetting
+    profile over layers, the same for every seed."""
+    rows = [
+        {
+            **run.context,
+            "step": round(epochs * steps_per_epoch),
+            "training_epochs": epochs,
+            "seed": seed,
+            "layer": layer,
+            "forgetting": value,
+        }
+        for epochs, profile in forgetting.items()
+        for seed in seeds
+        for layer, value in enumerate(profile)
+    ]
+    return tables.conform(pd.DataFrame(rows), tables.FORGETTING_MONITOR)

@@ -661,3 +661,28 @@ def test_an_uncorrelated_run_fails(make_learning_forgetting_correlation):
     table = make_learning_forgetting_correlation({IMAGENET_CLS: (0.97, 1e-6), run(SCRATCH): (0.3, 0.2)})
     verdict, evidence = evaluate({"learning_forgetting_correlation": table}, "learning_forgetting_correlated")
     assert verdict == FAILS and "holds in 1/2" in evidence and "r = 0.300, p = 0.2" in evidence
+
+
+# --- beyond the paper: the forgetting monitor's pick ---------------------------------------
+
+
+def picks_table(spread_pick_corrupted: float, clean_pick_corrupted: float):
+    import pandas as pd
+
+    rows = [
+        {**IMAGENET_CLS.context, "rule": rule, "epoch": epoch, "forgetting_spread": 0.2, "clean_accuracy": 0.9, "mean_corrupted_accuracy": acc}
+        for rule, epoch, acc in (
+            ("max_forgetting_spread", 3, spread_pick_corrupted),
+            ("best_clean_accuracy", 9, clean_pick_corrupted),
+            ("best_corrupted_accuracy", 3, max(spread_pick_corrupted, clean_pick_corrupted)),
+        )
+    ]
+    return {"checkpoint_picks": tables.conform(pd.DataFrame(rows), tables.CHECKPOINT_PICKS)}
+
+
+def test_the_spread_pick_beats_the_clean_pick_only_with_higher_corrupted_accuracy():
+    verdict, evidence = evaluate(picks_table(0.62, 0.58), "spread_pick_beats_clean_pick")
+    assert verdict == HOLDS and "epoch 3 (corrupted 0.620)" in evidence and "+0.040" in evidence
+    assert evaluate(picks_table(0.58, 0.58), "spread_pick_beats_clean_pick")[0] == FAILS  # a tie does not beat
+    assert evaluate(picks_table(0.55, 0.58), "spread_pick_beats_clean_pick")[0] == FAILS
+    assert evaluate({}, "spread_pick_beats_clean_pick")[0] == NOT_MEASURED

@@ -23,6 +23,7 @@ from finetune_invariance.study.training import (
     best_epoch,
     evaluate,
     learning_rate,
+    monitor_table,
     train,
     verified_checkpoint,
 )
@@ -310,3 +311,85 @@ def test_two_identical_runs_write_the_same_bytes(root, tmp_path):
     assert {"history.parquet", "epoch_001.safetensors", "epoch_002.safetensors", "best.safetensors"} <= set(files)
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+# --- the forgetting monitor inside the trainer (beyond the paper) --------------------------
+
+
+@pytest.fixture(scope="module")
+def monitored(root, tmp_path_factory):
+    """A run trained with the monitor (every 2 steps), the same run without, and the
+    pretrained model's inversions the monitor used."""
+    from finetune_invariance.inversion import invert
+    from finetune_invariance.monitor import ForgettingMonitor
+
+    from finetune_invariance.study.training import MonitorSchedule
+
+    out = tmp_path_factory.mktemp("monitored")
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, warmup_steps=1)
+    sets = data.get_dataset("shapes", "train", root), data.get_dataset("shapes", "test", root)
+    pretrained = build_model(TINY, "classification", 8, seed=0)
+    images = data.sample_images(sets[1], 8, seed=0, image_size=32)
+    inversions = [invert(pretrained, images, seed=seed, iterations=3, progress=False) for seed in (0, 1)]
+    run_name = "p/shapes/classification/default"
+    histories = {}
+    for name, monitor in (("with", ForgettingMonitor(pretrained, inversions)), ("without", None)):
+        model = build_model(TINY, "classification", 8, seed=0)
+        histories[name] = train(
+            model, config, *sets, out / name, {2}, run_name, monitor=monitor, monitor_schedule=MonitorSchedule(every_steps=2)
+        )
+    return out, histories, pretrained, images, inversions
+
+
+def test_the_monitor_does_not_change_training(monitored):
+    out, histories, *_ = monitored
+    pd.testing.assert_frame_equal(histories["with"], histories["without"])
+    assert (out / "with" / "epoch_002.safetensors").read_bytes() == (out / "without" / "epoch_002.safetensors").read_bytes()
+    assert monitor_table(out / "without").empty
+
+
+def test_the_monitor_measures_on_its_schedule(monitored):
+    out, *_ = monitored
+    table = monitor_table(out / "with")
+    # 48 images / 16 = 3 steps per epoch: before training, every 2 steps, every epoch's end.
+    assert sorted(table["step"].unique()) == [0, 2, 3, 4, 6]
+    assert sorted(table["training_epochs"].unique()) == pytest.approx([0, 2 / 3, 1, 4 / 3, 2])
+    assert set(table["seed"]) == {0, 1} and set(table["layer"]) == {0, 1, 2}
+    assert (table[["source", "dataset", "task", "variant"]].drop_duplicates().values.tolist() == [["p", "shapes", "classification", "default"]])
+
+
+def test_the_monitor_at_an_epochs_end_is_the_offline_forgetting_exactly(monitored):
+    from finetune_invariance import finetuning_metrics, stir
+    from finetune_invariance.inversion import invert
+
+    out, _, pretrained, images, inversions = monitored
+    finetuned, _ = load_checkpoint(out / "with" / "epoch_002.safetensors")
+    online = monitor_table(out / "with")
+    online = online[online["step"] == 6].set_index(["seed", "layer"])["forgetting"]
+    for inversions_p in inversions:
+        inversions_f = invert(finetuned, images, seed=inversions_p.seed, iterations=3, progress=False)
+        pairs = stir.pair_similarity(pretrained, finetuned, images, inversions_p, inversions_f)
+        offline = finetuning_metrics.layer_metrics(pairs, "pretrained", "finetuned")
+        offline = offline[offline["metric"] == "forgetting"]
+        for row in offline.itertuples():
+            assert online.loc[(row.seed, row.layer)] == row.value  # bit for bit
+
+
+def test_a_resumed_monitored_run_keeps_its_measurements(root, monitored, tmp_path):
+    from finetune_invariance.monitor import ForgettingMonitor
+
+    from finetune_invariance.study.training import MonitorSchedule
+
+    out, _, pretrained, _, inversions = monitored
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, warmup_steps=1)
+    sets = data.get_dataset("shapes", "train", root), data.get_dataset("shapes", "test", root)
+
+    def stop_after_first_epoch(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    arguments = dict(monitor=ForgettingMonitor(pretrained, inversions), monitor_schedule=MonitorSchedule(every_steps=2))
+    with pytest.raises(KeyboardInterrupt):
+        train(build_model(TINY, "classification", 8, seed=0), config, *sets, tmp_path, {2}, "p/shapes/classification/default", on_epoch_end=stop_after_first_epoch, **arguments)
+    train(build_model(TINY, "classification", 8, seed=5), config, *sets, tmp_path, {2}, "p/shapes/classification/default", **arguments)
+    pd.testing.assert_frame_equal(monitor_table(tmp_path), monitor_table(out / "with"))

@@ -6,6 +6,8 @@ localrules:
     table1,
     layer_metrics,
     robust_accuracy_table,
+    forgetting_monitor_table,
+    checkpoint_picks,
     learning_forgetting_correlation,
     claims,
 
@@ -65,6 +67,38 @@ rule robust_accuracy_table:
         "../../envs/study.yaml"
     script:
         "../scripts/robust_accuracy_table.py"
+
+
+rule forgetting_monitor_table:
+    input:
+        monitor_tables(),
+    output:
+        table("forgetting_monitor"),
+    log:
+        LAYOUT.log("forgetting_monitor_table"),
+    conda:
+        "../../envs/study.yaml"
+    script:
+        "../scripts/forgetting_monitor_table.py"
+
+
+rule checkpoint_picks:
+    input:
+        monitor=table("forgetting_monitor"),
+        robust_accuracy=table("robust_accuracy"),
+    output:
+        table=table("checkpoint_picks"),
+        markdown=report(
+            markdown("checkpoint_picks"),
+            caption="../report/checkpoint_picks.rst",
+            category="8. Beyond the paper: forgetting monitor",
+        ),
+    log:
+        LAYOUT.log("checkpoint_picks"),
+    conda:
+        "../../envs/study.yaml"
+    script:
+        "../scripts/checkpoint_picks.py"
 
 
 rule robustness_correlations:

@@ -79,6 +79,24 @@ def source_checkpoint(wildcards):
     )
 
 
+def monitor_inputs(wildcards):
+    """A monitored run reads its source's inversions of every seed (the monitor's X'_p)."""
+    run = run_of(wildcards)
+    if not STUDY.is_monitored(run):
+        return {}
+    return {
+        "inversions": [
+            LAYOUT.path(
+                "pretrained_inversions",
+                source=run.source,
+                dataset=run.dataset,
+                seed=seed,
+            )
+            for seed in STUDY.seeds
+        ]
+    }
+
+
 def table(stem):
     return LAYOUT.path("table", stem=stem)
 
@@ -109,6 +127,14 @@ def history_tables():
 
 def robustness_tables():
     return [LAYOUT.path("robust_accuracy", run) for run in STUDY.dynamics_runs()]
+
+
+def monitor_tables():
+    return [
+        LAYOUT.path("forgetting_monitor", run)
+        for run in STUDY.runs()
+        if STUDY.is_monitored(run)
+    ]
 
 
 def final_outputs():
@@ -174,6 +200,11 @@ FIGURES = {
         )
         for setting in STUDY.variant_groups()
     },
+    "forgetting_monitor": {
+        figure_path("forgetting_monitor", run.path): run.context
+        for run in STUDY.dynamics_runs()
+        if STUDY.is_monitored(run)
+    },
 }
 
 #: The report's caption file and category of each figure kind.
@@ -189,6 +220,10 @@ FIGURE_REPORT = {
         "4. Dynamics and robustness",
     ),
     "variants": ("variants", "5. Hyperparameter variants"),
+    "forgetting_monitor": (
+        "forgetting_monitor",
+        "8. Beyond the paper: forgetting monitor",
+    ),
 }
 
 

@@ -14,7 +14,7 @@ LAYER_PROFILES = (
     "source_comparison",
     "cka_divergence_by_source",
 )
-DYNAMICS = ("dynamics", "early_epoch_correlation", "variants")
+DYNAMICS = ("dynamics", "early_epoch_correlation", "variants", "forgetting_monitor")
 
 
 rule figure_layer_profiles:
@@ -55,6 +55,8 @@ rule figure_dynamics:
         robust_accuracy=table("robust_accuracy"),
         early=table("early_epoch_correlation"),
         named=table("named_hypotheses"),
+        monitor=table("forgetting_monitor"),
+        picks=table("checkpoint_picks"),
     output:
         figure_outputs(*DYNAMICS),
     log:

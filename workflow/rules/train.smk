@@ -28,10 +28,12 @@ rule source_model:
 rule finetune:
     input:
         dataset_files,
+        unpack(monitor_inputs),
         source=LAYOUT.pattern("source_weights"),
     output:
         checkpoints=directory(LAYOUT.pattern("checkpoints")),
         history=LAYOUT.pattern("history"),
+        monitor=LAYOUT.pattern("forgetting_monitor"),
     log:
         LAYOUT.log("finetune", RUN),
     benchmark:
@@ -54,5 +56,8 @@ rule finetune:
         checkpoint_epochs=lambda wc: STUDY.checkpoint_epochs(run_of(wc)),
         keep_best=STUDY.analysed_checkpoint == "best",
         published=lambda wc: STUDY.kept_checkpoints(run_of(wc)),
+        monitor=lambda wc: (
+            STUDY.monitor_schedule() if STUDY.is_monitored(run_of(wc)) else None
+        ),
     script:
         "../scripts/finetune.py"

@@ -4,7 +4,7 @@ the paper's headline hypothesis (std of forgetting across its layers 2-12, scale
 model's depth)."""
 
 from finetune_invariance.finetuning_metrics import summarize_over_seeds
-from finetune_invariance.study import figures, hypotheses, robust_accuracy, tables
+from finetune_invariance.study import checkpoint_selection, figures, hypotheses, robust_accuracy, tables
 from finetune_invariance.study.runtime import logged_to
 from finetune_invariance.study.vocabulary import RUN_KEYS, Run
 
@@ -44,5 +44,18 @@ with logged_to(snakemake.log[0]):
             robust_accuracy.mean_corrupted_accuracy_by_run(matching(robust, setting)),
             headline,
             hypotheses.seed_summary(headline, setting_metrics),
+            png,
+        )
+    monitor = tables.read_table(snakemake.input.monitor, tables.FORGETTING_MONITOR)
+    picks = tables.read_table(snakemake.input.picks, tables.CHECKPOINT_PICKS)
+    for png, run in snakemake.params.figures["forgetting_monitor"].items():
+        run = Run.from_row(run)
+        run_monitor = run.rows(monitor)
+        figures.plot_forgetting_monitor(
+            checkpoint_selection.forgetting_spread(run_monitor),
+            robust_accuracy.mean_corrupted_accuracy(run.rows(robust)),
+            run.rows(picks),
+            run,
+            hypotheses.headline_hypothesis(int(run_monitor["layer"].max()) + 1),
             png,
         )

@@ -1,15 +1,24 @@
-"""Train one run (a source finetuned on a dataset for a task) and publish its checkpoints."""
+"""Train one run (a source finetuned on a dataset for a task) and publish its checkpoints;
+a monitored run also measures its forgetting while it trains (beyond the paper)."""
 
-from finetune_invariance.study import catalog, data, models, training
+from finetune_invariance.study import catalog, data, models, tables, training
 from finetune_invariance.study.layout import checkpoint_path
 from finetune_invariance.study.runtime import logged_to, publish, resolve_device
 from finetune_invariance.study.vocabulary import CLASSIFICATION, Run
 
 with logged_to(snakemake.log[0]):
     run = Run.parse(snakemake.params.run)
+    device = resolve_device(snakemake.params.device)
     config = training.TrainConfig(**snakemake.params.training)
     num_classes = catalog.dataset_facts(run.dataset).num_classes if run.task == CLASSIFICATION else None
     model = models.build_model(models.ModelSpec(**snakemake.params.model), run.task, num_classes, seed=config.seed)
+    monitor = None
+    if snakemake.params.monitor is not None:
+        from finetune_invariance.inversion import Inversions
+        from finetune_invariance.monitor import ForgettingMonitor
+
+        inversions = [Inversions.load(path) for path in snakemake.input.inversions]
+        monitor = ForgettingMonitor(model, inversions, device=device)
     work = snakemake.params.work
     training.train(
         model,
@@ -20,8 +29,11 @@ with logged_to(snakemake.log[0]):
         checkpoint_epochs=set(snakemake.params.checkpoint_epochs),
         keep_best=snakemake.params.keep_best,
         run_name=run.path,
-        device=resolve_device(snakemake.params.device),
+        device=device,
+        monitor=monitor,
+        monitor_schedule=training.MonitorSchedule(**(snakemake.params.monitor or {})),
     )
     for label in snakemake.params.published:
         publish(training.verified_checkpoint(work, label), checkpoint_path(snakemake.output.checkpoints, label))
     publish(work / training.HISTORY_FILE, snakemake.output.history)
+    tables.write_table(training.monitor_table(work), snakemake.output.monitor, tables.FORGETTING_MONITOR)

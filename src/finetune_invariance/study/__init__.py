@@ -24,6 +24,7 @@ module imports only library modules and the study modules listed before it:
 - :mod:`.robust_accuracy`: accuracy on the corrupted samples;
 - :mod:`.hypotheses`: the robustness hypothesis family and its correlations;
 - :mod:`.layer_statistics`: learning vs forgetting across layers (Appendix C.1);
+- :mod:`.checkpoint_selection`: the spread of forgetting as an early-stopping indicator;
 - :mod:`.claims`: the paper's findings checked on a run's tables;
 - :mod:`.figures`: every figure of the paper (drawing only).
 """

@@ -152,6 +152,14 @@ class StudyDesign:
         """Epochs whose checkpoints the training job writes (the best one is kept apart)."""
         return sorted(int(label.removeprefix("epoch_")) for label in self.kept_checkpoints(run) if label != BEST_LABEL)
 
+    def is_monitored(self, run: Run) -> bool:
+        """Whether the run measures its forgetting while it trains (config ``monitor``)."""
+        return self.config["monitor"]["enabled"] and self.is_dynamics(run)
+
+    def monitor_schedule(self) -> dict[str, Any]:
+        """:class:`~finetune_invariance.study.training.MonitorSchedule` keywords."""
+        return {key: self.config["monitor"][key] for key in ("every_steps", "until_epoch")}
+
     # --- STIR -------------------------------------------------------------------------
 
     @property

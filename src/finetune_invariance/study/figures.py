@@ -684,3 +684,50 @@ def plot_early_epoch_correlation(
     ax.set_title(f"Correlation with robustness on the first epochs only: {run.label}")
     save_figure(fig, path)
     return fig
+
+
+# --- beyond the paper: the forgetting monitor ------------------------------------------
+
+_PICK_STYLES: dict[str, dict[str, object]] = {
+    "max_forgetting_spread": {"color": HEADLINE_COLOUR, "ls": "--"},
+    "best_clean_accuracy": {"color": _PALETTE[0], "ls": ":"},
+    "best_corrupted_accuracy": {"color": _PALETTE[3], "ls": "-."},
+}
+
+
+@_styled
+def plot_forgetting_monitor(
+    spread: pd.Series,
+    mean_corrupted: pd.Series,
+    picks: pd.DataFrame,
+    run: Run,
+    headline: Hypothesis,
+    path: str | os.PathLike,
+) -> Figure:
+    """The headline statistic measured while the run trained, over its mean corrupted
+    accuracy per epoch, with the epoch each checkpoint-selection rule picks.
+
+    ``spread``: :func:`.checkpoint_selection.forgetting_spread` (indexed by training
+    epochs); ``mean_corrupted``: :func:`.robust_accuracy.mean_corrupted_accuracy`;
+    ``picks``: the run's rows of ``tables.CHECKPOINT_PICKS``.
+    """
+    if spread.empty or mean_corrupted.empty:
+        raise ValueError(f"run {run}: nothing to plot (spread {len(spread)} points, accuracy {len(mean_corrupted)})")
+    fig = Figure(figsize=(7.5, 3.8))
+    spread_ax = fig.subplots()
+    accuracy_ax = spread_ax.twinx()
+    spread_ax.plot(spread.index, spread.to_numpy(), color=HEADLINE_COLOUR, marker="o", markersize=3, label="spread (monitor)")
+    accuracy_ax.plot(
+        mean_corrupted.index, mean_corrupted.to_numpy(), color=_PALETTE[3], marker="s", markersize=3, label="mean corrupted accuracy"
+    )
+    for pick in picks.itertuples():
+        spread_ax.axvline(pick.epoch, lw=1.2, label=f"{pick.rule.replace('_', ' ')}: epoch {pick.epoch}", **_PICK_STYLES[pick.rule])
+    spread_ax.set_xlabel("epochs of training")
+    spread_ax.set_ylabel(f"{hypothesis_label(headline)}\n(seed-mean profile)")
+    accuracy_ax.set_ylabel("mean corrupted accuracy", color=_PALETTE[3])
+    accuracy_ax.grid(False)
+    handles = [*spread_ax.get_legend_handles_labels()[0], *accuracy_ax.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, loc="outside right center")
+    fig.suptitle(f"Forgetting monitor: {run.label}\nmeasured during training from the source's stored inversions")
+    save_figure(fig, path)
+    return fig

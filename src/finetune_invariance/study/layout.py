@@ -42,6 +42,7 @@ RESULTS_PATTERNS: dict[str, str] = {
     "checkpoints": CHECKPOINTS,
     "checkpoint": str(checkpoint_path(CHECKPOINTS, "{checkpoint}")),
     "history": f"finetune/{RUN}/history.parquet",
+    "forgetting_monitor": f"finetune/{RUN}/forgetting_monitor.parquet",
     "work": f"work/{RUN}",
     # inversions and STIR
     "pretrained_inversions": "inversions/{dataset}/seed{seed}/{source}.safetensors",

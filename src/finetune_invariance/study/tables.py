@@ -68,6 +68,19 @@ TRAINING_HISTORY = TableSchema(
     },
 )
 
+FORGETTING_MONITOR = TableSchema(
+    "forgetting_monitor",
+    "(source, dataset, task, variant, step, seed, layer) measurement during training",
+    {
+        **RUN_CONTEXT,
+        "step": _c("int64", "optimizer steps done when measured (0: the starting weights)"),
+        "training_epochs": _c("float64", "epochs of training done, step / steps per epoch (an epoch's end is an integer)"),
+        "seed": _c("int64", "STIR seed of the pretrained model's inversions"),
+        "layer": _c("int64", "layer l"),
+        "forgetting": _c("float64", "1 - STIR(f_l | p_l) of the model in training; at an epoch's end, the offline value"),
+    },
+)
+
 ROBUST_ACCURACY = TableSchema(
     "robust_accuracy",
     "(source, dataset, task, variant, epoch, corruption, severity)",
@@ -115,6 +128,19 @@ NAMED_HYPOTHESES = TableSchema(
         "n_epochs": HYPOTHESES.columns["n_epochs"],
         "paper_r": _c("float64", "the paper's r for this run's setting, NaN where it reports none"),
         "paper_p_value": _c("float64", "the paper's p-value, NaN where it reports none"),
+    },
+)
+
+CHECKPOINT_PICKS = TableSchema(
+    "checkpoint_picks",
+    "(source, dataset, task, variant, rule) dynamics run and checkpoint-selection rule",
+    {
+        **RUN_CONTEXT,
+        "rule": _c("string", "'max_forgetting_spread' (the paper's suggested indicator), 'best_clean_accuracy' or 'best_corrupted_accuracy'"),
+        "epoch": _c("int64", "the epoch the rule picks (the earliest on ties)"),
+        "forgetting_spread": _c("float64", "the headline statistic (std of forgetting across the paper's layers 2-12) at that epoch, from the monitor"),
+        "clean_accuracy": _c("float64", "accuracy on the clean test sample at that epoch"),
+        "mean_corrupted_accuracy": _c("float64", "mean corrupted accuracy at that epoch"),
     },
 )
 
@@ -168,9 +194,11 @@ SCHEMAS: dict[str, TableSchema] = {
         STUDY_LAYER_METRICS,
         STUDY_INVARIANCE_FLOW,
         TRAINING_HISTORY,
+        FORGETTING_MONITOR,
         ROBUST_ACCURACY,
         HYPOTHESES,
         NAMED_HYPOTHESES,
+        CHECKPOINT_PICKS,
         TABLE1,
         EARLY_EPOCH_CORRELATION,
         LEARNING_FORGETTING_CORRELATION,
@@ -188,6 +216,8 @@ STUDY_TABLES: dict[str, TableSchema] = {
     "early_epoch_correlation": EARLY_EPOCH_CORRELATION,
     "learning_forgetting_correlation": LEARNING_FORGETTING_CORRELATION,
     "table1_accuracy": TABLE1,
+    "forgetting_monitor": FORGETTING_MONITOR,
+    "checkpoint_picks": CHECKPOINT_PICKS,
 }
 
 

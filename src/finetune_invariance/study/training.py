@@ -51,11 +51,13 @@ from .checkpoints import save_checkpoint
 from .data import resize_to_model
 from .layout import BEST_LABEL, checkpoint_label, checkpoint_path
 from .models import ImageModel, per_sample_loss
-from .tables import TRAINING_HISTORY, conform, write_table
+from .tables import FORGETTING_MONITOR, TRAINING_HISTORY, conform, read_table, write_table
+from .vocabulary import Run
 
 logger = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.parquet"
+MONITOR_FILE = "forgetting_monitor.parquet"
 RESUME_FILE = "resume.pt"
 RESUME_FORMAT_VERSION = 2
 
@@ -223,14 +225,20 @@ def evaluate(
 
 
 def _resume_identity(
-    config: TrainConfig, run_name: str, checkpoint_epochs: set[int] | frozenset[int], keep_best: bool
+    config: TrainConfig,
+    run_name: str,
+    checkpoint_epochs: set[int] | frozenset[int],
+    keep_best: bool,
+    monitor_schedule: MonitorSchedule | None,
 ) -> dict[str, Any]:
-    """What a resume state must match: the run, its whole config and the checkpoints it keeps."""
+    """What a resume state must match: the run, its whole config, the checkpoints it keeps
+    and when it measures forgetting (None: no monitor)."""
     return {
         "run": run_name,
         "config": asdict(config),
         "checkpoint_epochs": sorted(checkpoint_epochs),
         "keep_best": keep_best,
+        "monitor": None if monitor_schedule is None else asdict(monitor_schedule),
     }
 
 
@@ -319,11 +327,13 @@ def _train_one_epoch(
     image_size: tuple[int, int],
     device: torch.device,
     progress: tqdm,
+    after_step: Callable[[int], None],
 ) -> tuple[float, float]:
     """One pass over ``loader``; returns (mean training loss, learning rate of the last update).
 
-    The loss is summed on the device and read once at the end, so the host never waits
-    for the device inside the loop.
+    ``after_step(steps_done)`` is called after every optimizer update. The loss is summed
+    on the device and read once at the end, so the host never waits for the device
+    inside the loop.
     """
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -337,7 +347,29 @@ def _train_one_epoch(
         loss_sum += loss * len(labels)
         n += len(labels)
         progress.update(len(labels))
+        after_step(first_step + i + 1)
     return loss_sum.item() / n, lr
+
+
+@dataclass(frozen=True)
+class MonitorSchedule:
+    """When a run measures its forgetting (:class:`finetune_invariance.monitor.ForgettingMonitor`):
+    always before the first step and at every epoch's end, and also every ``every_steps``
+    optimizer steps during the first ``until_epoch`` epochs (all epochs if None)."""
+
+    every_steps: int | None = None
+    until_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("every_steps", "until_epoch"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"MonitorSchedule.{name} must be >= 1 or None, got {value}")
+
+    def within_epoch(self, steps_done: int, epoch: int) -> bool:
+        """Whether to measure after ``steps_done`` updates, inside ``epoch``."""
+        early = self.until_epoch is None or epoch <= self.until_epoch
+        return self.every_steps is not None and early and steps_done % self.every_steps == 0
 
 
 def best_epoch(history: pd.DataFrame | list[dict[str, Any]]) -> int:
@@ -365,6 +397,8 @@ def train(
     device: str | torch.device = "cpu",
     on_epoch_end: Callable[[int], None] | None = None,
     keep_best: bool = False,
+    monitor: Any | None = None,
+    monitor_schedule: MonitorSchedule = MonitorSchedule(),
 ) -> pd.DataFrame:
     """Train ``model`` in place for ``config.epochs`` epochs and return the history table.
 
@@ -376,6 +410,11 @@ def train(
     all of these are on disk. ``train_set`` supplies augmentation itself
     (``data.get_dataset(..., augment=True)``). Returns a DataFrame with the
     :data:`~finetune_invariance.study.tables.TRAINING_HISTORY` schema.
+
+    ``monitor`` (a :class:`finetune_invariance.monitor.ForgettingMonitor` of the source's
+    inversions) measures the model's forgetting on ``monitor_schedule``, into
+    ``forgetting_monitor.parquet`` (:data:`~finetune_invariance.study.tables.FORGETTING_MONITOR`).
+    It only reads the model: the run trains exactly as it would without it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -391,18 +430,33 @@ def train(
 
     model.to(device)
     optimizer = build_optimizer(model, config)
-    identity = _resume_identity(config, run_name, checkpoint_epochs, keep_best)
+    identity = _resume_identity(config, run_name, checkpoint_epochs, keep_best, monitor_schedule if monitor else None)
     state = _load_resume_state(out_dir / RESUME_FILE, identity)
     run = _RunState(out_dir, identity, checkpoint_epochs, keep_best)
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+
+    def measure(steps_done: int) -> None:
+        if monitor is not None:
+            start = time.perf_counter()
+            run.record_forgetting(monitor.measure(model), run_name, steps_done, steps_per_epoch)
+            logger.info("%s: forgetting measured after %d steps in %.2f s", run_name, steps_done, time.perf_counter() - start)
+
     if state is not None:
         run.restore(state, model, optimizer)
         logger.info("%s: resuming after epoch %d", run_name, run.last_epoch)
-    elif 0 in checkpoint_epochs:
-        run.save_checkpoint(model, 0, {"epoch": 0, "run": run_name, "train_config": identity["config"]})
+    else:
+        if 0 in checkpoint_epochs:
+            run.save_checkpoint(model, 0, {"epoch": 0, "run": run_name, "train_config": identity["config"]})
+        measure(0)
 
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     total_steps = config.schedule_length * steps_per_epoch
     forward = torch.compile(model) if config.compile else model
+
+    def after_step(steps_done: int) -> None:
+        epoch = math.ceil(steps_done / steps_per_epoch)
+        if steps_done % steps_per_epoch and monitor_schedule.within_epoch(steps_done, epoch):
+            measure(steps_done)
+
     with training_environment(device, config.deterministic):
         for epoch in range(run.last_epoch + 1, config.epochs + 1):
             start = time.perf_counter()
@@ -423,11 +477,13 @@ def train(
                     image_size,
                     device,
                     progress,
+                    after_step,
                 )
             train_seconds = time.perf_counter() - start
             test = evaluate(
                 forward, test_set, model.task, image_size, device, config.batch_size, config.num_workers, config.bf16
             )
+            measure(epoch * steps_per_epoch)
             run.finish_epoch(
                 model,
                 optimizer,
@@ -468,6 +524,7 @@ class _RunState:
         self.checkpoint_epochs = checkpoint_epochs
         self.keep_best = keep_best
         self.history: list[dict[str, Any]] = []
+        self.forgetting: list[dict[str, Any]] = []
         self.checksums: dict[str, str] = {}
 
     @property
@@ -483,7 +540,7 @@ class _RunState:
             raise RuntimeError(
                 f"resume state {path} does not fit this model ({err}); delete {self.out_dir} to restart the run"
             ) from err
-        self.history, self.checksums = state["history"], state["checksums"]
+        self.history, self.checksums, self.forgetting = state["history"], state["checksums"], state["forgetting"]
         for label, recorded in self.checksums.items():
             _check_checksum(checkpoint_path(self.out_dir, label), recorded)
 
@@ -491,11 +548,21 @@ class _RunState:
         path = save_checkpoint(checkpoint_path(self.out_dir, label), model, metadata)
         self.checksums[checkpoint_label(label)] = sha256(path)
 
+    def record_forgetting(self, measured: pd.DataFrame, run_name: str, steps_done: int, steps_per_epoch: int) -> None:
+        """Keep a monitor measurement (LAYER_METRICS rows of metric 'forgetting')."""
+        context = {"run": run_name, "step": steps_done, "training_epochs": steps_done / steps_per_epoch}
+        self.forgetting += [
+            {**context, "seed": int(row.seed), "layer": int(row.layer), "forgetting": float(row.value)}
+            for row in measured.itertuples(index=False)
+        ]
+
     def finish_epoch(self, model: ImageModel, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
         """Record the epoch and write its files; the resume state last, as the epoch's commit point."""
         self.history.append(row)
         epoch = row["epoch"]
         write_table(pd.DataFrame(self.history), self.out_dir / HISTORY_FILE, TRAINING_HISTORY)
+        if self.forgetting:
+            write_table(_monitor_table(self.forgetting), self.out_dir / MONITOR_FILE, FORGETTING_MONITOR)
         metadata = {"epoch": epoch, "run": self.identity["run"], "metrics": row, "train_config": self.identity["config"]}
         if epoch in self.checkpoint_epochs:
             self.save_checkpoint(model, epoch, metadata)
@@ -507,6 +574,7 @@ class _RunState:
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "history": self.history,
+            "forgetting": self.forgetting,
             "checksums": self.checksums,
         }
         # Serialised in memory: torch.save names the archive after the file, and the
@@ -551,3 +619,18 @@ def _check_checksum(path: Path, recorded: str) -> None:
     if not path.is_file() or sha256(path) != recorded:
         problem = "is missing" if not path.is_file() else "differs from the bytes the run wrote (damaged on disk)"
         raise RuntimeError(f"checkpoint {path} {problem}; delete {path.parent} to train the run again")
+
+
+def _monitor_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The monitor's rows as FORGETTING_MONITOR, the run's keys from its name."""
+    table = pd.DataFrame(rows)
+    context = Run.parse(table["run"].iloc[0]).context
+    return table.drop(columns="run").assign(**context)
+
+
+def monitor_table(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """The forgetting a run measured while training (empty when it had no monitor)."""
+    path = Path(out_dir) / MONITOR_FILE
+    if not path.exists():
+        return conform(pd.DataFrame({c: [] for c in FORGETTING_MONITOR.columns}), FORGETTING_MONITOR)
+    return read_table(path, FORGETTING_MONITOR)

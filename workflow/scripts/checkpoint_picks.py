@@ -1,0 +1,14 @@
+"""The checkpoint the spread of forgetting picks in each monitored dynamics run, beside the
+best clean and the best corrupted accuracy (beyond the paper)."""
+
+from finetune_invariance.study import checkpoint_selection, tables
+from finetune_invariance.study.runtime import logged_to
+
+with logged_to(snakemake.log[0]):
+    monitor = tables.read_table(snakemake.input.monitor, tables.FORGETTING_MONITOR)
+    robust = tables.read_table(snakemake.input.robust_accuracy, tables.ROBUST_ACCURACY)
+    monitored = robust.merge(monitor[["source", "dataset", "task", "variant"]].drop_duplicates())
+    picks = checkpoint_selection.checkpoint_picks(monitor, monitored)
+    tables.write_table(picks, snakemake.output.table, tables.CHECKPOINT_PICKS)
+    with open(snakemake.output.markdown, "w") as markdown:
+        markdown.write(tables.markdown_table(picks))

@@ -1,0 +1,8 @@
+"""The forgetting every monitored run measured while it trained, in one table."""
+
+from finetune_invariance.study import tables
+from finetune_invariance.study.runtime import logged_to
+
+with logged_to(snakemake.log[0]):
+    frames = [tables.read_table(path, tables.FORGETTING_MONITOR) for path in snakemake.input]
+    tables.write_table(tables.concat(frames, tables.FORGETTING_MONITOR), snakemake.output[0], tables.FORGETTING_MONITOR)
