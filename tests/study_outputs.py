@@ -21,6 +21,7 @@ FIGURE_KINDS = {
     "dynamics",
     "early_epoch_correlation",
     "variants",
+    "forgetting_monitor",
 }
 
 
@@ -64,6 +65,19 @@ def assert_study_outputs(workdir: Path, config: dict) -> None:
     assert (per_run == 40 * (depth - 1)).all() and len(per_run) == len(study.dynamics_runs())
     named = study_tables["named_hypotheses"]
     assert set(named["role"]) >= {"headline", "cka"}
+
+    # The forgetting monitor: at an epoch's end, exactly the offline forgetting of that checkpoint.
+    monitor = study_tables["forgetting_monitor"]
+    offline = metrics[metrics["metric"] == "forgetting"].rename(columns={"value": "forgetting"})
+    at_epoch_ends = monitor[monitor["training_epochs"] >= 1].assign(epoch=lambda df: df["training_epochs"].astype(int))
+    at_epoch_ends = at_epoch_ends[at_epoch_ends["training_epochs"] == at_epoch_ends["epoch"]]
+    keys = ["source", "dataset", "task", "variant", "epoch", "seed", "layer"]
+    compared = at_epoch_ends.merge(offline[[*keys, "forgetting"]], on=keys, suffixes=("_online", "_offline"))
+    monitored = [run for run in study.dynamics_runs() if study.is_monitored(run)]
+    assert len(compared) == sum(study.epochs(run) for run in monitored) * len(study.seeds) * (depth + 1)
+    assert (compared["forgetting_online"] == compared["forgetting_offline"]).all()
+    picks = study_tables["checkpoint_picks"]
+    assert len(picks) == 3 * len(monitored)
 
     # Figures: every kind, each PNG with its PDF.
     pngs = sorted((results / "figures").rglob("*.png"))

@@ -62,6 +62,8 @@ ANALYSIS_AND_FIGURE_JOBS = {
     "table1": 1,
     "layer_metrics": 1,
     "robust_accuracy_table": 1,
+    "forgetting_monitor_table": 1,
+    "checkpoint_picks": 1,
     "robustness_correlations": 1,
     "learning_forgetting_correlation": 1,
     "claims": 1,
