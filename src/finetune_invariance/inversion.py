@@ -20,6 +20,20 @@ images, copy a driven by layer ``layers[a]``'s loss, each copy leaving the netwo
 after its own layer. Every step is normalised per sample, so a sample's path does not
 depend on what else is in the batch: inverting all layers together, or in memory-sized
 chunks, gives the same images as inverting one layer at a time.
+
+Precision (``invert(precision=...)``, recorded in :class:`Inversions`): 'fp32' is the
+recipe as published, float32 throughout with the global TF32 flags left as the caller set
+them. 'tf32' lets CUDA matmuls and convolutions use TF32 for the duration (on the CPU it
+is exactly 'fp32'). 'bf16' runs the model's forward under bfloat16 autocast on the
+images' device, so its backward runs in bfloat16 too; the representations leave the
+model as float32 and the loss, the best-iterate comparison and the step normalisation are
+float32. The target representations m_l(X) are computed under the same autocast as the
+iterates, so the loss compares representations of the same precision: an iterate equal to
+its target has loss 0. What reduced precision costs: the representations carry rounding
+errors (about 0.3% of their norm in bf16), so once a loss nears that level the gradient
+direction degrades and the inversion stops improving sooner than in fp32; layers whose
+losses fall low move most. benchmarks/inversion_precision.py measures the shift of STIR
+and forgetting next to the seed-to-seed spread of fp32.
 """
 
 from __future__ import annotations
@@ -27,7 +41,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +52,20 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
-from .layers import LayeredModel, NonFiniteError, as_layers, describe_nonfinite_parameters, measuring
+from .layers import (
+    LayeredModel,
+    NonFiniteError,
+    as_layers,
+    check_images,
+    describe_nonfinite_parameters,
+    measuring,
+)
 
 DEFAULT_ITERATIONS = 500
 DEFAULT_STEP_SIZE = 0.5
 GRADIENT_EPSILON = 1e-10  # added to ||g|| in the step, as in the published attacker
 CPU_MEMORY_BUDGET = 4 * 2**30
+PRECISIONS = ("fp32", "tf32", "bf16")
 _FORMAT = "finetune_invariance.Inversions/1"
 
 
@@ -66,7 +89,9 @@ class Inversions:
     ``images[a]`` are the inversions through layer ``layers[a]`` (in [0, 1]; a seed that
     was never improved on is stored clamped, which the model's clamping forward sees the
     same way); ``losses[a, k]`` is the best loss ||m_l(x') - m_l(x)|| / ||m_l(x)||.
-    ``seed`` is the super-noise seed, or None when seed images were passed in.
+    ``seed`` is the super-noise seed, or None when seed images were passed in;
+    ``precision`` is the :data:`PRECISIONS` entry the inversion ran in (files written
+    before it was recorded load as 'fp32', the only precision there was).
     """
 
     images: torch.Tensor  # (L, n, C, H, W) float32
@@ -76,9 +101,11 @@ class Inversions:
     seed: int | None
     iterations: int
     step_size: float
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         L, n = len(self.layers), len(self.targets)
+        _check_precision(self.precision)
         if self.targets.ndim != 4:
             raise ValueError(f"targets must be (n, C, H, W), got shape {tuple(self.targets.shape)}")
         if tuple(self.images.shape) != (L, *self.targets.shape):
@@ -112,6 +139,7 @@ class Inversions:
             "seed": json.dumps(self.seed),
             "iterations": json.dumps(self.iterations),
             "step_size": json.dumps(self.step_size),
+            "precision": json.dumps(self.precision),
         }
         with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata=metadata)
@@ -119,7 +147,11 @@ class Inversions:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Inversions:
-        """Read a file written by :meth:`save`; ValueError naming the file if it is not one."""
+        """Read a file written by :meth:`save`.
+
+        ValueError naming the file, what was expected and how to recover if it is not one
+        (truncated by a killed copy, overwritten, or another kind of safetensors file).
+        """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"inversions file {path} does not exist")
@@ -128,12 +160,12 @@ class Inversions:
                 metadata = f.metadata() or {}
                 tensors = {key: f.get_tensor(key) for key in f.keys()}
         except Exception as err:  # safetensors raises its own error types for damaged files
-            raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+            raise _not_an_inversions_file(path, f"it is not a readable safetensors file ({err})") from err
         if metadata.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not an Inversions file (format {metadata.get('format')!r})")
+            raise _not_an_inversions_file(path, f"its metadata has format {metadata.get('format')!r}")
         missing = [k for k in ("images", "losses", "targets") if k not in tensors]
         if missing:
-            raise ValueError(f"{path} lacks tensors {missing}")
+            raise _not_an_inversions_file(path, f"it lacks the tensors {missing}")
         try:
             return cls(
                 images=tensors["images"],
@@ -143,9 +175,23 @@ class Inversions:
                 seed=json.loads(metadata["seed"]),
                 iterations=json.loads(metadata["iterations"]),
                 step_size=json.loads(metadata["step_size"]),
+                precision=json.loads(metadata.get("precision", '"fp32"')),
             )
         except (KeyError, ValueError) as err:
-            raise ValueError(f"{path} is inconsistent: {err}") from err
+            raise _not_an_inversions_file(path, f"it is inconsistent: {err}") from err
+
+
+def _not_an_inversions_file(path: Path, problem: str) -> ValueError:
+    return ValueError(
+        f"{path} is not an Inversions file: {problem}; expected a safetensors file of format {_FORMAT!r} "
+        "written by Inversions.save (images, losses, targets). Delete it and rerun the inversion job that "
+        "writes it (finetune_invariance.inversion.invert, then .save)."
+    )
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
 
 
 def invert(
@@ -158,9 +204,10 @@ def invert(
     iterations: int = DEFAULT_ITERATIONS,
     step_size: float = DEFAULT_STEP_SIZE,
     memory_budget: int | None = None,
+    precision: str = "fp32",
     progress: bool = True,
 ) -> Inversions:
-    """Invert ``images`` (n, C, H, W in [0, 1]) through ``layers`` (default: all) of ``model``.
+    """Invert ``images`` (float32, n, C, H, W in [0, 1]) through ``layers`` (default: all) of ``model``.
 
     Give exactly one of ``seed`` (super-noise from :func:`super_noise`, the same draw for
     every layer) and ``seed_images`` (n, C, H, W, used for every layer). The L x n copies
@@ -168,6 +215,9 @@ def invert(
     ``memory_budget`` bytes (default: half the free GPU memory, or 4 GiB on the CPU);
     chunking does not change the result. ``model`` is anything :func:`as_layers` accepts;
     it is put in eval mode with frozen parameters for the duration and restored after.
+
+    ``precision``: 'fp32' (the published recipe), 'tf32' or 'bf16', as the module
+    docstring describes; the global TF32 flags are restored afterwards.
     """
     layered = as_layers(model)
     layers = layered.check_layers(layers)
@@ -175,6 +225,7 @@ def invert(
         raise ValueError(f"layers {layers} contain duplicates")
     if iterations < 0 or step_size <= 0:
         raise ValueError(f"need iterations >= 0 and step_size > 0, got {iterations} and {step_size}")
+    _check_precision(precision)
     _check_target_images(images)
     start = _seed_images(images, seed, seed_images)
     n, n_copies = len(images), len(layers) * len(images)
@@ -183,16 +234,16 @@ def invert(
     item_images = torch.arange(n).repeat(len(layers)).to(images.device)
     best_x = torch.empty((n_copies, *images.shape[1:]), device=images.device)
     best_loss = torch.empty(n_copies, device=images.device)
-    with measuring(layered):
-        targets = _target_representations(layered, images, layers)
-        copy_bytes = [_bytes_per_copy(layered, images, layer) for layer in layers]
+    with measuring(layered), _tf32(precision == "tf32"):
+        targets = _target_representations(layered, images, layers, precision)
+        copy_bytes = [_bytes_per_copy(layered, images, layer, precision) for layer in layers]
         chunks = _plan_chunks(
             [copy_bytes[q // n] for q in range(n_copies)], _budget(memory_budget, images), item_layers
         )
         with tqdm(total=iterations * len(chunks), disable=not progress, desc="inverting", unit="step") as bar:
             for chunk in chunks:
                 best_x[chunk], best_loss[chunk] = _descend(
-                    _loss_function(layered, item_layers[chunk], item_images[chunk], targets),
+                    _loss_function(layered, item_layers[chunk], item_images[chunk], targets, precision),
                     start[item_images[chunk]],
                     item_layers[chunk],
                     n_images=n,
@@ -205,21 +256,37 @@ def invert(
         images=best_x.clamp(0, 1).view(len(layers), *images.shape),
         losses=best_loss.view(len(layers), n),
         layers=tuple(layers),
-        targets=images.detach().float().clone(),
+        targets=images.detach().clone(),
         seed=None if seed is None else int(seed),
         iterations=int(iterations),
         step_size=float(step_size),
+        precision=precision,
     )
 
 
 def _check_target_images(images: torch.Tensor) -> None:
+    check_images(images, "images")
     if images.ndim != 4:
-        raise ValueError(f"images must be (n, C, H, W), got shape {tuple(images.shape)}")
-    low, high = float(images.min()), float(images.max())
-    if low < 0 or high > 1:
-        raise ValueError(
-            f"images must be in [0, 1] (the model normalises them itself), got range [{low:.3g}, {high:.3g}]"
-        )
+        raise ValueError(f"images must be float32 (n, C, H, W) in [0, 1], got shape {tuple(images.shape)}")
+
+
+@contextmanager
+def _tf32(enabled: bool) -> Iterator[None]:
+    """TF32 for CUDA matmuls and cuDNN convolutions if ``enabled``; the caller's flags restored after."""
+    previous = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        if enabled:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+
+
+def _model_precision(precision: str, device: torch.device) -> AbstractContextManager:
+    """The context for the model's forward: bfloat16 autocast for 'bf16', else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def _seed_images(images: torch.Tensor, seed: int | None, seed_images: torch.Tensor | None) -> torch.Tensor:
@@ -232,9 +299,11 @@ def _seed_images(images: torch.Tensor, seed: int | None, seed_images: torch.Tens
     return seed_images.detach().float().to(images.device)
 
 
-def _target_representations(layered: LayeredModel, images: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
-    """m_l(X) for every layer; the loss divides by their norms, so none may be zero."""
-    with torch.no_grad():
+def _target_representations(
+    layered: LayeredModel, images: torch.Tensor, layers: list[int], precision: str
+) -> dict[int, torch.Tensor]:
+    """m_l(X) for every layer, in the iterates' precision; the loss divides by their norms, so none may be zero."""
+    with torch.no_grad(), _model_precision(precision, images.device):
         reps = dict(zip(layers, layered.representations(images, layers)))
     for layer, rep in reps.items():
         zero = torch.nonzero(torch.linalg.vector_norm(rep, dim=1) == 0).flatten()
@@ -246,13 +315,22 @@ def _target_representations(layered: LayeredModel, images: torch.Tensor, layers:
 
 
 def _loss_function(
-    layered: LayeredModel, item_layers: torch.Tensor, item_images: torch.Tensor, targets: dict[int, torch.Tensor]
+    layered: LayeredModel,
+    item_layers: torch.Tensor,
+    item_images: torch.Tensor,
+    targets: dict[int, torch.Tensor],
+    precision: str,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """x' -> per-copy loss ||m_l(x') - m_l(x)|| / ||m_l(x)||, l and x the copy's layer and target."""
+    """x' -> per-copy loss ||m_l(x') - m_l(x)|| / ||m_l(x)||, l and x the copy's layer and target.
+
+    The model runs in ``precision``; the loss itself is float32.
+    """
 
     def losses(x: torch.Tensor) -> torch.Tensor:
         out = x.new_zeros(len(x))
-        for group in layered.representations_per_sample(x, item_layers):
+        with _model_precision(precision, x.device):
+            groups = layered.representations_per_sample(x, item_layers)
+        for group in groups:
             target = targets[group.layer][item_images[group.index]]
             relative = torch.linalg.vector_norm(group.features - target, dim=1) / torch.linalg.vector_norm(
                 target, dim=1
@@ -310,12 +388,14 @@ def _check_finite(
         )
 
 
-def _bytes_per_copy(layered: LayeredModel, images: torch.Tensor, layer: int) -> int:
+def _bytes_per_copy(layered: LayeredModel, images: torch.Tensor, layer: int, precision: str) -> int:
     """Estimated memory of one more copy inverted through ``layer``, in bytes.
 
     Measured, not modelled: the activation bytes autograd saves for a batch of two copies
-    minus those for one (weights excluded), plus the copy's own buffers (x', its gradient,
-    the best iterate and its seed; the target representation and the loss's difference).
+    minus those for one, the model running in ``precision`` (weights excluded; their
+    bfloat16 casts are made once per batch, so the difference cancels them), plus the
+    copy's own float32 buffers (x', its gradient, the best iterate and its seed; the
+    target representation and the loss's difference).
     """
     weights = {t.untyped_storage().data_ptr() for t in (*layered.parameters(), *layered.buffers())}
 
@@ -330,7 +410,8 @@ def _bytes_per_copy(layered: LayeredModel, images: torch.Tensor, layer: int) -> 
 
         x = images[:1].detach().expand(batch, *images.shape[1:]).clone().requires_grad_(True)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            (group,) = layered.representations_per_sample(x, [layer] * batch)
+            with _model_precision(precision, x.device):
+                (group,) = layered.representations_per_sample(x, [layer] * batch)
             torch.linalg.vector_norm(group.features, dim=1)  # the loss saves its input too
         return sum(storages.values()), group.features.shape[1]
 
