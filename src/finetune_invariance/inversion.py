@@ -66,7 +66,7 @@ DEFAULT_STEP_SIZE = 0.5
 GRADIENT_EPSILON = 1e-10  # added to ||g|| in the step, as in the published attacker
 CPU_MEMORY_BUDGET = 4 * 2**30
 PRECISIONS = ("fp32", "tf32", "bf16")
-_FORMAT = "finetune_invariance.Inversions/1"
+_FORMAT = "finetune_invariance.Inversions/2"
 
 
 def super_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
@@ -125,7 +125,11 @@ class Inversions:
         return self.images[self.layers.index(layer)]
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write a safetensors file atomically (temporary file, then rename)."""
+        """Write a safetensors file atomically (temporary file, then rename).
+
+        The settings go into one header entry of sorted JSON: safetensors does not keep the
+        order of several entries, so the same inversions would otherwise give other bytes.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {
@@ -133,16 +137,15 @@ class Inversions:
             "losses": self.losses.detach().float().cpu().contiguous(),
             "targets": self.targets.detach().float().cpu().contiguous(),
         }
-        metadata = {
-            "format": _FORMAT,
-            "layers": json.dumps(list(self.layers)),
-            "seed": json.dumps(self.seed),
-            "iterations": json.dumps(self.iterations),
-            "step_size": json.dumps(self.step_size),
-            "precision": json.dumps(self.precision),
+        settings = {
+            "layers": list(self.layers),
+            "seed": self.seed,
+            "iterations": self.iterations,
+            "step_size": self.step_size,
+            "precision": self.precision,
         }
         with atomic_path(path) as tmp:
-            save_file(tensors, tmp, metadata=metadata)
+            save_file(tensors, tmp, metadata={_FORMAT: json.dumps(settings, sort_keys=True)})
         return path
 
     @classmethod
@@ -161,23 +164,24 @@ class Inversions:
                 tensors = {key: f.get_tensor(key) for key in f.keys()}
         except Exception as err:  # safetensors raises its own error types for damaged files
             raise _not_an_inversions_file(path, f"it is not a readable safetensors file ({err})") from err
-        if metadata.get("format") != _FORMAT:
-            raise _not_an_inversions_file(path, f"its metadata has format {metadata.get('format')!r}")
+        if _FORMAT not in metadata:
+            raise _not_an_inversions_file(path, f"its metadata has no '{_FORMAT}' entry (keys {sorted(metadata)})")
         missing = [k for k in ("images", "losses", "targets") if k not in tensors]
         if missing:
             raise _not_an_inversions_file(path, f"it lacks the tensors {missing}")
         try:
+            settings = json.loads(metadata[_FORMAT])
             return cls(
                 images=tensors["images"],
                 losses=tensors["losses"],
-                layers=tuple(json.loads(metadata["layers"])),
+                layers=tuple(settings["layers"]),
                 targets=tensors["targets"],
-                seed=json.loads(metadata["seed"]),
-                iterations=json.loads(metadata["iterations"]),
-                step_size=json.loads(metadata["step_size"]),
-                precision=json.loads(metadata.get("precision", '"fp32"')),
+                seed=settings["seed"],
+                iterations=settings["iterations"],
+                step_size=settings["step_size"],
+                precision=settings["precision"],
             )
-        except (KeyError, ValueError) as err:
+        except (KeyError, ValueError, TypeError) as err:
             raise _not_an_inversions_file(path, f"it is inconsistent: {err}") from err
 
 

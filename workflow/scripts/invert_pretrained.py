@@ -18,5 +18,6 @@ with logged_to(snakemake.log[0]):
         iterations=settings["iterations"],
         step_size=settings["step_size"],
         memory_budget=int(settings["memory_budget_gb"] * 2**30),
+        precision=settings["precision"],
     )
     inverted.save(snakemake.output[0])

@@ -21,6 +21,7 @@ with logged_to(snakemake.log[0]):
         iterations=settings["iterations"],
         step_size=settings["step_size"],
         memory_budget=int(settings["memory_budget_gb"] * 2**30),
+        precision=settings["precision"],
     )
     similarity = stir.pair_similarity(
         pretrained, finetuned, images, inversions_p, inversions_f, names=("pretrained", "finetuned")
