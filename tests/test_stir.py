@@ -122,6 +122,24 @@ def test_compare_runs_every_seed_and_matches_pair_similarity(models, images):
     assert not np.allclose(df[df["seed"] == 0]["stir"], df[df["seed"] == 1]["stir"])
 
 
+def test_layer_grams_of_chosen_layers_equal_those_of_all_layers_and_stop_early(models, images):
+    _, f = models
+    every = layer_grams(f, images, batch_size=4)
+    chosen = layer_grams(f, images, batch_size=4, layers=[2, 0])
+    assert torch.equal(chosen[0], every[2]) and torch.equal(chosen[1], every[0])
+    ran = []
+    handles = [block.register_forward_hook(lambda m, i, o, b=b: ran.append(b)) for b, block in enumerate(f.blocks)]
+    try:
+        (only_first,) = layer_grams(f, images, batch_size=4, layers=[0])
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert ran == [0, 0]  # two batches, each leaving after block 0
+    assert torch.equal(only_first, every[0])
+    with pytest.raises(ValueError, match=r"layer 3 is out of range: this model has layers 0\.\.2"):
+        layer_grams(f, images, layers=[0, 3])
+
+
 def test_mismatched_inputs_give_clear_errors(models, images):
     p, f = models
     inversions = handmade_inversions(images, [images] * (DEPTH + 1), seed=0)

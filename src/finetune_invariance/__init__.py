@@ -13,7 +13,8 @@ The library, each module importing only modules listed before it:
 - :mod:`.cka`: linear CKA and minibatch CKA (METHOD.md "Linear CKA");
 - :mod:`.inversion`: representation inversion, the STIR recipe;
 - :mod:`.stir`: STIR matrices and the per-pair similarity table (METHOD.md "STIR");
-- :mod:`.finetuning_metrics`: forgetting, learning, CKA divergence, invariance flow.
+- :mod:`.finetuning_metrics`: forgetting, learning, CKA divergence, invariance flow;
+- :mod:`.monitor`: forgetting of a model in training, from the pretrained model's stored inversions.
 """
 
 __version__ = "0.1.0"

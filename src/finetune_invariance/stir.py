@@ -26,32 +26,41 @@ DEFAULT_BATCH_SIZE = 256
 
 
 def layer_grams(
-    model: torch.nn.Module, images: torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    layers: Sequence[int] | None = None,
 ) -> list[torch.Tensor]:
-    """Normalised centred Gram matrix (n x n, float64) of every layer of ``model`` on ``images``.
+    """Normalised centred Gram matrix (n x n, float64) of each of ``layers`` of ``model`` on ``images``.
 
-    ``images`` are n >= 2 float32 images in [0, 1] (CKA needs at least two). The forward
-    runs in eval mode without gradients, ``batch_size`` images at a time, each batch moved
-    to the model's device (so stored inversions can stay on the CPU).
+    ``layers`` defaults to every layer; the list follows their order. The forward stops
+    after the deepest requested layer, and a layer's Gram matrix is the same (bit for bit)
+    whichever other layers are requested. ``images`` are n >= 2 float32 images in [0, 1]
+    (CKA needs at least two). The forward runs in eval mode without gradients,
+    ``batch_size`` images at a time, each batch moved to the model's device (so stored
+    inversions can stay on the CPU).
     """
     _check_stir_images(images)
-    return _layer_grams(as_layers(model), images, batch_size)
+    return _layer_grams(as_layers(model), images, batch_size, layers)
 
 
 def _check_stir_images(images: torch.Tensor) -> None:
     check_images(images, "images", min_images=2)  # CKA of one input is undefined
 
 
-def _layer_grams(layered: LayeredModel, images: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+def _layer_grams(
+    layered: LayeredModel, images: torch.Tensor, batch_size: int, layers: Sequence[int] | None = None
+) -> list[torch.Tensor]:
     """:func:`layer_grams` for images already checked (the caller's, or inversions of them)."""
+    layers = layered.check_layers(layers)
     with measuring(layered), torch.no_grad():
         batches = [
-            layered.representations(images[s : s + batch_size].to(layered.device))
+            layered.representations(images[s : s + batch_size].to(layered.device), layers)
             for s in range(0, len(images), batch_size)
         ]
     return [
-        normalized_centered_gram(torch.cat([reps[j] for reps in batches]), f"layer {j}")
-        for j in range(layered.num_layers)
+        normalized_centered_gram(torch.cat([reps[a] for reps in batches]), f"layer {layer}")
+        for a, layer in enumerate(layers)
     ]
 
 
