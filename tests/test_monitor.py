@@ -2,6 +2,8 @@
 a training loop left as it was, and clear errors."""
 
 import copy
+import re
+from pathlib import Path
 import math
 
 import numpy as np
@@ -19,24 +21,11 @@ from .test_stir import DEPTH, handmade_inversions, naive_cka, naive_reps, tiny_v
 N = 6
 LAYERS = DEPTH + 1
 
-# The README's training-loop example, verbatim (test_the_readme_training_loop_snippet_runs).
-README_SNIPPET = """\
-import timm
-import torch
-from finetune_invariance.inversion import invert
-from finetune_invariance.monitor import ForgettingMonitor, forgetting_spread
-
-model = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=4, num_classes=10)
-images = torch.rand(24, 3, 32, 32)  # the test images X of STIR, in [0, 1]
-monitor = ForgettingMonitor(model, [invert(model, images, seed=s, iterations=20, progress=False) for s in (0, 1)])
-optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-for step in range(6):
-    if step % 2 == 0:  # forward passes on X and the stored inversions, no new inversion
-        print(step, forgetting_spread(monitor.measure(model), layers=range(1, 5)))  # paper's layers 2-12 at depth 4
-    x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    optimizer.zero_grad(); loss.backward(); optimizer.step()
-"""
+def readme_snippet() -> str:
+    """The README's training-loop example of the monitor (test_the_readme_training_loop_snippet_runs)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Forgetting during training", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
 def random_images(seed, n=N):
@@ -194,8 +183,8 @@ def test_inside_a_training_loop():
 
 
 def test_the_readme_training_loop_snippet_runs(capsys):
-    assert len(README_SNIPPET.splitlines()) <= 15
-    exec(compile(README_SNIPPET, "README snippet", "exec"), {})
+    assert len(readme_snippet().splitlines()) <= 15
+    exec(compile(readme_snippet(), "README snippet", "exec"), {})
     lines = capsys.readouterr().out.split("\n")[:-1]
     assert [int(line.split()[0]) for line in lines] == [0, 2, 4]
     spreads = [float(line.split()[1]) for line in lines]

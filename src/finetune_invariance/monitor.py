@@ -200,7 +200,7 @@ def forgetting_spread(table: pd.DataFrame, layers: Iterable[int]) -> float:
     The statistic the paper correlates with robustness: its headline takes layers 2-12 of
     ViT-B/32's 0..12. For another depth D the study scales that selection
     (``finetune_invariance.study.hypotheses.headline_hypothesis(D + 1).selection``, the
-    last ``round(11 D / 12)`` of layers 1..D). Seeds are averaged per layer first, then the
+    last ``round(11 D / 12)`` of layers 1..D, at most D - 1 of them: layers 2..4 at D = 4). Seeds are averaged per layer first, then the
     spread is taken across layers, as the study's hypotheses do.
     """
     return float(_selected(table, layers).std(ddof=0))
