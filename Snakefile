@@ -53,6 +53,18 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 
 
+onstart:
+    start_warm_interpreter()
+
+
+onsuccess:
+    stop_warm_interpreter()
+
+
+onerror:
+    stop_warm_interpreter()
+
+
 localrules:
     all,
 

@@ -1,6 +1,7 @@
 """Shared by every stage: the study design, the artifact layout, resources, and the input
 functions that expand the DAG over runs, checkpoints and seeds."""
 
+from finetune_invariance.study import warm
 from finetune_invariance.study.cifar_c import ARCHIVES, cifar_c_dir
 from finetune_invariance.study.design import StudyDesign
 from finetune_invariance.study.layout import RUN, checkpoint_label
@@ -23,6 +24,20 @@ wildcard_constraints:
     variant=_one_of(config["variants"]),
     checkpoint=r"epoch_\d{3}|best",
     seed=r"\d+",
+
+
+_WARM_SERVERS = []
+
+
+def start_warm_interpreter():
+    """The warm interpreter for local jobs (config ``warm_interpreter``)."""
+    if config["warm_interpreter"] and workflow.local_exec:
+        _WARM_SERVERS.append(warm.start())
+
+
+def stop_warm_interpreter():
+    while _WARM_SERVERS:
+        warm.stop(_WARM_SERVERS.pop())
 
 
 def run_of(wildcards):

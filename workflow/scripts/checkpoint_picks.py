@@ -1,6 +1,10 @@
 """The checkpoint the spread of forgetting picks in each monitored dynamics run, beside the
 best clean and the best corrupted accuracy (beyond the paper)."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study import checkpoint_selection, tables
 from finetune_invariance.study.runtime import logged_to
 

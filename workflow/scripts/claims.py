@@ -4,6 +4,10 @@ params: imagenet_source (the source that plays the paper's ImageNet) and, option
 variant_optimizers (each dynamics variant's optimizer, for the claims of Figs. 6 and 15).
 """
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study import claims, tables
 from finetune_invariance.study.runtime import logged_to
 

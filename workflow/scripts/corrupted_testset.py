@@ -1,5 +1,9 @@
 """The clean and corrupted test sample of one dataset: published CIFAR-C rows or generated corruptions."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study import cifar_c, data
 from finetune_invariance.study.runtime import logged_to
 from finetune_invariance.study.vocabulary import CLEAN, CLEAN_SEVERITY

@@ -1,5 +1,9 @@
 """Download and checksum CIFAR-10-C / CIFAR-100-C into data_root (needs 'download: true')."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study import cifar_c
 from finetune_invariance.study.runtime import logged_to
 

@@ -3,6 +3,10 @@ correlation over the first epochs, and the hyperparameter variants of a setting;
 the paper's headline hypothesis (std of forgetting across its layers 2-12, scaled to the
 model's depth)."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.finetuning_metrics import summarize_over_seeds
 from finetune_invariance.study import checkpoint_selection, figures, hypotheses, robust_accuracy, tables
 from finetune_invariance.study.runtime import logged_to

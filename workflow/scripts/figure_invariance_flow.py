@@ -1,6 +1,10 @@
 """Fig. 4 / Appendix D: the seed-mean invariance-flow matrix of every run at its analysed
 checkpoint."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.finetuning_metrics import flow_matrix
 from finetune_invariance.study import figures, tables
 from finetune_invariance.study.runtime import logged_to

@@ -2,6 +2,10 @@
 checkpoint (mean and sd over STIR seeds), by finetuning task (per source) and by
 pretraining source (per task)."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.finetuning_metrics import summarize_over_seeds
 from finetune_invariance.study import figures, tables
 from finetune_invariance.study.runtime import logged_to

@@ -1,6 +1,10 @@
 """Train one run (a source finetuned on a dataset for a task) and publish its checkpoints;
 a monitored run also measures its forgetting while it trains (beyond the paper)."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study import catalog, data, models, tables, training
 from finetune_invariance.study.layout import checkpoint_path
 from finetune_invariance.study.runtime import logged_to, publish, resolve_device

@@ -1,5 +1,9 @@
 """Write one generated dataset of the miniature study (finetune_invariance.study.synthetic)."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from pathlib import Path
 
 from finetune_invariance.study import synthetic

@@ -1,5 +1,9 @@
 """Invert every layer of a source model for the test images of one STIR seed."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance import inversion
 from finetune_invariance.study import data, models
 from finetune_invariance.study.runtime import logged_to, resolve_device

@@ -1,5 +1,9 @@
 """Forgetting, learning, CKA divergence and invariance flow of every (run, checkpoint, seed)."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance import finetuning_metrics
 from finetune_invariance.study import tables
 from finetune_invariance.study.runtime import logged_to

@@ -1,5 +1,9 @@
 """Pearson r across layers between learning and forgetting of every run at its analysed checkpoint (Appendix C.1)."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study import layer_statistics, tables
 from finetune_invariance.study.runtime import logged_to
 from finetune_invariance.study.vocabulary import analysed_rows

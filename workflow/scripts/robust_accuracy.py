@@ -1,5 +1,9 @@
 """Clean and corrupted accuracy of every epoch of one dynamics run."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 import pandas as pd
 import torch
 from torch.utils.data import TensorDataset

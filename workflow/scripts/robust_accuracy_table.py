@@ -1,5 +1,9 @@
 """All dynamics runs' robust accuracy in one table."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study import tables
 from finetune_invariance.study.runtime import logged_to
 

@@ -1,6 +1,10 @@
 """The hypothesis family against mean corrupted accuracy, per dynamics run (Appendix E.1),
 the paper's named hypotheses beside the strongest ones, and the early-epoch correlations (Fig. 14)."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study import hypotheses, tables
 from finetune_invariance.study.runtime import logged_to
 from finetune_invariance.study.vocabulary import Run

@@ -1,5 +1,9 @@
 """A source's starting weights as a checkpoint: the pretrained model p of every run from it."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study.runtime import logged_to, publish
 
 with logged_to(snakemake.log[0]):

@@ -2,6 +2,10 @@
 layers inverted from the same images and starting noise as the source's, then STIR in both
 directions and plain CKA (the pair's similarity table, with the run's context)."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance import inversion, stir
 from finetune_invariance.study import models, tables
 from finetune_invariance.study.runtime import logged_to, resolve_device

@@ -1,5 +1,9 @@
 """Table 1: each run's test accuracy at its analysed checkpoint, its source's, the paper's."""
 
+from finetune_invariance.study.warm import run_warm
+
+run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
 from finetune_invariance.study import finetuned_accuracy, tables
 from finetune_invariance.study.runtime import logged_to
 from finetune_invariance.study.vocabulary import Run

@@ -16,6 +16,7 @@ module imports only library modules and the study modules listed before it:
 - :mod:`.config`: checks of a config beyond its schema;
 - :mod:`.design`: the runs, checkpoints, seeds and job settings of a config;
 - :mod:`.runtime`: a workflow job's log, device, and publishing of its outputs;
+- :mod:`.warm`: the warm interpreter that runs local jobs without their imports;
 - :mod:`.checkpoints`: the checkpoint file format;
 - :mod:`.models`: the timm ViT with its task head;
 - :mod:`.data`: loading the datasets;
