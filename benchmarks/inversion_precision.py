@@ -42,18 +42,11 @@ from stir_pairwise_vs_shared import TINY, build_pair
 from torch.utils.flop_counter import FlopCounterMode
 
 from finetune_invariance.finetuning_metrics import layer_metrics
+from devices import device_peak, synchronize
+
 from finetune_invariance.inversion import PRECISIONS, invert
 from finetune_invariance.layers import LayeredModel
 from finetune_invariance.stir import pair_similarity
-
-# Dense datasheet peaks in TFLOP/s (fp32 without tensor cores). Checked in order, most specific first.
-CUDA_PEAK_TFLOPS = (
-    ("H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0}),
-    ("H100", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4}),
-    ("H200", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4}),
-)
-MATMUL_DTYPE = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,11 +83,6 @@ def parse_args() -> argparse.Namespace:
     if "fp32" not in args.precisions:
         args.precisions.insert(0, "fp32")  # the reference
     return args
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def seconds_per_step(model: LayeredModel, images: torch.Tensor, args: argparse.Namespace) -> dict[str, float]:
@@ -141,43 +129,6 @@ def flops_per_step(model: LayeredModel, images: torch.Tensor) -> int:
         return counter.get_total_flops()
 
     return count(1) - count(0)
-
-
-def measured_matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
-    """FLOP/s of a large square matmul in ``dtype`` (best of 5).
-
-    Taken through ``linear`` (a @ b.T), the path the models' layers take: on CPUs without
-    native bfloat16, ``a @ b`` in bfloat16 falls back to a far slower kernel.
-    """
-    size = 8192 if device.type == "cuda" else 1024
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    torch.nn.functional.linear(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(5):
-        synchronize(device)
-        start = time.perf_counter()
-        torch.nn.functional.linear(a, b)
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
-def device_peak(device: torch.device, precision: str, given: dict[str, float]) -> tuple[float, str]:
-    """(peak FLOP/s of ``device`` in ``precision``, where the number comes from)."""
-    if precision in given:
-        return given[precision] * 1e12, "--peak-tflops"
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, peaks in CUDA_PEAK_TFLOPS:
-            if key in name:
-                return peaks[precision] * 1e12, f"datasheet dense {precision}, {name}"
-    dtype = MATMUL_DTYPE[precision]
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-    try:
-        return measured_matmul_peak(device, dtype), f"measured {precision} matmul"
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 def parse_peaks(items: list[str]) -> dict[str, float]:

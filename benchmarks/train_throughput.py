@@ -23,19 +23,12 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from devices import device_peak, synchronize
+
 from finetune_invariance.study.models import ModelSpec, build_model
 from finetune_invariance.study.training import TrainConfig, build_optimizer, train_step, training_environment
 
 TINY = "tiny"
-
-# Dense (no sparsity) datasheet peaks in TFLOP/s: (bf16, tf32). Checked most specific first.
-CUDA_PEAK_TFLOPS = (
-    ("H100 PCIe", (756.0, 378.0)),
-    ("H100", (989.4, 494.7)),
-    ("H200", (989.4, 494.7)),
-    ("A100", (312.0, 156.0)),
-)
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,38 +56,6 @@ def model_spec(name: str, image_size: int) -> ModelSpec:
             "vit_tiny_patch16_224", dict(img_size=image_size, patch_size=8, embed_dim=64, depth=6, num_heads=2)
         )
     return ModelSpec(name, dict(img_size=image_size))
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def measured_matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int) -> float:
-    """FLOP/s of an n x n x n matmul in ``dtype`` on ``device`` (best of ``repeats``)."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
-
-
-def device_peak(device: torch.device, bf16: bool) -> tuple[float, str]:
-    """(peak FLOP/s, where the number comes from)."""
-    if device.type != "cuda":
-        return measured_matmul_peak(device, torch.float32, 1024, 5), "measured float32 1024^3 matmul"
-    name = torch.cuda.get_device_name(device)
-    for key, (bf16_peak, tf32_peak) in CUDA_PEAK_TFLOPS:
-        if key in name:
-            return (bf16_peak if bf16 else tf32_peak) * 1e12, f"datasheet dense {'bf16' if bf16 else 'tf32'} of {name}"
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    return measured_matmul_peak(device, dtype, 8192, 5), f"measured {dtype} 8192^3 matmul on {name}"
 
 
 def main() -> None:
@@ -129,7 +90,7 @@ def main() -> None:
             loss = step()
         loss.item()  # waits for the device
         seconds = time.perf_counter() - start
-        peak, peak_source = device_peak(device, bf16)
+        peak, peak_source = device_peak(device, "bf16" if bf16 else ("tf32" if device.type == "cuda" else "fp32"))
 
     images_per_s = args.batch * args.steps / seconds
     achieved = flops_per_step * args.steps / seconds

@@ -27,13 +27,14 @@ PETS_SPLITS = {"train": "trainval", "test": "test"}  # the study's split name ->
 class DatasetFacts:
     """One dataset: ``image_size`` is the native height = width in pixels; ``test_size`` the
     number of test images (generated datasets: the generator's default, which the config's
-    ``n_test`` may change); ``expected_path(root, split)`` the file or folder whose absence
+    ``n_test`` may change; ``train_size`` likewise); ``expected_path(root, split)`` the file or folder whose absence
     means "not there"; ``how_to_get`` (with ``{root}`` filled in) completes the error."""
 
     name: str
     num_classes: int
     image_size: int
     channels: int
+    train_size: int
     test_size: int
     generated: bool
     expected_path: Callable[[Path, str], Path]
@@ -51,6 +52,7 @@ def _generated(name: str) -> DatasetFacts:
         num_classes=len(generator.class_names),
         image_size=synthetic.IMAGE_SIZE,
         channels=3,
+        train_size=generator.default_n_train,
         test_size=generator.default_n_test,
         generated=True,
         expected_path=lambda root, split: synthetic.split_path(root, name, split),
@@ -66,6 +68,7 @@ DATASETS: dict[str, DatasetFacts] = {
         num_classes=10,
         image_size=32,
         channels=3,
+        train_size=50_000,
         test_size=10_000,
         generated=False,
         expected_path=lambda root, split: root / "cifar-10-batches-py",
@@ -76,6 +79,7 @@ DATASETS: dict[str, DatasetFacts] = {
         num_classes=100,
         image_size=32,
         channels=3,
+        train_size=50_000,
         test_size=10_000,
         generated=False,
         expected_path=lambda root, split: root / "cifar-100-python",
@@ -86,6 +90,7 @@ DATASETS: dict[str, DatasetFacts] = {
         num_classes=10,
         image_size=64,
         channels=3,
+        train_size=27_000 - round(27_000 * EUROSAT_TEST_FRACTION),
         test_size=round(27_000 * EUROSAT_TEST_FRACTION),
         generated=False,
         expected_path=lambda root, split: root / "eurosat" / "2750",
@@ -98,6 +103,7 @@ DATASETS: dict[str, DatasetFacts] = {
         num_classes=37,
         image_size=PETS_NATIVE_SIZE,
         channels=3,
+        train_size=3680,
         test_size=3669,
         generated=False,
         expected_path=lambda root, split: root / "oxford-iiit-pet" / "annotations" / f"{PETS_SPLITS[split]}.txt",
