@@ -8,11 +8,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
 
+from .conftest import TINY_CONFIG, run_snakemake
 from .study.conftest import validated_config
 from .study_outputs import assert_study_outputs
 
@@ -63,16 +63,8 @@ def slurm_study(repo_root, tmp_path_factory):
     if reason:
         pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("slurm_study")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile")]
-    command += ["--profile", str(repo_root / "profiles/slurm"), "--configfile", str(repo_root / "tests/configs/tiny.yaml")]
-    result = subprocess.run(
-        [*command, "--directory", str(workdir)],
-        cwd=workdir,
-        env={**os.environ, **LOCAL_SITE},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    arguments = ["--profile", str(repo_root / "profiles/slurm"), "--configfile", str(TINY_CONFIG)]
+    result = run_snakemake(*arguments, "--directory", str(workdir), cwd=workdir, check=False, env={**os.environ, **LOCAL_SITE})
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-8000:]
     run_id = re.search(r"SLURM run ID: (\S+)", log)
@@ -84,6 +76,20 @@ def test_slurm_study_writes_every_table_figure_and_claim(slurm_study, repo_root)
     workdir, _ = slurm_study
     config = validated_config(yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text()))
     assert_study_outputs(workdir, config)
+
+
+def test_slurm_study_gives_the_local_studys_tables_and_files(slurm_study, tiny_study):
+    """Jobs on the cluster start fresh interpreters; the local run forks a warm one."""
+    import pandas as pd
+
+    workdir, _ = slurm_study
+    local, cluster = tiny_study / "results", workdir / "results"
+    for table in sorted((local / "tables").glob("*.parquet")):
+        pd.testing.assert_frame_equal(pd.read_parquet(cluster / "tables" / table.name), pd.read_parquet(table))
+    weights = sorted(local.rglob("*.safetensors"))
+    assert weights
+    for path in weights:
+        assert (cluster / path.relative_to(local)).read_bytes() == path.read_bytes(), path
 
 
 def test_slurm_jobs_ran_in_the_partition_of_their_kind(slurm_study):

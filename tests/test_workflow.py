@@ -12,24 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .conftest import run_snakemake
 from .study_outputs import assert_study_outputs
 
 pytestmark = pytest.mark.workflow
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
 def snakemake(repo_root: Path, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [*SNAKEMAKE, "--snakefile", str(repo_root / "Snakefile"), *args],
-        cwd=cwd or repo_root,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
+    return run_snakemake(*args, cwd=cwd or repo_root, check=check)
 
 
 def job_counts(output: str) -> Counter:
@@ -177,15 +166,6 @@ def tiny_config(repo_root):
     config = validated_config(yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text()))
     check_config(config)
     return config
-
-
-@pytest.fixture(scope="module")
-def tiny_study(repo_root, tmp_path_factory):
-    """The whole DAG on a config far smaller than the mini study, run once per test session."""
-    workdir = tmp_path_factory.mktemp("tiny_study")
-    (workdir / "tiny.yaml").write_text((repo_root / "tests/configs/tiny.yaml").read_text())
-    snakemake(repo_root, "--cores", "2", "--configfile", "tiny.yaml", "--directory", str(workdir), cwd=workdir)
-    return workdir
 
 
 def test_tiny_study_writes_every_table_figure_and_claim(tiny_study, tiny_config):
