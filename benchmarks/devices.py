@@ -25,6 +25,26 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed_call(function, device: torch.device) -> tuple[object, float]:
+    """``function()``'s result and its wall seconds, the device's queued work included."""
+    synchronize(device)
+    start = time.perf_counter()
+    result = function()
+    synchronize(device)
+    return result, time.perf_counter() - start
+
+
+def timed(function, device: torch.device) -> float:
+    """Wall seconds of ``function()``, the device's queued work included."""
+    return timed_call(function, device)[1]
+
+
+def best_time(function, device: torch.device, repeats: int = 3) -> float:
+    """The best of ``repeats`` :func:`timed` runs, after one untimed warm-up run."""
+    function()
+    return min(timed(function, device) for _ in range(repeats))
+
+
 def measured_matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """FLOP/s of a large square matmul in ``dtype`` (best of 5).
 
@@ -33,15 +53,7 @@ def measured_matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """
     size = 8192 if device.type == "cuda" else 1024
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    torch.nn.functional.linear(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(5):
-        synchronize(device)
-        start = time.perf_counter()
-        torch.nn.functional.linear(a, b)
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    return 2 * size**3 / best_time(lambda: torch.nn.functional.linear(a, b), device, repeats=5)
 
 
 def device_peak(device: torch.device, precision: str, given: dict[str, float] | None = None) -> tuple[float, str]:

@@ -60,7 +60,7 @@ def main() -> None:
             wall, cpu, jobs = run(workdir, path, args.cores)
             rerun, _, _ = run(workdir, path, args.cores)
             rows[mode] = (wall, cpu, jobs, rerun)
-    print(f"| mode | wall s | CPU s | jobs | rerun (nothing to do) s |\n|---|---:|---:|---:|---:|")
+    print("| mode | wall s | CPU s | jobs | rerun (nothing to do) s |\n|---|---:|---:|---:|---:|")
     for mode, (wall, cpu, jobs, rerun) in rows.items():
         print(f"| {mode} | {wall:.0f} | {cpu:.0f} | {jobs} | {rerun:.1f} |")
     if {"warm", "cold"} <= set(rows):

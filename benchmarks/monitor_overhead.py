@@ -33,10 +33,10 @@ import math
 import shlex
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 
 import torch
+from devices import timed
 
 from finetune_invariance.cka import normalized_centered_gram
 from finetune_invariance.inversion import Inversions
@@ -93,19 +93,6 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed measurements (the median is reported)")
     return parser.parse_args()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(function, device: torch.device) -> float:
-    synchronize(device)
-    start = time.perf_counter()
-    function()
-    synchronize(device)
-    return time.perf_counter() - start
 
 
 def random_inversions(layers: int, n: int, size: int, seed: int, device: torch.device) -> Inversions:

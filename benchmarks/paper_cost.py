@@ -23,14 +23,12 @@ The input pipeline is not timed (data kept on the device), so training is a lowe
 from __future__ import annotations
 
 import argparse
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
-from devices import synchronize
+from devices import best_time
 from snakemake.utils import validate
 
 from finetune_invariance.study.catalog import dataset_facts
@@ -75,19 +73,6 @@ def paper_config() -> dict:
     return config
 
 
-def timed(function, device: torch.device, repeats: int = 3) -> float:
-    """Best wall time of ``function()`` over ``repeats`` runs, after one warm-up run."""
-    function()
-    best = math.inf
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        function()
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def measure(config: dict, device: torch.device, steps: int) -> dict[str, float]:
     """Seconds per training image, per evaluated image, per inversion step and per pair."""
     from finetune_invariance.inversion import invert
@@ -105,23 +90,23 @@ def measure(config: dict, device: torch.device, steps: int) -> dict[str, float]:
     labels = torch.randint(0, 100, (batch,), device=device)
     costs = {}
     with training_environment(device, deterministic=False):
-        costs["training_image"] = timed(
+        costs["training_image"] = best_time(
             lambda: [train_step(model, model, optimizer, images, labels, 1e-3, train_config, (size, size)) for _ in range(steps)], device
         ) / (steps * batch)
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             model.eval()
             resized = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear")
-            costs["evaluated_image"] = timed(lambda: model(resized), device) / batch
+            costs["evaluated_image"] = best_time(lambda: model(resized), device) / batch
 
     stir = config["stir"]
     targets = torch.rand(stir["n_images"], 3, size, size, device=device)
     settings = dict(seed=0, progress=False, precision=stir["precision"], memory_budget=int(stir["memory_budget_gb"] * 2**30))
-    short = timed(lambda: invert(model, targets, iterations=1, **settings), device, repeats=1)
-    long = timed(lambda: invert(model, targets, iterations=1 + steps, **settings), device, repeats=1)
+    short = best_time(lambda: invert(model, targets, iterations=1, **settings), device, repeats=1)
+    long = best_time(lambda: invert(model, targets, iterations=1 + steps, **settings), device, repeats=1)
     costs["inversion_step"] = (long - short) / steps
     inversions = invert(model, targets, iterations=1, **settings)
     other = build_model(spec, "classification", 100, seed=1).to(device)
-    costs["pair"] = timed(lambda: pair_similarity(model, other, targets, inversions, inversions, seed=0), device, repeats=1)
+    costs["pair"] = best_time(lambda: pair_similarity(model, other, targets, inversions, inversions, seed=0), device, repeats=1)
     return costs
 
 

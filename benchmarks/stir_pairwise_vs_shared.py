@@ -21,12 +21,11 @@ thread. Paper scale on a GPU:
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 import timm
 import torch
+from devices import measured_matmul_peak, timed_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from finetune_invariance.cka import linear_cka
@@ -84,16 +83,6 @@ class FullForwardViTLayers(ViTLayers):
     representations_per_sample = LayeredModel.representations_per_sample
 
 
-def timed(fn: Callable[[], object], device: str) -> tuple[object, float]:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return result, time.perf_counter() - start
-
-
 def pairwise_matrices(p: ViTLayers, f: ViTLayers, images: torch.Tensor, seed: int, iterations: int) -> dict:
     """(a): a fresh inversion for every (i, j) pair, STIR(m2_j | m1_i) = CKA(m2_j(X), m2_j(X'))."""
     matrices = {}
@@ -113,12 +102,12 @@ def pairwise_matrices(p: ViTLayers, f: ViTLayers, images: torch.Tensor, seed: in
 
 def shared_matrices(p: ViTLayers, f: ViTLayers, images: torch.Tensor, seed: int, iterations: int) -> tuple[dict, float]:
     """(b): one batched inversion per model, then pair_similarity. Also returns the inversion time."""
-    (inv_p, inv_f), inversion_seconds = timed(
+    (inv_p, inv_f), inversion_seconds = timed_call(
         lambda: (
             invert(p, images, seed=seed, iterations=iterations, progress=False),
             invert(f, images, seed=seed, iterations=iterations, progress=False),
         ),
-        str(images.device),
+        images.device,
     )
     df = pair_similarity(p, f, images, inv_p, inv_f, names=("p", "f"))
     matrices = {
@@ -144,17 +133,6 @@ def flops_per_step(model: ViTLayers, images: torch.Tensor, layers: list[int] | N
     return count(2) - count(1)
 
 
-def matmul_rate(device: str) -> float:
-    """Measured float32 matrix-multiply FLOP/s on this device."""
-    size = 4096 if device.startswith("cuda") else 1024
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    a @ b  # warm-up
-    repeats = 20 if device.startswith("cuda") else 5
-    _, seconds = timed(lambda: [a @ b for _ in range(repeats)], device)
-    return 2 * size**3 * repeats / seconds
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -166,15 +144,15 @@ def main() -> None:
         f"device {args.device}, {torch.get_num_threads()} CPU threads"
     )
 
-    (shared, inversion_seconds), shared_seconds = timed(
-        lambda: shared_matrices(p, f, images, seed=0, iterations=args.iterations), args.device
+    (shared, inversion_seconds), shared_seconds = timed_call(
+        lambda: shared_matrices(p, f, images, seed=0, iterations=args.iterations), torch.device(args.device)
     )
     print(f"(b) shared inversions (this library): {shared_seconds:.2f} s ({inversion_seconds:.2f} s inverting)")
     baseline_p, baseline_f = (p, f)
     if args.baseline_forward == "full":
         baseline_p, baseline_f = (FullForwardViTLayers(m.vit, m.normalization) for m in (p, f))
-    pairwise, pairwise_seconds = timed(
-        lambda: pairwise_matrices(baseline_p, baseline_f, images, 0, args.iterations), args.device
+    pairwise, pairwise_seconds = timed_call(
+        lambda: pairwise_matrices(baseline_p, baseline_f, images, 0, args.iterations), torch.device(args.device)
     )
     print(
         f"(a) pair-by-pair inversions ({2 * p.num_layers ** 2} of them, {args.baseline_forward} forward): "
@@ -190,7 +168,7 @@ def main() -> None:
     achieved = step_flops * args.iterations / inversion_seconds
     print(
         f"inversion: {step_flops / 2:.3g} FLOPs per model step (matmul/conv/attention only), "
-        f"achieved {achieved / 1e9:.2f} GFLOP/s vs measured float32 matmul {matmul_rate(args.device) / 1e9:.2f} GFLOP/s"
+        f"achieved {achieved / 1e9:.2f} GFLOP/s vs measured float32 matmul {measured_matmul_peak(torch.device(args.device), torch.float32) / 1e9:.2f} GFLOP/s"
     )
     if args.baseline_forward == "truncated":
         # (a) runs every single-layer inversion once per target layer j; (b) runs all layers once.

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from .corruptions import SEVERITIES, corrupt
 from .catalog import sample_indices
 
 # The 15 benchmark corruptions (RobustBench's CIFAR-10-C / CIFAR-100-C set) ...
