@@ -92,3 +92,14 @@ def test_variant_groups_are_the_dynamics_settings_with_several_variants():
 def test_shipped_configs_give_a_design(path, shipped_config):
     study = StudyDesign(shipped_config(path))
     assert study.runs() and study.pair_jobs() and study.pretrained_inversions()
+
+
+def test_the_schemas_stir_defaults_are_the_inversion_recipes(repo_root):
+    import yaml
+
+    from finetune_invariance import inversion
+
+    stir = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())["properties"]["stir"]["properties"]
+    assert stir["iterations"]["default"] == inversion.DEFAULT_ITERATIONS == 500  # METHOD.md: 500 in the authors' runs
+    assert stir["step_size"]["default"] == inversion.DEFAULT_STEP_SIZE == 0.5
+    assert stir["precision"]["default"] == "fp32"

@@ -7,11 +7,12 @@ run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it 
 
 from finetune_invariance.study import checkpoint_selection, tables
 from finetune_invariance.study.runtime import logged_to
+from finetune_invariance.study.vocabulary import RUN_KEYS
 
 with logged_to(snakemake.log[0]):
     monitor = tables.read_table(snakemake.input.monitor, tables.FORGETTING_MONITOR)
     robust = tables.read_table(snakemake.input.robust_accuracy, tables.ROBUST_ACCURACY)
-    monitored = robust.merge(monitor[["source", "dataset", "task", "variant"]].drop_duplicates())
+    monitored = robust.merge(monitor[list(RUN_KEYS)].drop_duplicates())
     picks = checkpoint_selection.checkpoint_picks(monitor, monitored)
     tables.write_table(picks, snakemake.output.table, tables.CHECKPOINT_PICKS)
     with open(snakemake.output.markdown, "w") as markdown:
