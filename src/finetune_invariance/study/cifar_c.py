@@ -10,13 +10,13 @@ with n = 10000 (the CIFAR test set, in its order) and the rows of severity s at
 ``labels.npy``, so any 5 * n rows in this layout can be read (the tests write small ones).
 
 Both sources meet in one form, :class:`CorruptedSet`: one (corruption, severity) with its
-uint8 NHWC images and integer labels. The paper evaluates 1000 randomly drawn inputs per
-severity level (Appendix E.1); :func:`sample_per_severity` draws them. It draws ONE set of
-test-image indices and uses it for every corruption and severity, and the clean test set
-should be sampled with the same ``data.sample_indices`` call: row i of every CIFAR-C severity
-block is a corruption of clean test image i, so the comparison across severities and with
-clean accuracy is paired, and with a fixed seed the same images are used at every epoch,
-so the accuracy's change across epochs is the model's, not the sample's.
+uint8 NHWC images and integer labels. The paper evaluates "1000 randomly sampled inputs
+for each level of corruption" (Appendix E.1); :func:`sample_plan` decides which
+(corruption, test image) pairs enter the sample, and :func:`published_sample` /
+:func:`generated_sample` read or make them. The plan is the same at every severity: row i
+of every CIFAR-C severity block is a corruption of clean test image i, so the severities
+are compared on the same images, and with a fixed seed the same images are used at every
+epoch, so the accuracy's change across epochs is the model's, not the sample's.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ function                                  paper figure
 :func:`plot_dynamics`                     Fig. 5, Appendix E (Figs. 10-13)
 :func:`plot_variants`                     Figs. 6, 15
 :func:`plot_early_epoch_correlation`      Fig. 14
+:func:`plot_forgetting_monitor`           beyond the paper: the forgetting monitor
 ========================================  =====================================
 
 Every title says which checkpoints it shows: the per-layer figures (Figs. 1-4) each run's
