@@ -105,7 +105,7 @@ def _check_references(config: dict[str, Any]) -> None:
         raise ConfigError(f"config key 'stir.seeds': {seeds} repeats a seed, which would fake replication")
 
 
-def test_set_size(config: dict[str, Any], dataset: str) -> int:
+def n_test_images(config: dict[str, Any], dataset: str) -> int:
     """The number of test images of a configured dataset."""
     return int(config["datasets"][dataset].get("n_test", dataset_facts(dataset).test_size))
 
@@ -115,14 +115,14 @@ def _check_sample_sizes(config: dict[str, Any]) -> None:
     analysed |= {entry["dataset"] for entry in config["dynamics"]}
     n_images = config["stir"]["n_images"]
     for dataset in sorted(analysed):
-        if n_images > test_set_size(config, dataset):
+        if n_images > n_test_images(config, dataset):
             raise ConfigError(
                 f"config key 'stir.n_images': {n_images} images are drawn from the test set of '{dataset}', "
-                f"which has {test_set_size(config, dataset)}"
+                f"which has {n_test_images(config, dataset)}"
             )
     robustness = config["robustness"]
     for dataset in sorted({entry["dataset"] for entry in config["dynamics"]}):
-        pool = test_set_size(config, dataset)
+        pool = n_test_images(config, dataset)
         if robustness["sampling"] == "per_severity":
             pool *= len(robustness["corruptions"])
         if robustness["n_images"] > pool:
