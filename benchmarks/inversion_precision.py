@@ -38,7 +38,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from stir_pairwise_vs_shared import TINY, build_pair
+from stir_pairwise_vs_shared import add_model_arguments, build_pair
 from torch.utils.flop_counter import FlopCounterMode
 
 from finetune_invariance.finetuning_metrics import layer_metrics
@@ -50,12 +50,7 @@ from finetune_invariance.stir import pair_similarity
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=TINY, help=f"timm model name, or '{TINY}' (vit_tiny, patch 8, width 64)")
-    parser.add_argument(
-        "--depth", type=int, default=None, help="transformer blocks (default: 6 for tiny, else the model's)"
-    )
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--n", type=int, default=16, help="number of images")
+    add_model_arguments(parser)
     parser.add_argument("--iterations", type=int, default=25, help="inversion steps of the accuracy runs")
     parser.add_argument("--seeds", type=int, default=3, help="super-noise seeds 0..k-1 (spread and differences)")
     parser.add_argument("--timing-steps", type=int, default=5, help="steps per timed run")

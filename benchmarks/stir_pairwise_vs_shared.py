@@ -36,14 +36,19 @@ from finetune_invariance.stir import pair_similarity
 TINY = "tiny"
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model pair's arguments (:func:`build_pair`) and the images' number and size."""
     parser.add_argument("--model", default=TINY, help=f"timm model name, or '{TINY}' (vit_tiny, patch 8, width 64)")
     parser.add_argument(
         "--depth", type=int, default=None, help="transformer blocks (default: 6 for tiny, else the model's)"
     )
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--n", type=int, default=16, help="number of images")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser)
     parser.add_argument("--iterations", type=int, default=25)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
