@@ -124,3 +124,33 @@ def test_duplicate_seeds_are_refused_by_the_schema():
 
     with pytest.raises(WorkflowError):
         config(stir={"seeds": [0, 0]})
+
+
+def test_every_config_key_is_read_somewhere(repo_root):
+    """A key the schema accepts but no code reads is dead config (it would silently do nothing)."""
+    import re
+
+    import yaml
+
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    code = "\n".join(
+        path.read_text()
+        for folder in ("src", "workflow/rules", "workflow/scripts")
+        for path in (repo_root / folder).rglob("*")
+        if path.suffix in (".py", ".smk")
+    ) + (repo_root / "Snakefile").read_text()
+
+    def keys(node, prefix=""):
+        for name, entry in node.get("properties", {}).items():
+            yield f"{prefix}{name}"
+            while "$ref" in entry:  # a JSON pointer into the schema, "#/$defs/..."
+                target = schema
+                for part in entry["$ref"].removeprefix("#/").split("/"):
+                    target = target[part]
+                entry = target
+            yield from keys(entry, f"{prefix}{name}.")
+        if isinstance(node.get("additionalProperties"), dict):
+            yield from keys(node["additionalProperties"], prefix)
+
+    unread = [key for key in keys(schema) if not re.search(rf"[\"'.]{re.escape(key.rsplit('.', 1)[-1])}[\"'\]]|\b{re.escape(key.rsplit('.', 1)[-1])}=", code)]
+    assert not unread, f"config keys no code reads: {unread}"
