@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finetune_invariance.study.checkpoint_selection import checkpoint_picks, forgetting_spread
+from finetune_invariance.study.checkpoint_selection import checkpoint_picks, headline_over_training
 
 from .conftest import PAPER_RUN, forgetting_monitor_table, robust_accuracy_table
 
@@ -19,7 +19,7 @@ def profile(spread: float) -> list[float]:
 
 def test_the_spread_is_the_headline_std_over_layers_two_to_depth():
     monitor = forgetting_monitor_table({0.5: profile(0.1), 1.0: profile(0.3), 2.0: profile(0.2)})
-    spread = forgetting_spread(monitor)
+    spread = headline_over_training(monitor)
     assert spread.index.tolist() == [0.5, 1.0, 2.0]
     assert spread.tolist() == pytest.approx([0.1, 0.3, 0.2])
     assert spread.loc[1.0] == pytest.approx(statistics.pstdev(profile(0.3)[2:]))

@@ -56,7 +56,7 @@ with logged_to(snakemake.log[0]):
         run = Run.from_row(run)
         run_monitor = run.rows(monitor)
         figures.plot_forgetting_monitor(
-            checkpoint_selection.forgetting_spread(run_monitor),
+            checkpoint_selection.headline_over_training(run_monitor),
             robust_accuracy.mean_corrupted_accuracy(run.rows(robust)),
             run.rows(picks),
             run,

@@ -4,7 +4,7 @@ The paper ends by suggesting that practitioners could use "higher values of the 
 deviation of forgetting as an early stopping indicator for robustness". The forgetting
 monitor (:class:`finetune_invariance.monitor.ForgettingMonitor`) measures forgetting while
 a run trains, from the pretrained model's stored inversions; this module turns its table
-into the headline statistic over training (:func:`forgetting_spread`) and compares the
+into the headline statistic over training (:func:`headline_over_training`) and compares the
 checkpoint that statistic would pick with the best clean and the best corrupted accuracy
 (:func:`checkpoint_picks`).
 """
@@ -24,10 +24,12 @@ BEST_CORRUPTED_ACCURACY = "best_corrupted_accuracy"
 SELECTION_RULES = (MAX_FORGETTING_SPREAD, BEST_CLEAN_ACCURACY, BEST_CORRUPTED_ACCURACY)
 
 
-def forgetting_spread(monitor: pd.DataFrame) -> pd.Series:
+def headline_over_training(monitor: pd.DataFrame) -> pd.Series:
     """The headline statistic at every measurement of one run: the std (ddof=0) of the
     seed-mean forgetting across the paper's layers 2-12 (scaled to the model's depth,
-    :func:`.hypotheses.headline_hypothesis`), indexed by ``training_epochs``."""
+    :func:`.hypotheses.headline_hypothesis`), indexed by ``training_epochs``: evaluated by
+    the same hypothesis the correlations of Section 4.4 use (the library's
+    :func:`finetune_invariance.monitor.forgetting_spread` gives it for one measurement)."""
     if len(runs_in(monitor)) != 1:
         raise ValueError(f"the monitor table must hold exactly one run, found {runs_in(monitor)}")
     profile = monitor.groupby(["training_epochs", "layer"])["forgetting"].mean().unstack("layer")
@@ -42,7 +44,7 @@ def checkpoint_picks(monitor: pd.DataFrame, robust: pd.DataFrame) -> pd.DataFram
     ``ROBUST_ACCURACY`` of the same runs. Returns ``tables.CHECKPOINT_PICKS``."""
     rows = []
     for run in runs_in(robust):
-        spread = forgetting_spread(run.rows(monitor))
+        spread = headline_over_training(run.rows(monitor))
         per_severity = severity_accuracy(run.rows(robust))
         by_epoch = pd.DataFrame(
             {

@@ -708,7 +708,7 @@ def plot_forgetting_monitor(
     """The headline statistic measured while the run trained, over its mean corrupted
     accuracy per epoch, with the epoch each checkpoint-selection rule picks.
 
-    ``spread``: :func:`.checkpoint_selection.forgetting_spread` (indexed by training
+    ``spread``: :func:`.checkpoint_selection.headline_over_training` (indexed by training
     epochs); ``mean_corrupted``: :func:`.robust_accuracy.mean_corrupted_accuracy`;
     ``picks``: the run's rows of ``tables.CHECKPOINT_PICKS``.
     """
