@@ -78,6 +78,10 @@ class StudyDesign:
         variant = self.config["sources"][source].get("variant", DEFAULT_VARIANT)
         return Run(SCRATCH, weights.split(":", 1)[1], CLASSIFICATION, variant)
 
+    def pretraining_runs(self) -> set[Run]:
+        """The runs that train the ``pretrain:`` sources."""
+        return {self.pretraining_run(source) for source in self.config["sources"]} - {None}
+
     def source_checkpoint(self, source: str) -> str:
         """The label of the pretraining run's checkpoint that becomes the source's weights:
         its analysed checkpoint (config ``analysed_checkpoint``)."""
@@ -107,8 +111,7 @@ class StudyDesign:
     def training_runs(self) -> list[Run]:
         """Every run the workflow trains: the analysed runs and the sources' pretraining runs
         (a pretraining run that is also analysed is trained once)."""
-        pretraining = {self.pretraining_run(source) for source in self.config["sources"]} - {None}
-        return sorted(set(self.runs()) | pretraining)
+        return sorted(set(self.runs()) | self.pretraining_runs())
 
     def is_dynamics(self, run: Run) -> bool:
         return run in set(self.dynamics_runs())
@@ -144,7 +147,7 @@ class StudyDesign:
         """Labels of the checkpoints a training run publishes: those analysed, and the
         source checkpoint when the run pretrains a source."""
         labels = set(self.analysed_checkpoints(run)) if run in set(self.runs()) else set()
-        if run in {self.pretraining_run(source) for source in self.config["sources"]}:
+        if run in self.pretraining_runs():
             labels.add(self._analysed_label(run))
         return sorted(labels)
 
