@@ -1,4 +1,4 @@
-"""Linear CKA against a naive implementation of METHOD.md and against its known properties."""
+"""Linear CKA against a naive implementation of docs/method.md and against its known properties."""
 
 import itertools
 
@@ -10,7 +10,7 @@ from finetune_invariance.cka import MinibatchCKA, cka_matrix, linear_cka, normal
 
 
 def naive_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """METHOD.md literally: HSIC(K, L) = trace(K H L H), CKA = HSIC(K,L) / sqrt(HSIC(K,K) HSIC(L,L))."""
+    """docs/method.md literally: HSIC(K, L) = trace(K H L H), CKA = HSIC(K,L) / sqrt(HSIC(K,K) HSIC(L,L))."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     n = len(x)
     k, l = x @ x.T, y @ y.T

@@ -1,4 +1,4 @@
-"""The STIR inversion recipe against a naive single-layer loop written from METHOD.md."""
+"""The STIR inversion recipe against a naive single-layer loop written from docs/method.md."""
 
 import copy
 import os
@@ -60,14 +60,14 @@ def naive_loss(vit, x, target, layer):
 
 
 def naive_step(vit, x, target, layer, step_size, n_images):
-    """One step of METHOD.md: x' <- clamp(x' - step_size * g / (||g|| + 1e-10), 0, 1)."""
+    """One step of docs/method.md: x' <- clamp(x' - step_size * g / (||g|| + 1e-10), 0, 1)."""
     x = x.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(naive_loss(vit, x, target, layer) / n_images, x)  # gradient of the batch mean
     return torch.clamp(x.detach() - step_size * g / (g.norm() + 1e-10), 0, 1)
 
 
 def naive_inversion(vit, images, seed_images, layer, iterations, step_size):
-    """METHOD.md literally, one image at a time: T steps, T + 1 evaluations, strict best."""
+    """docs/method.md literally, one image at a time: T steps, T + 1 evaluations, strict best."""
     vit.eval()
     best_images, best_losses = [], []
     for target, x in zip(images, seed_images):
@@ -321,7 +321,7 @@ def test_matches_the_published_stir_implementation(vit, images, layer, monkeypat
 
     The published normaliser clamps with the running PyTorch's ``clamp``; the one passed
     here has the gradient at the bounds of the PyTorch versions the paper used, which is
-    what this library reproduces (METHOD.md)."""
+    what this library reproduces (docs/method.md)."""
     from stir.attack import attacker
     from stir.attack.attacker import AttackerModel
     from stir.attack.losses import LPNormLossSingleModel

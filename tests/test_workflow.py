@@ -84,7 +84,7 @@ def test_mini_study_dry_run_plans_every_stage(repo_root, tmp_path):
 
 
 def paper_design_counts() -> dict[str, int]:
-    """Jobs per rule of the paper's design, derived by hand from the paper (METHOD.md)."""
+    """Jobs per rule of the paper's design, derived by hand from the paper (docs/method.md)."""
     imagenet_runs = 4 * 2  # CIFAR10, CIFAR100, EuroSAT, Pets x classification, reconstruction
     cifar_runs = 4  # CIFAR100 and scratch -> CIFAR10, CIFAR10 and scratch -> CIFAR100 (classification)
     variants = 4  # Fig. 6/15: ImageNet -> CIFAR10 with other lr (2), no augmentation, Adam

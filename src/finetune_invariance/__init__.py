@@ -9,10 +9,10 @@ The library, each module importing only modules listed before it:
 - :mod:`.atomic`: atomic file writes;
 - :mod:`.tables`: table schemas, validated parquet I/O, Markdown; the library's tables;
 - :mod:`.preprocessing`: the [0, 1] clamp and input normalisation inside every model;
-- :mod:`.layers`: a model's layer representations (METHOD.md "Models and layers");
-- :mod:`.cka`: linear CKA and minibatch CKA (METHOD.md "Linear CKA");
+- :mod:`.layers`: a model's layer representations (docs/method.md "Models and layers");
+- :mod:`.cka`: linear CKA and minibatch CKA (docs/method.md "Linear CKA");
 - :mod:`.inversion`: representation inversion, the STIR recipe;
-- :mod:`.stir`: STIR matrices and the per-pair similarity table (METHOD.md "STIR");
+- :mod:`.stir`: STIR matrices and the per-pair similarity table (docs/method.md "STIR");
 - :mod:`.finetuning_metrics`: forgetting, learning, CKA divergence, invariance flow;
 - :mod:`.monitor`: forgetting of a model in training, from the pretrained model's stored inversions.
 """

@@ -1,6 +1,6 @@
 """Linear CKA (Kornblith et al., 2019) and its unbiased minibatch estimate (Nguyen et al., 2021).
 
-METHOD.md, "Linear CKA": for X (n x p) and Y (n x q) with K = X X^T, L = Y Y^T and
+docs/method.md, "Linear CKA": for X (n x p) and Y (n x q) with K = X X^T, L = Y Y^T and
 H = I - 11^T / n,
 
     HSIC(K, L) = trace(K H L H),    CKA(X, Y) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)).
@@ -62,13 +62,13 @@ def centered(x: torch.Tensor) -> torch.Tensor:
 
 
 def centered_gram(x: torch.Tensor) -> torch.Tensor:
-    """H K H = Xc Xc^T (n x n, float64), the centred linear kernel of METHOD.md."""
+    """H K H = Xc Xc^T (n x n, float64), the centred linear kernel of docs/method.md."""
     xc = centered(x)
     return xc @ xc.T
 
 
 def normalized_centered_gram(x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    """H K H / ||H K H||_F, so that linear CKA (METHOD.md) is the Frobenius inner product of two of these.
+    """H K H / ||H K H||_F, so that linear CKA (docs/method.md) is the Frobenius inner product of two of these.
 
     Raises ValueError naming ``name`` when ``x`` is not an (n, features) representation of
     at least 2 inputs, holds NaN or inf, or is the same for all inputs (CKA undefined).
@@ -99,7 +99,7 @@ def _feature_cost(n: int, p: int, q: int) -> int:
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor, form: Form = "auto") -> float:
-    """Linear CKA(X, Y) of METHOD.md for (n, p) and (n, q) representations, in float64.
+    """Linear CKA(X, Y) of docs/method.md for (n, p) and (n, q) representations, in float64.
 
     ``form`` picks the Gram form (n^2 (p + q) work) or the feature form (n (p q + p^2 + q^2));
     ``"auto"`` takes the cheaper. Both compute the same quantity.
@@ -123,7 +123,7 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor, form: Form = "auto") -> float:
 
 
 def cka_matrix(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> np.ndarray:
-    """M[i, j] = linear CKA(xs[i], ys[j]) (METHOD.md) for lists of layer representations of the same n inputs.
+    """M[i, j] = linear CKA(xs[i], ys[j]) (docs/method.md) for lists of layer representations of the same n inputs.
 
     Each Gram matrix is centred and normalised once per layer, and all pairs come from one
     matrix product of the flattened Grams.

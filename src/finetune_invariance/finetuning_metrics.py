@@ -1,4 +1,4 @@
-"""The study's metrics from PAIR_SIMILARITY tables (METHOD.md, "The study's metrics").
+"""The study's metrics from PAIR_SIMILARITY tables (docs/method.md, "The study's metrics").
 
 Nothing here touches a model: every metric is read off the STIR and CKA values that
 :func:`finetune_invariance.stir.pair_similarity` stored, p the pretrained and f the
@@ -45,7 +45,7 @@ def _metric_rows(rows: pd.DataFrame, metric: str, column: str, pretrained: str, 
 def layer_metrics(pair_df: pd.DataFrame, pretrained: str, finetuned: str) -> pd.DataFrame:
     """Forgetting, learning and CKA divergence per (seed, layer), as :data:`tables.LAYER_METRICS`.
 
-    - Forgetting(l) = 1 - STIR(f_l | p_l)   (METHOD.md Eq. 2 with STIR(p_l | p_l) = 1)
+    - Forgetting(l) = 1 - STIR(f_l | p_l)   (docs/method.md Eq. 2 with STIR(p_l | p_l) = 1)
     - Learning(l) = 1 - STIR(p_l | f_l)
     - CKA divergence(l) = 1 - CKA(p_l(X), f_l(X))
     """
@@ -63,7 +63,7 @@ def layer_metrics(pair_df: pd.DataFrame, pretrained: str, finetuned: str) -> pd.
 
 
 def invariance_flow(pair_df: pd.DataFrame, pretrained: str, finetuned: str) -> pd.DataFrame:
-    """Invariance Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i) (METHOD.md) per seed.
+    """Invariance Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i) (docs/method.md) per seed.
 
     Returned as :data:`tables.INVARIANCE_FLOW`. Rows i are pretrained layers, columns j
     finetuned layers; the diagonal is exactly 0. Positive values below the diagonal (j < i):
@@ -94,7 +94,7 @@ def invariance_flow(pair_df: pd.DataFrame, pretrained: str, finetuned: str) -> p
 
 
 def flow_matrix(flow: pd.DataFrame) -> pd.DataFrame:
-    """The seed-mean Invariance Flow matrix of one model pair (METHOD.md, "Invariance Flow").
+    """The seed-mean Invariance Flow matrix of one model pair (docs/method.md, "The study's metrics").
 
     M[i, j] = mean over seeds of Invariance Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i),
     read from the ``flow`` column of an :data:`tables.INVARIANCE_FLOW` table (as

@@ -1,4 +1,4 @@
-"""Representation inversion, the STIR recipe (METHOD.md, "Representation inversion").
+"""Representation inversion, the STIR recipe (docs/method.md, "Representation inversion").
 
 For model m, layer l and target images X, find X' with m_l(X') close to m_l(X):
 

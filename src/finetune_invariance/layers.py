@@ -1,4 +1,4 @@
-"""A model's layer representations (METHOD.md, "Models and layers").
+"""A model's layer representations (docs/method.md, "Models and layers").
 
 Every metric of the library looks at a model through :class:`LayeredModel`: layers are
 numbered ``0 .. num_layers - 1`` and each gives one flattened float32 vector per image.
@@ -34,7 +34,7 @@ class NonFiniteError(FloatingPointError):
 def check_images(images: torch.Tensor, name: str = "images", min_images: int = 1) -> None:
     """ValueError naming ``name`` unless ``images`` is a float32 tensor of >= ``min_images`` images in [0, 1].
 
-    The models clamp and normalise their input themselves (METHOD.md, "Models and layers"),
+    The models clamp and normalise their input themselves (docs/method.md, "Models and layers"),
     so uint8 pixels would be clamped to black and white without a word, and images already
     normalised would be clamped as well.
     """
@@ -144,7 +144,7 @@ def describe_nonfinite_parameters(model: nn.Module) -> str:
 def measuring(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and frozen parameters for the duration, restoring both afterwards.
 
-    Eval mode is part of the method (METHOD.md: "the model is in eval mode"); freezing the
+    Eval mode is part of the method (docs/method.md: "the model is in eval mode"); freezing the
     parameters keeps autograd from saving what only a weight gradient would need (about a
     third of an inversion's activation memory on ViT-B/32). Each submodule's own mode is
     restored, so a model that was partly in eval mode stays that way.
@@ -164,7 +164,7 @@ def measuring(model: nn.Module) -> Iterator[nn.Module]:
 
 
 class ViTLayers(LayeredModel):
-    """The D + 1 layers of a timm :class:`VisionTransformer` of depth D (METHOD.md layers).
+    """The D + 1 layers of a timm :class:`VisionTransformer` of depth D (docs/method.md, "Models and layers").
 
     ``normalization`` is the model's input step; by default
     ``InputNormalization(vit.pretrained_cfg["mean"], vit.pretrained_cfg["std"])``.

@@ -1,4 +1,4 @@
-"""Forgetting as a live training signal (METHOD.md, "The study's metrics").
+"""Forgetting as a live training signal (docs/method.md, "The study's metrics").
 
 Forgetting(l) = 1 - STIR(f_l | p_l) = 1 - CKA(f_l(X), f_l(X'_{p,l})), where X'_{p,l} are
 the inversions of the images X through layer l of the pretrained model p. Only p is
@@ -87,7 +87,7 @@ class ForgettingMonitor:
         ]
 
     def measure(self, model: torch.nn.Module, names: tuple[str, str] = ("pretrained", "finetuned")) -> pd.DataFrame:
-        """Forgetting(l) = 1 - STIR(f_l | p_l) of ``model`` (f) per (seed, layer), METHOD.md.
+        """Forgetting(l) = 1 - STIR(f_l | p_l) of ``model`` (f) per (seed, layer), docs/method.md.
 
         Returned as :data:`.tables.LAYER_METRICS` rows with metric 'forgetting', sorted by
         seed and layer; ``names`` fill its ``pretrained`` and ``finetuned`` columns.
@@ -195,7 +195,7 @@ def _selected(table: pd.DataFrame, layers: Iterable[int]) -> pd.Series:
 
 
 def forgetting_spread(table: pd.DataFrame, layers: Iterable[int]) -> float:
-    """Population std (ddof=0) of the seed-mean forgetting across ``layers`` (METHOD.md, Section 4.4).
+    """Population std (ddof=0) of the seed-mean forgetting across ``layers`` (docs/method.md, "The study's metrics").
 
     The statistic the paper correlates with robustness: its headline takes layers 2-12 of
     ViT-B/32's 0..12. For another depth D the study scales that selection

@@ -1,6 +1,6 @@
 """The input side every model of the study shares: images in [0, 1], clamped, normalised.
 
-METHOD.md puts the clamp and the mean/std normalisation inside the model's forward, so
+docs/method.md puts the clamp and the mean/std normalisation inside the model's forward, so
 inversion works in [0, 1] pixel space and the metrics see the same model the trainer
 trained.
 """

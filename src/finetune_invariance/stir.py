@@ -1,4 +1,4 @@
-"""STIR (METHOD.md, "STIR") and the per-pair similarity table.
+"""STIR (docs/method.md, "STIR") and the per-pair similarity table.
 
 STIR(m2 | m1, X) = CKA(m2(X), m2(X')), X' the inversions of X through m1: how much m2
 shares the invariances m1 has. The layer i of m1 used for inversion and the layer j of
@@ -89,7 +89,7 @@ def _check_reference_layers(inversions: Inversions, model: LayeredModel, name: s
 def stir_matrix(
     target: torch.nn.Module, images: torch.Tensor, inversions: Inversions, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> np.ndarray:
-    """S[a, j] = STIR(m2_j | m1_i) = CKA(m2_j(X), m2_j(X'_i)) with i = ``inversions.layers[a]`` (METHOD.md STIR).
+    """S[a, j] = STIR(m2_j | m1_i) = CKA(m2_j(X), m2_j(X'_i)) with i = ``inversions.layers[a]`` (docs/method.md STIR).
 
     ``target`` is m2; ``inversions`` are X' through the layers of m1 (any model) for the
     images X (n >= 2, float32 in [0, 1]). m2's representations of X are computed once,

@@ -6,7 +6,7 @@ the schema, and the README's results map is generated from the schemas (``python
 finetune_invariance.study.tables``), so the schema documented there and the one enforced
 here are the same object. The study's own tables are in :mod:`.study.tables`.
 
-Layers are numbered 0..depth as in METHOD.md: layer l < depth is the output of
+Layers are numbered 0..depth as in docs/method.md: layer l < depth is the output of
 transformer block l (all tokens, flattened), layer depth is the final normalised,
 pooled representation.
 """

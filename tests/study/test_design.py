@@ -100,6 +100,6 @@ def test_the_schemas_stir_defaults_are_the_inversion_recipes(repo_root):
     from finetune_invariance import inversion
 
     stir = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())["properties"]["stir"]["properties"]
-    assert stir["iterations"]["default"] == inversion.DEFAULT_ITERATIONS == 500  # METHOD.md: 500 in the authors' runs
+    assert stir["iterations"]["default"] == inversion.DEFAULT_ITERATIONS == 500  # docs/method.md: 500 in the authors' runs
     assert stir["step_size"]["default"] == inversion.DEFAULT_STEP_SIZE == 0.5
     assert stir["precision"]["default"] == "fp32"

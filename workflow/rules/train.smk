@@ -1,5 +1,5 @@
 """Training: each source's starting weights, and every run (analysed runs and the runs that
-pretrain a source; METHOD.md: scratch -> X classification is the same training as
+pretrain a source; docs/method.md: scratch -> X classification is the same training as
 pretraining on X, so it is trained once)."""
 
 

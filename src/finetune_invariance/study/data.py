@@ -3,7 +3,7 @@
 :func:`get_dataset` returns a torch ``Dataset`` of ``(image, label)``: image a float32
 C x H x W tensor in [0, 1] at the dataset's *native* resolution (:data:`.catalog.DATASETS`), label
 an ``int``. Resizing to the model's input size happens per batch, on the device, with
-:func:`resize_to_model` (METHOD.md: finetune datasets are upsampled to 224).
+:func:`resize_to_model` (docs/method.md: finetune datasets are upsampled to 224).
 
 Real datasets (torchvision classes, files under a configurable ``root``):
 

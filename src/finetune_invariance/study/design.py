@@ -70,7 +70,7 @@ class StudyDesign:
 
     def pretraining_run(self, source: str) -> Run | None:
         """The run that trains a ``pretrain:<dataset>`` source: classification of the dataset
-        from scratch (the same training as the run scratch -> dataset, METHOD.md), with the
+        from scratch (the same training as the run scratch -> dataset, docs/method.md), with the
         source's ``variant``; None for other sources."""
         weights = self.source_weights(source)
         if not weights.startswith("pretrain:"):

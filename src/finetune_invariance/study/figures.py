@@ -9,8 +9,8 @@ mean corrupted accuracy (:mod:`.robust_accuracy`) and the early-epoch correlatio
 (:func:`.hypotheses.early_epoch_correlation`). A line is a given mean and its band the
 given mean ± sd; nothing is averaged here.
 
-Figure numbers are the published paper's (the text copy in ``paper/`` numbers them from
-0). Each function writes ``<stem>.png`` and ``<stem>.pdf`` through :func:`save_figure`:
+Figure numbers are the published paper's (some text copies of it number them from 0).
+Each function writes ``<stem>.png`` and ``<stem>.pdf`` through :func:`save_figure`:
 
 ========================================  =====================================
 function                                  paper figure
@@ -31,7 +31,7 @@ analysed checkpoint ('best epoch 4', 'last epoch 5', from its ``table1_accuracy`
 the dynamics figures the checkpoint of every epoch. The dynamics, variants and early-epoch
 figures show the paper's headline hypothesis (:func:`.hypotheses.headline_hypothesis`),
 labelled with the layers it spans in this model. Layers are numbered 0..depth as in
-METHOD.md, layer ``depth`` being the pooled representation.
+docs/method.md, layer ``depth`` being the pooled representation.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ std, min or max) across a selection of layers of a per-layer combination of the 
 It is correlated (Pearson r, :mod:`.statistics`) across epochs with the mean corrupted
 accuracy (:func:`.robust_accuracy.mean_corrupted_accuracy`).
 
-The family (METHOD.md): layer selections x 4 combinations x 4 aggregates for the STIR
+The family (docs/method.md): layer selections x 4 combinations x 4 aggregates for the STIR
 metrics, x 4 aggregates for CKA divergence: 352 + 88 hypotheses for the paper's 13 layers.
 Which 22 selections the paper used is not listed; :func:`layer_selections` implements two
 readings (config ``robustness.layer_selections``):

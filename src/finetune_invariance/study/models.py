@@ -1,6 +1,6 @@
 """The study's models: a timm Vision Transformer backbone with a task head.
 
-METHOD.md, "Models and layers" and "Tasks": images in [0, 1] enter the model, which
+docs/method.md, "Models and layers" and "Tasks": images in [0, 1] enter the model, which
 clamps and normalises them (:class:`~finetune_invariance.preprocessing.InputNormalization`),
 runs a timm ``VisionTransformer`` without its classifier, and ends in
 
@@ -108,7 +108,7 @@ class ModelSpec:
 
 
 class PatchDecoder(nn.Module):
-    """Reconstruction head (METHOD.md "Tasks"; Hugging Face ``ViTForMaskedImageModeling``).
+    """Reconstruction head (docs/method.md "Tasks"; Hugging Face ``ViTForMaskedImageModeling``).
 
     Patch tokens (B x N x D, N = grid_h * grid_w, row-major) -> B x D x grid_h x grid_w ->
     1x1 conv to patch^2 * channels -> PixelShuffle(patch) -> B x channels x H x W.
@@ -165,7 +165,7 @@ class ImageModel(nn.Module):
         return self.head(tokens, (images.shape[-2] // patch_h, images.shape[-1] // patch_w))
 
     def layered(self) -> nn.Module:
-        """The model's layers 0..depth (METHOD.md) as a ``layers.ViTLayers`` module."""
+        """The model's layers 0..depth (docs/method.md) as a ``layers.ViTLayers`` module."""
         from ..layers import ViTLayers  # lazy: the metrics side is optional for training
 
         return ViTLayers(self.backbone, self.normalization)
@@ -176,7 +176,7 @@ def per_sample_loss(task: str, outputs: torch.Tensor, images: torch.Tensor, labe
 
     Classification: cross-entropy of the logits (nats). Reconstruction: mean absolute
     error between the output and the input image over all its pixels and channels, in
-    [0, 1] pixel units (METHOD.md "Tasks"). The batch mean is the training loss.
+    [0, 1] pixel units (docs/method.md "Tasks"). The batch mean is the training loss.
     """
     if task == "classification":
         return F.cross_entropy(outputs.float(), labels, reduction="none")

@@ -6,7 +6,7 @@ cifar10, cifar100, scratch; datasets cifar10, cifar100, eurosat, oxford_pets). A
 value is shown only beside the run it was measured on: the same source, dataset and task,
 with the default hyperparameters (never beside a variant).
 
-The paper numbers layers 0..12 for its ViT-B/32 (depth 12, METHOD.md). For a model of
+The paper numbers layers 0..12 for its ViT-B/32 (depth 12, docs/method.md). For a model of
 another depth D, a layer number l of the paper maps to ``round(l * D / 12)``
 (:func:`scaled_layer`), and a selection of the k first (last) of the selectable layers
 1..12 to the ``round(k * D / 12)`` first (last) of 1..D (:func:`scaled_count`), so the

@@ -1,6 +1,6 @@
 """Finetuning / pretraining loop with checkpoints and exact resume.
 
-METHOD.md "Training": SGD, cosine learning-rate schedule with linear warm-up (per
+docs/method.md "Training": SGD, cosine learning-rate schedule with linear warm-up (per
 optimizer step), gradient clipping, 100 epochs; the authors' scripts use batch 256,
 lr 1e-3, 100 warm-up steps and clipping at 1.0 — the :class:`TrainConfig` defaults, which
 are the config schema's (``workflow/schemas/config.schema.yaml``; a test keeps them equal).
@@ -64,7 +64,7 @@ RESUME_FORMAT_VERSION = 2
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training hyperparameters; defaults are the authors' (METHOD.md "Training").
+    """Training hyperparameters; defaults are the authors' (docs/method.md "Training").
 
     ``epochs``: epochs trained. ``schedule_epochs``: the length of the cosine schedule in
     epochs (None: ``epochs``); a run with ``epochs`` < ``schedule_epochs`` is the first

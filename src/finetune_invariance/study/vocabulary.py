@@ -27,7 +27,7 @@ SCRATCH = "scratch"
 #: The variant that changes nothing: the paper's hyperparameters.
 DEFAULT_VARIANT = "default"
 
-#: Per-layer metrics of a (pretrained, finetuned) pair (METHOD.md "The study's metrics").
+#: Per-layer metrics of a (pretrained, finetuned) pair (docs/method.md "The study's metrics").
 METRICS = ("forgetting", "learning", "cka_divergence")
 
 #: The uncorrupted test sample in robust-accuracy tables, and its severity.
