@@ -40,3 +40,46 @@ def test_files_get_the_umask_mode_not_the_temporary_files_private_one(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "shared.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "private.txt").stat().st_mode) == 0o600
+
+
+def _safetensors(tmp):
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"weights": torch.zeros(3)}, tmp)
+
+
+def _numpy(tmp):
+    import numpy as np
+
+    np.savez(tmp, images=np.zeros((2, 2), dtype=np.uint8))
+
+
+def _pandas(tmp):
+    import pandas as pd
+
+    pd.DataFrame({"value": [1.0, 2.0]}).to_parquet(tmp)
+
+
+def _matplotlib(tmp):
+    from matplotlib.figure import Figure
+
+    Figure().savefig(tmp, format="pdf")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+@pytest.mark.parametrize(
+    "writer, suffix", [(_safetensors, ".tmp"), (_numpy, ".npz"), (_pandas, ".tmp"), (_matplotlib, ".tmp")]
+)
+def test_the_mode_is_the_umasks_whatever_the_writer_does_to_the_temporary_file(tmp_path, writer, suffix, umask, mode):
+    # safetensors writes its own temporary file and renames it over the path it is given,
+    # so a mode set on that path before the writer ran is lost.
+    target = tmp_path / "result.bin"
+    old = os.umask(umask)
+    try:
+        with atomic_path(target, suffix=suffix) as tmp:
+            writer(tmp)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == mode
+    assert target.stat().st_size > 0

@@ -3,7 +3,9 @@
 Every table, checkpoint, inversion and data file of the study is written this way, so a
 job killed at any moment never leaves a file that looks complete. The file gets the mode
 a plain ``open(path, "w")`` would give it (0666 less the umask), not the temporary file's
-private 0600, so colleagues sharing a results folder can read it.
+private 0600, so colleagues sharing a results folder can read it. The mode is set once the
+writer has finished: some writers (safetensors) replace the temporary file with their own,
+which would drop a mode set before.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
-    os.chmod(tmp, _new_file_mode())
     try:
         yield Path(tmp)
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

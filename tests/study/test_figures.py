@@ -449,3 +449,15 @@ def test_save_figure_requires_png_and_leaves_global_style_alone(tmp_path):
     assert (mpl.rcParams["axes.facecolor"], mpl.rcParams["savefig.dpi"]) == before
     with pytest.raises(ValueError, match=r"must end in \.png"):
         figures.save_figure(Figure(), tmp_path / "c.pdf")
+
+
+def test_the_same_figure_gives_the_same_bytes_in_two_runs(tmp_path, monkeypatch):
+    metrics, table1 = task_setting()
+    first, second = tmp_path / "first" / "f.png", tmp_path / "second" / "f.png"
+    figures.plot_cka_divergence_by_task(profiles_of(metrics, table1), table1, first)
+    # The PDF writer dates its file from the clock unless told otherwise; a later "now" must not show.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000000000")
+    figures.plot_cka_divergence_by_task(profiles_of(metrics, table1), table1, second)
+    for suffix in (".png", ".pdf"):
+        assert first.with_suffix(suffix).read_bytes() == second.with_suffix(suffix).read_bytes(), suffix
+    assert sorted(p.name for p in first.parent.iterdir()) == ["f.pdf", "f.png"]  # no temporary left

@@ -54,6 +54,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from ..atomic import atomic_path
 from .hypotheses import Hypothesis
 from .paper import HEADLINE
 from .tables import EARLY_EPOCH_CORRELATION, NAMED_HYPOTHESES, TABLE1, TableSchema, conform
@@ -168,16 +169,24 @@ def _categorical_palette(names: Sequence[str]) -> dict[str, Colour]:
     return dict(zip(names, colours))
 
 
+#: Metadata that would make the same figure give other bytes in another run: the PDF's
+#: creation date (the PNG writer stores none).
+_UNDATED = {"pdf": {"CreationDate": None}, "png": {}}
+
+
 def save_figure(fig: Figure, png_path: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``<stem>.png`` (150 dpi) and ``<stem>.pdf`` beside it, creating folders; close ``fig``."""
+    """Write ``<stem>.png`` (150 dpi) and ``<stem>.pdf`` beside it, creating folders; close ``fig``.
+
+    Each file is written atomically and without a date, so the same figure gives the same bytes.
+    """
     png = Path(png_path)
     if png.suffix.lower() != ".png":
         raise ValueError(f"figure path {png} must end in .png (the PDF is written beside it)")
-    png.parent.mkdir(parents=True, exist_ok=True)
     pdf = png.with_suffix(".pdf")
     try:
-        fig.savefig(png, dpi=PNG_DPI, bbox_inches="tight")
-        fig.savefig(pdf, bbox_inches="tight")
+        for path, kind in ((png, "png"), (pdf, "pdf")):
+            with atomic_path(path, suffix=f".{kind}") as tmp:
+                fig.savefig(tmp, format=kind, dpi=PNG_DPI, bbox_inches="tight", metadata=_UNDATED[kind])
     finally:
         plt.close(fig)  # a no-op for figures pyplot does not manage
     return png, pdf
