@@ -13,7 +13,7 @@ only (jobs and work per rule), which needs no timing.
 What is timed (ViT-B/32 at 224 px, random weights and images: the cost does not depend
 on their values):
 - training: ``training.train_step`` at batch 256 on CIFAR-sized images upsampled on the
-  device, bf16 autocast; evaluation: a forward at batch 256;
+  device, in the config's training precision; evaluation: a bf16 forward at batch 256;
 - inversion: ``inversion.invert`` of all 13 layers for n = 500 images in the config's
   precision (s/step from two runs of different lengths, so set-up is not counted);
 - the rest of a STIR job: ``stir.pair_similarity`` of two models with stored inversions.
@@ -89,7 +89,7 @@ def measure(config: dict, device: torch.device, steps: int) -> dict[str, float]:
     images = torch.rand(batch, 3, 32, 32, device=device)
     labels = torch.randint(0, 100, (batch,), device=device)
     costs = {}
-    with training_environment(device, deterministic=False):
+    with training_environment(device, deterministic=False, precision=train_config.precision):
         costs["training_image"] = best_time(
             lambda: [train_step(model, model, optimizer, images, labels, 1e-3, train_config, (size, size)) for _ in range(steps)], device
         ) / (steps * batch)

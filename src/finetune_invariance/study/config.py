@@ -84,6 +84,11 @@ def _check_references(config: dict[str, Any]) -> None:
                 )
         elif "variant" in entry:
             raise ConfigError(f"config key 'sources.{name}.variant': only 'pretrain:' sources are trained")
+        if "sha256" in entry and not weights.startswith(("url:", "file:")):
+            raise ConfigError(
+                f"config key 'sources.{name}.sha256': a checksum of a 'url:' or 'file:' weights file, "
+                f"but the source's weights are '{weights}'"
+            )
     if sources.get(SCRATCH, {"weights": SCRATCH})["weights"] != SCRATCH:
         raise ConfigError(f"config key 'sources.{SCRATCH}.weights': the name '{SCRATCH}' means random initialisation")
     for i, block in enumerate(config["finetune_runs"]):
