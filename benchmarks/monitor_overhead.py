@@ -111,7 +111,7 @@ def random_inversions(layers: int, n: int, size: int, seed: int, device: torch.d
 
 def epoch_seconds(model, setting: Setting, batch: int, steps: int, device: torch.device) -> tuple[float, str]:
     """Seconds per training epoch and how they were obtained."""
-    config = TrainConfig(batch_size=setting.batch, optimizer=setting.optimizer)  # bf16 autocast on CUDA only
+    config = TrainConfig(batch_size=setting.batch, optimizer=setting.optimizer, precision="bf16")  # CUDA only
     optimizer = build_optimizer(model, config)
     images = torch.rand(batch, 3, setting.native_size, setting.native_size, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
@@ -120,7 +120,7 @@ def epoch_seconds(model, setting: Setting, batch: int, steps: int, device: torch
         train_step(model, model, optimizer, images, labels, config.lr, config, model.image_size)
 
     model.train()
-    with training_environment(device, deterministic=False):
+    with training_environment(device, deterministic=False, precision=config.precision):
         for _ in range(2):  # allocator, autotuning
             step()
         seconds = timed(lambda: [step() for _ in range(steps)], device)

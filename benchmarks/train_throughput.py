@@ -6,8 +6,8 @@ not measured. FLOPs per step are counted once with ``torch.utils.flop_counter``
 (forward + backward matmuls, convolutions and attention); model FLOP utilisation (MFU)
 = FLOPs per step x steps/s / peak FLOP/s of the device. Peak: on CPU a measured float32
 matmul (so MFU is relative to what this machine's BLAS reaches with these threads); on
-CUDA the datasheet dense peak of known cards (bf16, or TF32 for fp32 runs) when the
-card is recognised, else a measured matmul.
+CUDA the datasheet dense peak of known cards in the run's precision when the card is
+recognised, else a measured matmul.
 
 Default: a tiny ViT (patch 8, width 64, depth 6) on 32 px images on one CPU thread, well
 under a minute. Paper scale on a GPU (CIFAR images upsampled 32 -> 224 on the device):
@@ -43,7 +43,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocator, autotuning, compile)")
     parser.add_argument("--task", default="classification", choices=["classification", "reconstruction"])
-    parser.add_argument("--dtype", default=None, choices=["bf16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU")
+    parser.add_argument(
+        "--dtype", default=None, choices=["bf16", "tf32", "fp32"], help="the trainer's precision (default: bf16 on CUDA, fp32 on CPU)"
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
@@ -62,13 +64,13 @@ def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
-    bf16 = (args.dtype or ("bf16" if device.type == "cuda" else "fp32")) == "bf16"
-    if bf16 and device.type != "cuda":
-        raise SystemExit("--dtype bf16: the trainer's bf16 autocast is CUDA-only; use --dtype fp32 on CPU")
+    precision = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
+    if precision != "fp32" and device.type != "cuda":
+        raise SystemExit(f"--dtype {precision}: the trainer's {precision} is CUDA-only; use --dtype fp32 on CPU")
     native = args.native_size or args.image_size
 
     model = build_model(model_spec(args.model, args.image_size), args.task, num_classes=10).to(device).train()
-    config = TrainConfig(batch_size=args.batch, bf16=bf16, compile=args.compile)
+    config = TrainConfig(batch_size=args.batch, precision=precision, compile=args.compile)
     optimizer = build_optimizer(model, config)
     forward = torch.compile(model) if args.compile else model
     images = torch.rand(args.batch, 3, native, native, device=device)
@@ -78,7 +80,7 @@ def main() -> None:
     def step() -> torch.Tensor:
         return train_step(model, forward, optimizer, images, labels, config.lr, config, size)
 
-    with training_environment(device, deterministic=False):
+    with training_environment(device, deterministic=False, precision=precision):
         for _ in range(args.warmup):
             step()
         with FlopCounterMode(display=False) as counter:
@@ -90,7 +92,7 @@ def main() -> None:
             loss = step()
         loss.item()  # waits for the device
         seconds = time.perf_counter() - start
-        peak, peak_source = device_peak(device, "bf16" if bf16 else ("tf32" if device.type == "cuda" else "fp32"))
+        peak, peak_source = device_peak(device, precision)
 
     images_per_s = args.batch * args.steps / seconds
     achieved = flops_per_step * args.steps / seconds
@@ -100,7 +102,7 @@ def main() -> None:
     )
     print(f"model: {model.spec.name} {model.spec.overrides}, {params / 1e6:.2f} M parameters, task {args.task}")
     print(
-        f"batch {args.batch} at {native} px -> {args.image_size} px, {'bf16 autocast' if bf16 else 'fp32'}"
+        f"batch {args.batch} at {native} px -> {args.image_size} px, {precision}"
         f"{', compiled' if args.compile else ''}, {args.steps} timed steps"
     )
     print(f"FLOPs per image (forward + backward): {flops_per_step / args.batch / 1e9:.3f} GFLOP")

@@ -16,7 +16,8 @@ from finetune_invariance.study.data import get_dataset
 from finetune_invariance.inversion import Inversions, invert
 from finetune_invariance.study.models import ModelSpec, build_model, load_checkpoint
 from finetune_invariance.stir import pair_similarity
-from finetune_invariance.study.training import TrainConfig, evaluate, train
+from finetune_invariance.study.evaluation import evaluate
+from finetune_invariance.study.training import TrainConfig, train
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 SPEC = ModelSpec(

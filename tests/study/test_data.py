@@ -1,5 +1,6 @@
 """Datasets through get_dataset (generated and torchvision formats written by the tests),
-augmentation, resizing and the seeded image draw."""
+augmentations (the authors' against their torchvision pipeline), resizing and the seeded
+image draw."""
 
 import pickle
 
@@ -124,7 +125,9 @@ def test_eurosat_fixed_stratified_80_20_split(tmp_path):
     assert list(data.get_dataset("eurosat", "test", tmp_path).indices) == list(test.indices)  # fixed
 
 
-def test_oxford_pets_resized_to_224_with_official_labels(tmp_path):
+def _write_pets(tmp_path):
+    """Three Pets images of other sizes and aspect ratios (one patterned), with the official
+    annotation files; returns the image folder."""
     base = tmp_path / "oxford-iiit-pet"
     (base / "images").mkdir(parents=True)
     (base / "annotations" / "trimaps").mkdir(parents=True)
@@ -134,6 +137,11 @@ def test_oxford_pets_resized_to_224_with_official_labels(tmp_path):
         Image.fromarray(np.full((h, w, 3), 128, dtype=np.uint8)).save(base / "images" / f"{stem}.jpg")
     for split, rows in lines.items():
         (base / "annotations" / f"{split}.txt").write_text("\n".join(rows) + "\n")
+    return base / "images"
+
+
+def test_oxford_pets_resized_to_224_with_official_labels(tmp_path):
+    _write_pets(tmp_path)
     train = data.get_dataset("oxford_pets", "train", tmp_path)
     test = data.get_dataset("oxford_pets", "test", tmp_path)
     assert len(train) == 2 and len(test) == 1
@@ -144,12 +152,74 @@ def test_oxford_pets_resized_to_224_with_official_labels(tmp_path):
     assert [train[0][1], train[1][1], test[0][1]] == [0, 1, 1]  # 1-based class ids -> 0-based
 
 
+def test_oxford_pets_are_loaded_as_the_authors_test_transform_keeping_the_aspect_ratio(tmp_path):
+    import torchvision.transforms as T
+
+    images = _write_pets(tmp_path)
+    stripes = np.zeros((500, 300, 3), dtype=np.uint8)  # rows of 0 and 250 every 50 pixels
+    stripes[(np.arange(500) // 50) % 2 == 1] = 250
+    Image.fromarray(stripes).save(images / "beagle_2.jpg", quality=100)
+    authors_test = T.Compose([T.Resize(224), T.CenterCrop(224), T.ToTensor()])  # their TEST_TRANSFORMS_DEFAULT(224)
+    expected = authors_test(Image.open(images / "beagle_2.jpg").convert("RGB"))
+    assert torch.equal(data.get_dataset("oxford_pets", "train", tmp_path)[1][0], expected)
+    # Aspect ratio kept: 500 x 300 -> 373 x 224, whose centre rows hold 224 / (50 * 224 / 300) = 6 stripes.
+    column = expected[0, :, 112]
+    assert int((column[1:] - column[:-1]).abs().gt(0.5).sum()) in (5, 6)
+
+
 # --- augmentation -------------------------------------------------------------------------
+
+
+def authors_transfer_pipeline(size):
+    """The authors' training transform, as their deep-learning-base writes it
+    (TRAIN_TRANSFORMS_TRANSFER_DEFAULT), with torchvision's classic API on PIL images."""
+    import torchvision.transforms as T
+
+    return T.Compose(
+        [T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ColorJitter(0.25, 0.25, 0.25), T.RandomRotation(2), T.ToTensor()]
+    )
+
+
+def test_the_authors_augmentation_is_their_torchvision_pipeline_on_the_decoded_image(shapes_root, tmp_path, monkeypatch):
+    import torchvision.datasets.cifar
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: True)
+    cifar = _write_cifar10(tmp_path, np.random.default_rng(1))
+    pets = _write_pets(tmp_path)
+    with np.load(shapes_root / "shapes" / "train.npz") as f:
+        shapes = f["images"]
+    originals = {
+        "shapes": lambda i: Image.fromarray(shapes[i]),
+        "cifar10": lambda i: Image.fromarray(cifar["data_batch_1"][0][i].reshape(3, 32, 32).transpose(1, 2, 0)),
+        "oxford_pets": lambda i: Image.open(pets / ("Abyssinian_1.jpg", "beagle_2.jpg")[i]).convert("RGB"),
+    }
+    for name, original in originals.items():
+        root = shapes_root if name == "shapes" else tmp_path
+        plain = data.get_dataset(name, "train", root)
+        augmented = data.get_dataset(name, "train", root, augment="authors", image_size=64)
+        for i in range(2):
+            for seed in (0, 1):
+                torch.manual_seed(seed)
+                image, label = augmented[i]
+                torch.manual_seed(seed)
+                assert torch.equal(image, authors_transfer_pipeline(64)(original(i))), (name, i, seed)
+                assert image.shape == (3, 64, 64) and label == plain[i][1]
+    torch.manual_seed(0)
+    first = augmented[0][0]
+    assert not torch.equal(first, augmented[0][0])  # a fresh draw each time
+
+
+def test_augment_names_the_choices_and_the_old_spelling(shapes_root):
+    with pytest.raises(ValueError, match=r"augment must be one of \['none', 'crop_flip', 'authors'\].*true is now 'crop_flip'"):
+        data.get_dataset("shapes", "train", shapes_root, augment=True)
+    with pytest.raises(ValueError, match="give image_size"):
+        data.get_dataset("shapes", "train", shapes_root, augment="authors")
+
 
 
 def test_augmentation_is_a_padded_shift_and_optional_flip(shapes_root):
     plain = data.get_dataset("shapes", "train", shapes_root)
-    augmented = data.get_dataset("shapes", "train", shapes_root, augment=True)
+    augmented = data.get_dataset("shapes", "train", shapes_root, augment="crop_flip")
     torch.manual_seed(0)
     for i in range(6):
         original, label = plain[i]

@@ -84,6 +84,43 @@ def test_a_variant_overrides_the_finetune_hyperparameters():
     assert default["batch_size"] == 256 and default["image_size"] == 224  # schema defaults, model's size
 
 
+def test_a_source_sets_weight_decay_and_warmup_of_its_runs_under_their_variant():
+    sources = {
+        "pre": {"weights": "pretrain:pre", "finetune": {"weight_decay": 5e-4}},
+        "b": {"weights": "pretrain:b"},
+        "scratch": {"weights": "scratch", "finetune": {"weight_decay": 1e-3, "warmup_steps": 7}},
+    }
+    variants = {"default": {}, "slow": {"lr": 0.01, "epochs": 3, "schedule_epochs": 4, "weight_decay": 0.0}}
+    study = design(sources=sources, variants=variants)
+    from_pre = study.training(Run("pre", "a", "classification"))
+    assert (from_pre["weight_decay"], from_pre["warmup_steps"]) == (5e-4, 100)  # 100: the schema's default
+    pretraining = study.training(study.pretraining_run("pre"))  # a run from scratch
+    assert (pretraining["weight_decay"], pretraining["warmup_steps"]) == (1e-3, 7)
+    assert study.training(Run("pre", "a", "classification", "slow"))["weight_decay"] == 0.0
+
+
+def test_the_old_boolean_augmentation_still_means_what_it_meant():
+    assert design(finetune={"augment": False}).training(Run("pre", "a", "classification"))["augment"] == "none"
+    assert design(finetune={"augment": True}).training(Run("pre", "a", "classification"))["augment"] == "crop_flip"
+    assert design().training(Run("pre", "a", "classification"))["augment"] == "authors"  # the schema's default
+
+
+def test_a_source_model_carries_the_pinned_checksum_of_its_weights_file():
+    sources = {
+        "web": {"weights": "url:https://example.org/B_32.npz", "sha256": "ab" * 32},
+        "pre": {"weights": "pretrain:pre"},
+        "scratch": {"weights": "scratch"},
+    }
+    study = design(sources=sources)
+    assert study.source_model("web") == {
+        "name": "vit_tiny_patch16_224",
+        "overrides": {},
+        "weights": "url:https://example.org/B_32.npz",
+        "sha256": "ab" * 32,
+    }
+    assert "sha256" not in study.source_model("scratch")
+
+
 def test_variant_groups_are_the_dynamics_settings_with_several_variants():
     assert design().variant_groups() == {("pre", "a", "classification"): ["default", "slow"]}
 

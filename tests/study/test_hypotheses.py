@@ -15,6 +15,7 @@ from finetune_invariance.study.hypotheses import (
     Hypothesis,
     LayerSelection,
     correlate_hypotheses,
+    correlated_epochs,
     early_epoch_correlation,
     headline_hypothesis,
     hypothesis_family,
@@ -235,6 +236,16 @@ def test_correlated_epochs_can_be_chosen(planted):
     assert result.loc[PLANTED, "n_epochs"] == 10
     with_start = correlate_hypotheses(*planted, epochs=range(0, 26)).set_index("hypothesis")
     assert with_start.loc[PLANTED, "r"] < 0.999  # the off-line epoch-0 point breaks the planted line
+
+
+def test_the_configured_epochs_all_through_best_or_the_first_n():
+    assert correlated_epochs("all", 83, 100) is None
+    assert correlated_epochs("through_best", 83, 100) == range(1, 84)  # the paper's CIFAR10 p implies 83
+    assert correlated_epochs(48, 78, 100) == range(1, 49)  # its CIFAR100 p implies 48; the best epoch is 78
+    assert correlated_epochs(48, 12, 20) == range(1, 21)  # a 20-epoch variant: all its epochs
+    for bad in ("best", 2, True, 48.0):
+        with pytest.raises(ValueError, match="'all', 'through_best' or an integer >= 3"):
+            correlated_epochs(bad, 10, 20)
 
 
 def test_named_hypotheses_outside_the_all_layers_family_are_still_reported(planted):

@@ -1,7 +1,9 @@
 """Models: every weight source, both task heads, and the errors a config typo produces."""
 
+import hashlib
 import math
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -11,8 +13,10 @@ from finetune_invariance.study.checkpoints import save_checkpoint
 from finetune_invariance.study.models import (
     ModelSpec,
     PatchDecoder,
+    WeightsFileError,
     WeightsUnavailableError,
     build_model,
+    load_checkpoint,
     per_sample_loss,
 )
 
@@ -204,10 +208,22 @@ def test_non_vit_model_is_refused():
         build_model(ModelSpec("resnet18"), "classification", 10)
 
 
-@pytest.mark.parametrize("weights", ["imagenet", "timm:", "scratch:x", "url:http://x"])
+@pytest.mark.parametrize("weights", ["imagenet", "timm:", "scratch:x", "url:", "http://x"])
 def test_malformed_weights_string(weights):
     with pytest.raises(ValueError, match="ModelSpec.weights must be"):
         ModelSpec(NAME, TINY, weights)
+
+
+def test_a_patch_size_that_does_not_tile_the_image_is_refused():
+    with pytest.raises(ValueError, match=r"patch size \(8, 8\) does not tile the image size \(36, 36\)"):
+        build_model(tiny(img_size=36), "classification", 2)
+
+
+def test_a_checksum_belongs_to_a_weights_file():
+    with pytest.raises(ValueError, match="sha256 checks a 'url:' or 'file:' weights file"):
+        ModelSpec(NAME, TINY, "scratch", sha256="0" * 64)
+    with pytest.raises(ValueError, match="64 lowercase hex digits"):
+        ModelSpec(NAME, TINY, "file:/w.npz", sha256="ABC")
 
 
 def test_task_and_num_classes_are_checked():
@@ -220,7 +236,115 @@ def test_task_and_num_classes_are_checked():
 
 
 def test_spec_round_trips_through_a_dict():
-    spec = ModelSpec(NAME, TINY, "file:/w.safetensors", (0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
+    spec = ModelSpec(NAME, TINY, "file:/w.safetensors", (0.5, 0.5, 0.5), (0.2, 0.2, 0.2), "0" * 64)
     assert ModelSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError, match=r"unknown ModelSpec fields \['colour'\]"):
         ModelSpec.from_dict({**spec.to_dict(), "colour": 1})
+
+
+# --- the authors' AugReg checkpoint: an original ViT .npz -----------------------------------
+
+
+def write_augreg_npz(path, seed=0, width=32, depth=2, heads=2, patch=8, grid=4, mlp=128):
+    """A checkpoint in the layout of the original ViT / AugReg ``.npz`` files (the authors'
+    ``B_32-i1k-...npz``): Flax parameter paths, kernels (in, out), patch kernel HWIO,
+    attention kernels split by head, a 1000-class head. Returns the arrays."""
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape):
+        return rng.normal(size=shape).astype(np.float32)
+
+    head_dim = width // heads
+    arrays = {
+        "embedding/kernel": normal(patch, patch, 3, width),
+        "embedding/bias": normal(width),
+        "cls": normal(1, 1, width),
+        "Transformer/posembed_input/pos_embedding": normal(1, 1 + grid * grid, width),
+        "Transformer/encoder_norm/scale": normal(width),
+        "Transformer/encoder_norm/bias": normal(width),
+        "head/kernel": normal(width, 1000),
+        "head/bias": normal(1000),
+    }
+    for i in range(depth):
+        block = f"Transformer/encoderblock_{i}/"
+        for norm in ("LayerNorm_0", "LayerNorm_2"):
+            arrays[f"{block}{norm}/scale"], arrays[f"{block}{norm}/bias"] = normal(width), normal(width)
+        for name in ("query", "key", "value"):
+            arrays[f"{block}MultiHeadDotProductAttention_1/{name}/kernel"] = normal(width, heads, head_dim)
+            arrays[f"{block}MultiHeadDotProductAttention_1/{name}/bias"] = normal(heads, head_dim)
+        arrays[f"{block}MultiHeadDotProductAttention_1/out/kernel"] = normal(heads, head_dim, width)
+        arrays[f"{block}MultiHeadDotProductAttention_1/out/bias"] = normal(width)
+        arrays[f"{block}MlpBlock_3/Dense_0/kernel"], arrays[f"{block}MlpBlock_3/Dense_0/bias"] = normal(width, mlp), normal(mlp)
+        arrays[f"{block}MlpBlock_3/Dense_1/kernel"], arrays[f"{block}MlpBlock_3/Dense_1/bias"] = normal(mlp, width), normal(width)
+    np.savez(path, **arrays)
+    return {key: torch.from_numpy(value) for key, value in arrays.items()}
+
+
+def test_an_augreg_npz_lands_where_the_flax_layout_and_timms_loader_put_it(tmp_path):
+    path = tmp_path / "B_tiny-i1k.npz"
+    w = write_augreg_npz(path)
+    model = build_model(tiny(f"file:{path}"), "classification", 3, seed=0)
+    vit = model.backbone
+    # The Flax layout, written out: a patch kernel (h, w, in, out) is a convolution; Dense
+    # kernels (in, out) act as x @ kernel; attention kernels (in, heads, head_dim).
+    assert torch.equal(vit.patch_embed.proj.weight, w["embedding/kernel"].permute(3, 2, 0, 1))
+    assert torch.equal(vit.patch_embed.proj.bias, w["embedding/bias"])
+    assert torch.equal(vit.cls_token, w["cls"]) and torch.equal(vit.pos_embed, w["Transformer/posembed_input/pos_embedding"])
+    assert torch.equal(vit.norm.weight, w["Transformer/encoder_norm/scale"])
+    x = torch.randn(5, 32)
+    for i, block in enumerate(vit.blocks):
+        prefix = f"Transformer/encoderblock_{i}/"
+        attention = prefix + "MultiHeadDotProductAttention_1/"
+        assert torch.equal(block.norm1.weight, w[prefix + "LayerNorm_0/scale"])
+        assert torch.equal(block.norm2.bias, w[prefix + "LayerNorm_2/bias"])
+        flax_qkv = [
+            torch.einsum("nd,dhk->nhk", x, w[f"{attention}{name}/kernel"]) + w[f"{attention}{name}/bias"]
+            for name in ("query", "key", "value")
+        ]
+        assert torch.allclose(block.attn.qkv(x), torch.cat([t.flatten(1) for t in flax_qkv], dim=1), atol=1e-5)
+        heads = torch.randn(5, 2, 16)
+        flax_out = torch.einsum("nhk,hkd->nd", heads, w[attention + "out/kernel"]) + w[attention + "out/bias"]
+        assert torch.allclose(block.attn.proj(heads.flatten(1)), flax_out, atol=1e-5)
+        dense = prefix + "MlpBlock_3/Dense_0/"
+        assert torch.allclose(block.mlp.fc1(x), x @ w[dense + "kernel"] + w[dense + "bias"], atol=1e-5)
+    # timm's own loader puts every weight in the same place.
+    reference = timm.create_model(NAME, pretrained=False, num_classes=0, **TINY)
+    reference.load_pretrained(str(path))
+    assert_same_tensors(backbone_state(model), reference.state_dict())
+    assert model.spec.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_url_weights_are_downloaded_once_and_checked_against_their_sha256(tmp_path, monkeypatch):
+    published = tmp_path / "bucket" / "B_tiny-i1k.npz"
+    published.parent.mkdir()
+    write_augreg_npz(published)
+    digest = hashlib.sha256(published.read_bytes()).hexdigest()
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    url = published.as_uri()  # urllib serves file:// like https://
+
+    model = build_model(tiny(f"url:{url}"), "classification", 3, seed=0)
+    cached = tmp_path / "hub" / "checkpoints" / "B_tiny-i1k.npz"
+    assert cached.read_bytes() == published.read_bytes()
+    assert model.spec.weights == f"url:{url}" and model.spec.sha256 == digest  # recorded on the first download
+    published.unlink()  # a second build reads the cache
+    pinned = build_model(ModelSpec(NAME, TINY, f"url:{url}", sha256=digest), "classification", 3, seed=0)
+    assert_same_tensors(backbone_state(pinned), backbone_state(model))
+
+    with pytest.raises(WeightsFileError, match=rf"{cached} has SHA-256 {digest}, expected {'1' * 64}.*delete"):
+        build_model(ModelSpec(NAME, TINY, f"url:{url}", sha256="1" * 64), "classification", 3)
+    cached.unlink()
+    with pytest.raises(WeightsUnavailableError, match=r"could not download weights .*file:<path>"):
+        build_model(tiny(f"url:{url}"), "classification", 3)
+
+
+def test_a_checkpoint_of_url_weights_keeps_their_provenance_and_loads_without_them(tmp_path, monkeypatch):
+    published = tmp_path / "B_tiny-i1k.npz"
+    write_augreg_npz(published)
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    model = build_model(tiny(f"url:{published.as_uri()}"), "classification", 3, seed=0)
+    path = save_checkpoint(tmp_path / "source.safetensors", model, {})
+    published.unlink()
+    (tmp_path / "hub" / "checkpoints" / "B_tiny-i1k.npz").unlink()
+    loaded, _ = load_checkpoint(path)
+    assert loaded.spec == model.spec
+    assert_same_tensors(loaded.state_dict(), model.state_dict())

@@ -1,5 +1,6 @@
-"""Training: the schedule's closed form, learning on tiny data, checkpoints, exact resume
-after a kill, and evaluation against hand-computed metrics."""
+"""Training: the schedule's closed form, the optimizer's weight decay, learning on tiny
+data, checkpoints, exact resume after a kill (the same weights, history and bytes), and
+evaluation against hand-computed metrics."""
 
 import math
 import os
@@ -15,23 +16,17 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from finetune_invariance.study import data, synthetic
+from finetune_invariance.study.evaluation import evaluate
+from finetune_invariance.study.history import best_epoch
 from finetune_invariance.study.models import ModelSpec, build_model, load_checkpoint
+from finetune_invariance.study.run_folder import OLD_RESUME_FILE, RESUME_FILE, monitor_table, verified_checkpoint
 from finetune_invariance.study.tables import TRAINING_HISTORY, conform, read_table
-from finetune_invariance.study.training import (
-    RESUME_FILE,
-    TrainConfig,
-    best_epoch,
-    evaluate,
-    learning_rate,
-    monitor_table,
-    train,
-    verified_checkpoint,
-)
+from finetune_invariance.study.training import MonitorSchedule, TrainConfig, build_optimizer, learning_rate, train
 
 TINY = ModelSpec("vit_tiny_patch16_224", dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2))
 # The configuration of the kill-and-resume test: SGD momentum (optimizer state matters),
 # augmentation (per-epoch RNG matters), warm-up crossing an epoch boundary.
-RESUME_CONFIG = TrainConfig(epochs=4, batch_size=16, lr=0.05, warmup_steps=3, augment=True, seed=7)
+RESUME_CONFIG = TrainConfig(epochs=4, batch_size=16, lr=0.05, warmup_steps=3, augment="crop_flip", seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +73,7 @@ def test_config_defaults_are_the_authors_and_bad_values_fail():
         1.0,
         "sgd",
     )
+    assert (config.augment, config.precision) == ("authors", "fp32")
     assert config.schedule_length == 100 and TrainConfig(epochs=20, schedule_epochs=100).schedule_length == 100
     with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
         TrainConfig(optimizer="lamb")
@@ -87,6 +83,63 @@ def test_config_defaults_are_the_authors_and_bad_values_fail():
         TrainConfig(epochs=20, schedule_epochs=10)
     with pytest.raises(ValueError, match="grad_clip must be > 0, or None for no clipping"):
         TrainConfig(grad_clip=0.0)
+    with pytest.raises(ValueError, match=r"augment must be one of \['none', 'crop_flip', 'authors'\], got True"):
+        TrainConfig(augment=True)
+    with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'tf32', 'bf16'\]"):
+        TrainConfig(precision="fp16")
+
+
+# --- the optimizer ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weight_decay_reaches_every_parameter(optimizer):
+    """The authors' optimizer decays all parameters (biases, norms, tokens included): with a
+    zero loss gradient the gradient is g = wd * p, so SGD's first step (momentum buffer = g)
+    is lr * g and Adam's (bias-corrected moments g and g^2) is lr * g / (|g| + eps)."""
+    model = build_model(TINY, "classification", 8, seed=0)
+    config = TrainConfig(optimizer=optimizer, lr=0.1, weight_decay=0.01)
+    opt = build_optimizer(model, config)
+    assert all(group["weight_decay"] == 0.01 for group in opt.param_groups)
+    assert {id(p) for group in opt.param_groups for p in group["params"]} == {id(p) for p in model.parameters()}
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for name, p in model.named_parameters():
+        g = 0.01 * before[name]
+        expected = before[name] - 0.1 * (g if optimizer == "sgd" else g / (g.abs() + 1e-8))
+        assert torch.allclose(p.detach(), expected, atol=1e-6), name
+
+
+def test_the_paper_configs_weight_decay_warmup_and_augmentation_reach_the_optimizer(shipped_config):
+    """The authors' recipe per source: weight decay 1e-4 from ImageNet, 5e-4 from the CIFAR
+    sources and from scratch (their CIFAR sources), 440 warm-up steps for the runs from
+    scratch (their CIFAR sources' ``warmup-440``), 100 otherwise; their augmentation, fp32."""
+    from finetune_invariance.study.design import StudyDesign
+    from finetune_invariance.study.vocabulary import Run
+
+    study = StudyDesign(shipped_config("config/paper.yaml"))
+    expected = {
+        Run("imagenet", "cifar10", "classification"): (1e-4, 100),
+        Run("imagenet", "cifar10", "classification", "no_augment"): (1e-4, 100),
+        Run("cifar100", "cifar10", "classification"): (5e-4, 100),
+        Run("cifar10", "cifar100", "classification"): (5e-4, 100),
+        study.pretraining_run("cifar10"): (5e-4, 440),
+        study.pretraining_run("cifar100"): (5e-4, 440),
+    }
+    model = build_model(TINY, "classification", 8, seed=0)
+    for run, (weight_decay, warmup) in expected.items():
+        config = TrainConfig(**study.training(run))
+        optimizer = build_optimizer(model, config)
+        assert [group["weight_decay"] for group in optimizer.param_groups] == [weight_decay], run
+        assert sum(p.numel() for group in optimizer.param_groups for p in group["params"]) == sum(
+            p.numel() for p in model.parameters()
+        )
+        assert config.warmup_steps == warmup and config.precision == "fp32", run
+        assert config.augment == ("none" if run.variant == "no_augment" else "authors"), run
+        assert learning_rate(warmup - 1, 100 * 196, config) == pytest.approx(1e-3 * (warmup - 1) / warmup)
+        assert learning_rate(warmup, 100 * 196, config) == 1e-3
 
 
 # --- learning -----------------------------------------------------------------------------
@@ -177,11 +230,43 @@ def test_a_finished_run_returns_its_history_and_a_changed_config_is_refused(root
     again_model = build_model(TINY, "classification", 8, seed=5)
     again = train(again_model, config, *sets, tmp_path, set(), "r")
     pd.testing.assert_frame_equal(again, first)
-    assert torch.equal(
-        again_model.backbone.pos_embed, torch.load(tmp_path / RESUME_FILE)["model"]["backbone.pos_embed"]
-    )
+    from safetensors.torch import load_file
+
+    assert torch.equal(again_model.backbone.pos_embed, load_file(tmp_path / RESUME_FILE)["model/backbone.pos_embed"])
     with pytest.raises(ValueError, match="belongs to another run or config"):
         train(build_model(TINY, "classification", 8), TrainConfig(epochs=1, batch_size=16, lr=0.1), *sets, tmp_path)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_resumed_run_writes_the_same_bytes_as_an_uninterrupted_one(root, tmp_path, optimizer):
+    """Every file, the resume state included: a state written after a resume must not differ
+    from the uninterrupted run's in how its values are stored (e.g. pickle's shared objects)."""
+    config = TrainConfig(epochs=3, batch_size=16, lr=0.01, warmup_steps=2, optimizer=optimizer, augment="crop_flip")
+    sets = data.get_dataset("shapes", "train", root, augment="crop_flip"), data.get_dataset("shapes", "test", root)
+
+    def run(out_dir, seed=0, on_epoch_end=None):
+        model = build_model(TINY, "classification", 8, seed=seed)
+        train(model, config, *sets, out_dir, {0, 2}, "p/shapes/classification/default", on_epoch_end=on_epoch_end, keep_best=True)
+
+    def stop_after_epoch_1(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    run(tmp_path / "uninterrupted")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", on_epoch_end=stop_after_epoch_1)
+    run(tmp_path / "resumed", seed=5)  # other starting weights: the resume state replaces them
+    files = sorted(path.name for path in (tmp_path / "uninterrupted").iterdir())
+    assert files == sorted(path.name for path in (tmp_path / "resumed").iterdir()) and RESUME_FILE in files
+    for name in files:
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "uninterrupted" / name).read_bytes(), name
+
+
+def test_a_resume_state_of_the_old_format_is_refused_with_what_to_delete(root, tmp_path):
+    (tmp_path / OLD_RESUME_FILE).write_bytes(b"a pickle")
+    sets = data.get_dataset("shapes", "train", root), data.get_dataset("shapes", "test", root)
+    with pytest.raises(RuntimeError, match=f"older version of the study.*delete {tmp_path}"):
+        train(build_model(TINY, "classification", 8), TrainConfig(epochs=1, batch_size=16), *sets, tmp_path)
 
 
 # --- early stop within a schedule, the best checkpoint, damaged work files --------------
@@ -323,8 +408,6 @@ def monitored(root, tmp_path_factory):
     from finetune_invariance.inversion import invert
     from finetune_invariance.monitor import ForgettingMonitor
 
-    from finetune_invariance.study.training import MonitorSchedule
-
     out = tmp_path_factory.mktemp("monitored")
     config = TrainConfig(epochs=2, batch_size=16, lr=0.05, warmup_steps=1)
     sets = data.get_dataset("shapes", "train", root), data.get_dataset("shapes", "test", root)
@@ -377,8 +460,6 @@ def test_the_monitor_at_an_epochs_end_is_the_offline_forgetting_exactly(monitore
 
 def test_a_resumed_monitored_run_keeps_its_measurements(root, monitored, tmp_path):
     from finetune_invariance.monitor import ForgettingMonitor
-
-    from finetune_invariance.study.training import MonitorSchedule
 
     out, _, pretrained, _, inversions = monitored
     config = TrainConfig(epochs=2, batch_size=16, lr=0.05, warmup_steps=1)

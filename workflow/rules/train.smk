@@ -20,7 +20,7 @@ rule source_model:
         mem_mb=4000,
     params:
         checkpoint=source_checkpoint,
-        model=lambda wc: STUDY.model(STUDY.source_weights(wc.source)),
+        model=lambda wc: STUDY.source_model(wc.source),
     script:
         "../scripts/source_model.py"
 

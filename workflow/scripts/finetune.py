@@ -5,7 +5,7 @@ from finetune_invariance.study.warm import run_warm
 
 run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
 
-from finetune_invariance.study import catalog, data, models, tables, training
+from finetune_invariance.study import catalog, data, models, run_folder, tables, training
 from finetune_invariance.study.layout import checkpoint_path
 from finetune_invariance.study.runtime import logged_to, publish, resolve_device
 from finetune_invariance.study.vocabulary import CLASSIFICATION, Run
@@ -27,7 +27,9 @@ with logged_to(snakemake.log[0]):
     training.train(
         model,
         config,
-        data.get_dataset(run.dataset, "train", augment=config.augment, **snakemake.params.data),
+        data.get_dataset(
+            run.dataset, "train", augment=config.augment, image_size=config.image_size, **snakemake.params.data
+        ),
         data.get_dataset(run.dataset, "test", **snakemake.params.data),
         work,
         checkpoint_epochs=set(snakemake.params.checkpoint_epochs),
@@ -38,6 +40,6 @@ with logged_to(snakemake.log[0]):
         monitor_schedule=training.MonitorSchedule(**(snakemake.params.monitor or {})),
     )
     for label in snakemake.params.published:
-        publish(training.verified_checkpoint(work, label), checkpoint_path(snakemake.output.checkpoints, label))
-    publish(work / training.HISTORY_FILE, snakemake.output.history)
-    tables.write_table(training.monitor_table(work), snakemake.output.monitor, tables.FORGETTING_MONITOR)
+        publish(run_folder.verified_checkpoint(work, label), checkpoint_path(snakemake.output.checkpoints, label))
+    publish(work / run_folder.HISTORY_FILE, snakemake.output.history)
+    tables.write_table(run_folder.monitor_table(work), snakemake.output.monitor, tables.FORGETTING_MONITOR)

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torch.utils.data import TensorDataset
 
-from finetune_invariance.study import cifar_c, models, robust_accuracy, tables, training
+from finetune_invariance.study import cifar_c, evaluation, models, robust_accuracy, tables
 from finetune_invariance.study.runtime import logged_to, resolve_device
 from finetune_invariance.study.vocabulary import Run, with_context
 
@@ -23,7 +23,7 @@ with logged_to(snakemake.log[0]):
         def accuracy(images, labels):
             batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
             dataset = TensorDataset(batch, torch.from_numpy(labels))
-            return training.evaluate(model, dataset, run.task, snakemake.params.image_size, device)["accuracy"]
+            return evaluation.evaluate(model, dataset, run.task, snakemake.params.image_size, device)["accuracy"]
 
         frames.append(with_context(robust_accuracy.robust_accuracy(accuracy, sample), run, epoch))
     tables.write_table(pd.concat(frames), snakemake.output[0], tables.ROBUST_ACCURACY)

@@ -16,9 +16,10 @@ with logged_to(snakemake.log[0]):
     family, early = [], []
     for run in map(Run.parse, snakemake.params.runs):
         run_metrics, run_robust = run.rows(metrics), run.rows(robust)
-        epochs = None
-        if snakemake.params.correlation_epochs == "through_best":
-            epochs = range(1, int(run.rows(analysed)["epoch"].iloc[0]) + 1)
+        trained = run.rows(analysed).iloc[0]
+        epochs = hypotheses.correlated_epochs(
+            snakemake.params.correlation_epochs, int(trained["epoch"]), int(trained["epochs"])
+        )
         run_hypotheses = hypotheses.correlate_hypotheses(
             run_metrics, run_robust, snakemake.params.layer_selections, epochs
         )

@@ -1,9 +1,23 @@
-"""Datasets of the study behind one interface, and the batch-side image helpers.
+"""Datasets of the study behind one interface, their augmentations, and the batch-side
+image helpers.
 
 :func:`get_dataset` returns a torch ``Dataset`` of ``(image, label)``: image a float32
 C x H x W tensor in [0, 1] at the dataset's *native* resolution (:data:`.catalog.DATASETS`), label
 an ``int``. Resizing to the model's input size happens per batch, on the device, with
 :func:`resize_to_model` (docs/method.md: finetune datasets are upsampled to 224).
+
+Training augmentations (:data:`AUGMENTATIONS`, config ``finetune.augment``):
+
+- ``authors``: the authors' transfer augmentation (their ``deep-learning-base``
+  ``TRAIN_TRANSFORMS_TRANSFER_DEFAULT``, used by their finetuning script):
+  RandomResizedCrop to the model's input size, horizontal flip, ColorJitter(0.25, 0.25,
+  0.25), RandomRotation(2), on the decoded 8-bit image, so its items are already at the
+  model's size. Their test transform, Resize + CenterCrop to that size, is the study's
+  bilinear upsampling on the device for the square datasets (up to 8-bit rounding) and
+  Pets' native loading (below).
+- ``crop_flip``: random crop after zero-padding by 1/8 of the side and a horizontal flip,
+  at the native size (the usual CIFAR recipe; the embedded scale model's alternative).
+- ``none``: the native images.
 
 Real datasets (torchvision classes, files under a configurable ``root``):
 
@@ -12,8 +26,8 @@ Real datasets (torchvision classes, files under a configurable ``root``):
   the 27 000 images (``sklearn.model_selection.train_test_split(stratify=labels,
   test_size=0.2, random_state=0)`` over the ImageFolder order), 64x64.
 - ``oxford_pets``: the official ``trainval`` (3680) / ``test`` (3669) splits, 37 breeds.
-  Images vary in size; they are resized (aspect ratio not kept, bilinear, antialiased)
-  to a fixed native 224x224 when loaded.
+  Images vary in size; they are loaded as the authors' test transform does: the shorter
+  side resized to 224 (bilinear, aspect ratio kept), then the centre 224x224 crop.
 
 Generated datasets of the offline mini study (``shapes``, ``textures``, ``digits``):
 ``<root>/<name>/<split>.npz`` written by :mod:`finetune_invariance.study.synthetic`.
@@ -25,6 +39,7 @@ import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,9 +50,12 @@ from . import synthetic
 from .catalog import EUROSAT_TEST_FRACTION, PETS_NATIVE_SIZE, PETS_SPLITS, SPLITS, dataset_facts, sample_indices
 
 EUROSAT_SPLIT_SEED = 0
+AUGMENTATIONS = ("none", "crop_flip", "authors")
 
-Loader = Callable[[Path, str, bool], Dataset]
-"""load(root, split, download) -> the un-augmented split."""
+Transform = Callable[[Any], torch.Tensor]
+Loader = Callable[[Path, str, bool, "Transform | None"], Dataset]
+"""load(root, split, download, decode) -> the split, each decoded 8-bit PIL image passed
+through ``decode`` (None: the dataset's native float32 tensor)."""
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -48,9 +66,10 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 class NpzImageDataset(Dataset):
-    """A split written by :mod:`finetune_invariance.study.synthetic`. held in memory as uint8."""
+    """A split written by :mod:`finetune_invariance.study.synthetic`, held in memory as uint8;
+    ``decode`` takes each image as a PIL image (None: a float32 tensor in [0, 1])."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, decode: Transform | None = None):
         try:
             with np.load(path, allow_pickle=False) as arrays:  # no pickle: data files never run code
                 missing = {"images", "labels"} - set(arrays.files)
@@ -69,29 +88,40 @@ class NpzImageDataset(Dataset):
             )
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # N x C x H x W
         self.labels = labels.astype(np.int64)
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.images[index].float() / 255.0, int(self.labels[index])
+        if self.decode is None:
+            return self.images[index].float() / 255.0, int(self.labels[index])
+        from PIL import Image
+
+        return self.decode(Image.fromarray(self.images[index].permute(1, 2, 0).numpy())), int(self.labels[index])
 
 
 # --- torchvision datasets -------------------------------------------------------------
 
 
-def _to_tensor() -> Callable:
+def _unit_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float32 in [0, 1] as torchvision's classic ``ToTensor`` (the authors'): a
+    division by 255, which a multiplication by 1/255 misses in the last bit."""
+    return image.to(torch.float32).div(255)
+
+
+def _to_tensor() -> Transform:
     from torchvision.transforms import v2
 
-    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+    return v2.Compose([v2.ToImage(), _unit_float])
 
 
-def _load_cifar(cls_name: str) -> Callable[[Path, str, bool], Dataset]:
-    def load(root: Path, split: str, download: bool) -> Dataset:
+def _load_cifar(cls_name: str) -> Loader:
+    def load(root: Path, split: str, download: bool, decode: Transform | None) -> Dataset:
         import torchvision.datasets
 
         cls = getattr(torchvision.datasets, cls_name)
-        return cls(str(root), train=split == "train", transform=_to_tensor(), download=download)
+        return cls(str(root), train=split == "train", transform=decode or _to_tensor(), download=download)
 
     return load
 
@@ -106,23 +136,29 @@ def eurosat_split_indices(labels: np.ndarray, split: str) -> np.ndarray:
     return np.sort(train if split == "train" else test)
 
 
-def _load_eurosat(root: Path, split: str, download: bool) -> Dataset:
+def _load_eurosat(root: Path, split: str, download: bool, decode: Transform | None) -> Dataset:
     import torchvision.datasets
 
-    full = torchvision.datasets.EuroSAT(str(root), transform=_to_tensor(), download=download)
+    full = torchvision.datasets.EuroSAT(str(root), transform=decode or _to_tensor(), download=download)
     return Subset(full, eurosat_split_indices(np.asarray(full.targets), split).tolist())
 
 
-def _load_pets(root: Path, split: str, download: bool) -> Dataset:
-    import torchvision.datasets
+def pets_native() -> Transform:
+    """Pets' native loading: the authors' test transform (``Resize(224)``: shorter side to
+    224, bilinear; ``CenterCrop(224)``) on the decoded image, then a float32 tensor."""
     from torchvision.transforms import v2
 
-    transform = v2.Compose([_to_tensor(), v2.Resize((PETS_NATIVE_SIZE, PETS_NATIVE_SIZE), antialias=True)])
+    return v2.Compose([v2.Resize(PETS_NATIVE_SIZE), v2.CenterCrop(PETS_NATIVE_SIZE), _to_tensor()])
+
+
+def _load_pets(root: Path, split: str, download: bool, decode: Transform | None) -> Dataset:
+    import torchvision.datasets
+
     return torchvision.datasets.OxfordIIITPet(
         str(root),
         split=PETS_SPLITS[split],
         target_types="category",
-        transform=transform,
+        transform=decode or pets_native(),
         download=download,
     )
 
@@ -133,7 +169,11 @@ _LOADERS: dict[str, Loader] = {
     "eurosat": _load_eurosat,
     "oxford_pets": _load_pets,
     **{
-        name: (lambda root, split, download, name=name: NpzImageDataset(synthetic.split_path(root, name, split)))
+        name: (
+            lambda root, split, download, decode, name=name: NpzImageDataset(
+                synthetic.split_path(root, name, split), decode
+            )
+        )
         for name in synthetic.GENERATORS
     },
 }
@@ -142,9 +182,27 @@ _LOADERS: dict[str, Loader] = {
 # --- augmentation ---------------------------------------------------------------------
 
 
-def augmentation(image_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def authors_augmentation(image_size: int) -> Transform:
+    """The authors' transfer augmentation (their ``TRAIN_TRANSFORMS_TRANSFER_DEFAULT(size)``)
+    on a decoded 8-bit PIL image, ending in a float32 tensor in [0, 1] of ``image_size``
+    squared; draws from torch's global RNG."""
+    from torchvision.transforms import v2
+
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(image_size),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(0.25, 0.25, 0.25),
+            v2.RandomRotation(2),
+            _to_tensor(),
+        ]
+    )
+
+
+def crop_flip(image_size: int) -> Transform:
     """Random crop after zero-padding by image_size // 8 (4 px for 32x32, the usual CIFAR
-    recipe) and a horizontal flip with probability 0.5; draws from torch's global RNG."""
+    recipe) and a horizontal flip with probability 0.5, on a native float tensor; draws
+    from torch's global RNG."""
     from torchvision.transforms import v2
 
     return v2.Compose([v2.RandomCrop(image_size, padding=image_size // 8), v2.RandomHorizontalFlip(0.5)])
@@ -169,24 +227,40 @@ class AugmentedDataset(Dataset):
 
 
 def get_dataset(
-    name: str, split: str, root: str | os.PathLike, download: bool = False, augment: bool = False
+    name: str,
+    split: str,
+    root: str | os.PathLike,
+    download: bool = False,
+    augment: str = "none",
+    image_size: int | None = None,
 ) -> Dataset:
-    """One split of a dataset: items (float32 C x H x W image in [0, 1] at native size, int label).
+    """One split of a dataset: items (float32 C x H x W image in [0, 1], int label), at the
+    native size, or at ``image_size`` (the model's input size) with ``augment='authors'``.
 
-    Raises :class:`DatasetNotFoundError` naming the expected location and how to obtain
-    the files when they are absent and ``download`` is False.
+    ``augment`` is one of :data:`AUGMENTATIONS` (module docstring). Raises
+    :class:`DatasetNotFoundError` naming the expected location and how to obtain the files
+    when they are absent and ``download`` is False.
     """
     info = dataset_facts(name)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
+    if augment not in AUGMENTATIONS:
+        raise ValueError(
+            f"augment must be one of {list(AUGMENTATIONS)}, got {augment!r} (it was a boolean: "
+            "true is now 'crop_flip', false is 'none')"
+        )
+    if augment == "authors" and image_size is None:
+        raise ValueError("augment='authors' crops to the model's input size: give image_size")
     root = Path(root)
     expected = info.expected_path(root, split)
     if not download and not expected.exists():
         raise DatasetNotFoundError(
             f"dataset '{name}' ({split}) not found: expected {expected}; {info.how_to_get.format(root=root)}"
         )
-    dataset = _LOADERS[name](root, split, download)
-    return AugmentedDataset(dataset, augmentation(info.image_size)) if augment else dataset
+    if augment == "authors":
+        return _LOADERS[name](root, split, download, authors_augmentation(image_size))
+    dataset = _LOADERS[name](root, split, download, None)
+    return AugmentedDataset(dataset, crop_flip(info.image_size)) if augment == "crop_flip" else dataset
 
 
 def resize_to_model(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

@@ -19,7 +19,8 @@ from typing import Any
 from .layout import BEST_LABEL, Layout, checkpoint_label
 from .vocabulary import BEST, CLASSIFICATION, DEFAULT_VARIANT, SCRATCH, Run
 
-#: Training keys that describe the optimisation (config ``finetune`` and ``variants``).
+#: Training keys that describe the optimisation (config ``finetune``, ``variants`` and
+#: ``sources.<name>.finetune``).
 TRAINING_KEYS = (
     "epochs",
     "schedule_epochs",
@@ -31,7 +32,7 @@ TRAINING_KEYS = (
     "grad_clip",
     "augment",
     "num_workers",
-    "bf16",
+    "precision",
     "compile",
     "seed",
 )
@@ -187,15 +188,30 @@ class StudyDesign:
     # --- settings the jobs receive ----------------------------------------------------
 
     def training(self, run: Run) -> dict[str, Any]:
-        """The run's training hyperparameters: ``finetune`` with its variant's overrides, as
-        :class:`~finetune_invariance.study.training.TrainConfig` keywords."""
-        settings = {**self.config["finetune"], **self.config["variants"][run.variant]}
+        """The run's training hyperparameters, as
+        :class:`~finetune_invariance.study.training.TrainConfig` keywords: ``finetune``,
+        overridden by the settings of the run's source (``sources.<name>.finetune``: the
+        authors tie weight decay and warm-up to the source), overridden by its variant's."""
+        settings = {
+            **self.config["finetune"],
+            **self.config["sources"][run.source].get("finetune", {}),
+            **self.config["variants"][run.variant],
+        }
+        if isinstance(settings.get("augment"), bool):  # the old spelling of the augmentation
+            settings["augment"] = "crop_flip" if settings["augment"] else "none"
         return {key: settings[key] for key in TRAINING_KEYS if key in settings} | {"image_size": self.image_size}
 
-    def model(self, weights: str) -> dict[str, Any]:
+    def model(self, weights: str, sha256: str | None = None) -> dict[str, Any]:
         """A :class:`~finetune_invariance.study.models.ModelSpec` as keywords."""
         model = self.config["model"]
-        return {"name": model["name"], "overrides": dict(model.get("overrides", {})), "weights": weights}
+        spec = {"name": model["name"], "overrides": dict(model.get("overrides", {})), "weights": weights}
+        return spec | ({"sha256": sha256} if sha256 is not None else {})
+
+    def source_model(self, source: str) -> dict[str, Any]:
+        """The ModelSpec keywords of a source's starting weights (with the checksum of a
+        'url:' or 'file:' weights file when the config pins one)."""
+        entry = self.config["sources"][source]
+        return self.model(entry["weights"], entry.get("sha256"))
 
     @property
     def image_size(self) -> int:

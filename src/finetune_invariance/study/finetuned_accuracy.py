@@ -10,12 +10,12 @@ import pandas as pd
 
 from . import tables
 from .paper import table1_values
-from .training import best_epoch
+from .history import best_epoch
 from .vocabulary import BEST, LAST, Run
 
 
 def analysed_epoch(history: pd.DataFrame, analysed_checkpoint: str) -> int:
-    """The epoch of a run's analysed checkpoint: :func:`.training.best_epoch` for 'best',
+    """The epoch of a run's analysed checkpoint: :func:`.history.best_epoch` for 'best',
     the last trained epoch for 'last'."""
     if analysed_checkpoint == BEST:
         return best_epoch(history)

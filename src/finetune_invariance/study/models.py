@@ -14,16 +14,26 @@ Starting weights (``ModelSpec.weights``):
 - ``"scratch"``: random initialisation, seeded;
 - ``"timm:<tag>"``: timm's pretrained weights ``<name>.<tag>`` from the Hugging Face hub
   (cached; with ``HF_HUB_OFFLINE=1`` they must already be in the cache);
-- ``"file:<path>"``: a local copy of such weights (the hub's ``model.safetensors``, a
-  ``.pth``/``.bin`` state dict, or a big_vision ``.npz``), for offline clusters;
+- ``"url:<url>"``: a weights file downloaded once into torch's hub cache
+  (``$TORCH_HOME/hub/checkpoints``), e.g. the authors' AugReg ``.npz`` from the public
+  bucket ``https://storage.googleapis.com/vit_models/augreg/``;
+- ``"file:<path>"``: a local weights file (the hub's ``model.safetensors``, a
+  ``.pth``/``.bin`` state dict, or an original ViT / big_vision ``.npz``, which timm's npz
+  loader maps), for offline clusters;
 - ``"checkpoint:<path>"``: the backbone of a checkpoint this workflow trained; the head is new.
+
+A ``url:`` or ``file:`` weights file is identified by its SHA-256 (``ModelSpec.sha256``):
+checked before loading when given; when not, it is computed, logged with the line to pin
+it in the config, and recorded in the built model's spec (so in every checkpoint's header).
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import numbers
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,9 +46,14 @@ from torch import nn
 
 from ..preprocessing import InputNormalization
 from .checkpoints import CheckpointError, read_checkpoint
+from .runtime import sha256
+
+logger = logging.getLogger(__name__)
 
 TASKS = ("classification", "reconstruction")
-WEIGHT_KINDS = ("scratch", "timm", "file", "checkpoint")
+WEIGHT_KINDS = ("scratch", "timm", "url", "file", "checkpoint")
+#: Weights held in one file, which a SHA-256 identifies.
+FILE_KINDS = ("url", "file")
 PAPER_MODEL = "vit_base_patch32_224"
 
 # Head initialisation of the Hugging Face ViT the authors finetuned (initializer_range).
@@ -60,8 +75,9 @@ class ModelSpec:
     ``overrides`` are keyword arguments of ``timm.create_model`` (``img_size``,
     ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ...); the mini study makes its
     tiny ViTs this way. ``mean``/``std`` default to the timm pretrained config's (for a
-    ``checkpoint:`` source, to that checkpoint's); models built by :func:`build_model`
-    carry them resolved.
+    ``checkpoint:`` source, to that checkpoint's); ``sha256`` is the expected checksum of a
+    ``url:``/``file:`` weights file (None: not checked). Models built by
+    :func:`build_model` carry all three resolved.
     """
 
     name: str = PAPER_MODEL
@@ -69,19 +85,25 @@ class ModelSpec:
     weights: str = "scratch"
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    sha256: str | None = None
 
     def __post_init__(self) -> None:
-        self.weight_source()  # validates
+        kind, _ = self.weight_source()  # validates
         if "num_classes" in self.overrides:
             raise ValueError("ModelSpec.overrides must not set num_classes: the head is built by build_model")
+        if self.sha256 is not None:
+            if kind not in FILE_KINDS:
+                raise ValueError(f"ModelSpec.sha256 checks a 'url:' or 'file:' weights file; weights are '{self.weights}'")
+            if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+                raise ValueError(f"ModelSpec.sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
 
     def weight_source(self) -> tuple[str, str]:
-        """``weights`` split into (kind, location): ('scratch', ''), ('timm', tag), ('file', path), ..."""
+        """``weights`` split into (kind, location): ('scratch', ''), ('timm', tag), ('url', url), ('file', path), ..."""
         kind, _, location = self.weights.partition(":")
         if kind not in WEIGHT_KINDS or (kind == "scratch") != (location == ""):
             raise ValueError(
-                f"ModelSpec.weights must be 'scratch', 'timm:<tag>', 'file:<path>' or 'checkpoint:<path>', "
-                f"got '{self.weights}'"
+                f"ModelSpec.weights must be 'scratch', 'timm:<tag>', 'url:<url>', 'file:<path>' or "
+                f"'checkpoint:<path>', got '{self.weights}'"
             )
         return kind, location
 
@@ -94,7 +116,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
-        unknown = set(d) - {"name", "overrides", "weights", "mean", "std"}
+        unknown = set(d) - {"name", "overrides", "weights", "mean", "std", "sha256"}
         if unknown:
             raise ValueError(f"unknown ModelSpec fields {sorted(unknown)}")
         mean, std = d.get("mean"), d.get("std")
@@ -104,6 +126,7 @@ class ModelSpec:
             weights=d.get("weights", "scratch"),
             mean=None if mean is None else tuple(float(m) for m in mean),
             std=None if std is None else tuple(float(s) for s in std),
+            sha256=d.get("sha256"),
         )
 
 
@@ -204,6 +227,13 @@ def _create_timm(name: str, overrides: dict[str, Any], pretrained: bool) -> Visi
     model = timm.create_model(name, pretrained=pretrained, num_classes=0, **overrides)
     if not isinstance(model, VisionTransformer):
         raise ValueError(f"timm model '{name}' is a {type(model).__name__}; the study needs a VisionTransformer")
+    image, patch = tuple(model.patch_embed.img_size), tuple(model.patch_embed.patch_size)
+    if any(side % p for side, p in zip(image, patch)):
+        # timm floors the patch grid, which would silently drop the image's last rows and columns.
+        raise ValueError(
+            f"timm model '{name}' with overrides {overrides}: patch size {patch} does not tile the image size "
+            f"{image}; choose img_size and patch_size so that the patch size divides the image size"
+        )
     return model
 
 
@@ -219,6 +249,46 @@ def _hub_backbone(spec: ModelSpec, tag: str) -> VisionTransformer:
         ) from err
 
 
+def _downloaded(url: str) -> Path:
+    """The file at ``url`` in torch's hub cache, downloaded if it is not there yet."""
+    import urllib.parse
+
+    name = Path(urllib.parse.urlparse(url).path).name
+    if not name:
+        raise ValueError(f"weights URL {url} does not end in a file name")
+    path = Path(torch.hub.get_dir()) / "checkpoints" / name
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s to %s", url, path)
+    try:
+        torch.hub.download_url_to_file(url, str(path), progress=False)
+    except OSError as err:  # urllib's URLError / HTTPError, a full disk
+        raise WeightsUnavailableError(
+            f"could not download weights {url} ({type(err).__name__}: {err}). Without internet, download the file "
+            "elsewhere, copy it to this machine and use weights 'file:<path>' (with the same sha256)."
+        ) from err
+    return path
+
+
+def _verified_weights_file(spec: ModelSpec, kind: str, location: str) -> tuple[Path, str]:
+    """The local weights file of a 'url:' or 'file:' spec and its SHA-256, checked against
+    ``spec.sha256`` when that is given."""
+    path = _downloaded(location) if kind == "url" else Path(location)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    digest = sha256(path)
+    if spec.sha256 is None:
+        logger.info("weights %s: SHA-256 %s (pin it in the config: the source's sha256: %s)", spec.weights, digest, digest)
+    elif digest != spec.sha256:
+        fix = f"delete {path} to download it again" if kind == "url" else "copy the file again"
+        raise WeightsFileError(
+            f"weights file {path} has SHA-256 {digest}, expected {spec.sha256}: it is damaged or another file; "
+            f"{fix}, or correct the source's sha256 in the config if the expected value is wrong"
+        )
+    return path, digest
+
+
 def _load_weights_file(backbone: VisionTransformer, path: Path) -> None:
     """Load a local weights file into the backbone, strictly (every backbone key must be there).
 
@@ -230,8 +300,6 @@ def _load_weights_file(backbone: VisionTransformer, path: Path) -> None:
     from timm.models import load_state_dict
     from timm.models.vision_transformer import checkpoint_filter_fn
 
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
     architecture = f"timm '{backbone.pretrained_cfg.get('architecture')}' with the config's model overrides"
     if path.suffix == ".npz":
         try:
@@ -312,15 +380,16 @@ def build_model(spec: ModelSpec, task: str, num_classes: int | None = None, seed
     _check_task(task, num_classes)
     _check_model_name(spec.name)
     kind, location = spec.weight_source()
-    mean, std = spec.mean, spec.std
+    mean, std, digest = spec.mean, spec.std, spec.sha256
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if kind == "timm":
             backbone = _hub_backbone(spec, location)
         else:
             backbone = _create_timm(spec.name, spec.overrides, pretrained=False)
-        if kind == "file":
-            _load_weights_file(backbone, Path(location))
+        if kind in FILE_KINDS:
+            path, digest = _verified_weights_file(spec, kind, location)
+            _load_weights_file(backbone, path)
         elif kind == "checkpoint":
             saved = _checkpoint_backbone(spec, backbone, Path(location))
             mean, std = mean or saved.mean, std or saved.std  # keep the pretrained model's normalisation
@@ -332,7 +401,7 @@ def build_model(spec: ModelSpec, task: str, num_classes: int | None = None, seed
         backbone,
         head,
         task,
-        replace(spec, mean=mean, std=std),
+        replace(spec, mean=mean, std=std, sha256=digest),
         int(num_classes) if task == "classification" else None,
     )
 
@@ -365,7 +434,7 @@ def load_checkpoint(
     saved = header["model"]
     spec = ModelSpec.from_dict(saved["spec"])
     # A random-weight shell of the same architecture and normalisation, filled from the file.
-    model = build_model(replace(spec, weights="scratch"), saved["task"], saved["num_classes"])
+    model = build_model(replace(spec, weights="scratch", sha256=None), saved["task"], saved["num_classes"])
     _check_state_fits(path, model, tensors)
     model.load_state_dict(tensors)
     model.spec = spec  # keep the provenance of the starting weights

@@ -1,5 +1,5 @@
-"""What a workflow job needs around the package's functions: its log, its device, and
-publishing a finished work file as a declared output.
+"""What a workflow job needs around the package's functions: its log, its device,
+publishing a finished work file as a declared output, and the checksum that identifies a file.
 
 Every script under ``workflow/scripts`` runs inside :func:`logged_to`.
 """
@@ -7,6 +7,7 @@ Every script under ``workflow/scripts`` runs inside :func:`logged_to`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -38,6 +39,15 @@ def publish(source: str | os.PathLike, destination: str | os.PathLike) -> Path:
     with atomic_path(destination, suffix=destination.suffix) as tmp:
         shutil.copyfile(source, tmp)
     return destination
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
