@@ -1,4 +1,4 @@
-"""Table schemas, their validated parquet I/O and Markdown rendering; the library's tables.
+"""Table schemas, their validated parquet I/O and Markdown / HTML rendering; the library's tables.
 
 Each table is a tidy pandas DataFrame: one row per the thing named in ``one_row_per``,
 one column per entry of ``columns``. :func:`write_table` and :func:`read_table` enforce
@@ -13,7 +13,9 @@ pooled representation.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,8 +181,63 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
 
 
 def _markdown_cell(value: object, floatfmt: str) -> str:
+    return _escape_pipes(_plain_cell(value, floatfmt)).replace("\n", " ")
+
+
+def html_table(df: pd.DataFrame, floatfmt: str = ".3f", status_column: str | None = None) -> str:
+    """``df`` (without its index) as an HTML ``<table>``, its cells as :func:`markdown_table`
+    writes them (floats with ``floatfmt``, missing values '–', numeric columns right-aligned).
+
+    Each cell of ``status_column`` carries the class ``status-<its value>`` (lower case,
+    runs of other characters as '-'), so a page can colour verdicts.
+    """
+    if df.columns.empty:
+        raise ValueError("html_table: the DataFrame has no columns")
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for column, value, is_numeric in zip(df.columns, row, numeric):
+            classes = ["number"] if is_numeric else []
+            if column == status_column:
+                classes.append("status-" + re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-"))
+            attribute = f' class="{" ".join(classes)}"' if classes else ""
+            cells.append(f"<td{attribute}>{html.escape(_plain_cell(value, floatfmt))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n"
+
+
+def _plain_cell(value: object, floatfmt: str) -> str:
+    """A cell's text: floats with ``floatfmt``, missing values '–'."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "–"
     if isinstance(value, float):
         return format(value, floatfmt)
-    return _escape_pipes(str(value)).replace("\n", " ")
+    return str(value)
+
+
+_PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; vertical-align: top; text-align: left; }
+th { background: #f0f0f0; position: sticky; top: 0; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+"""
+
+
+def html_page(title: str, body: str, style: str = "") -> str:
+    """A self-contained HTML page (its style inline, nothing linked) with ``title`` as its
+    heading and ``body`` (HTML) below: Snakemake's report shows such a page in a frame."""
+    return (
+        f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}</title>\n"
+        f"<style>{_PAGE_STYLE}{style}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}</body>\n</html>\n"
+    )
+
+
+def write_markdown_and_html(df: pd.DataFrame, markdown_path: str | os.PathLike, html_path: str | os.PathLike, title: str) -> None:
+    """``df`` as a Markdown table (to read beside the results) and as an HTML page titled
+    ``title`` (the report shows it; it does not render Markdown)."""
+    for path, text in ((markdown_path, markdown_table(df)), (html_path, html_page(title, html_table(df)))):
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")

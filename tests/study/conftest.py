@@ -88,15 +88,17 @@ def robust_accuracy_table(
     severity_accuracy: Mapping[int, Sequence[float]],
     run: Run = PAPER_RUN,
     corruptions: Sequence[str] = ("fog", "contrast"),
-    clean: float = 0.9,
+    clean: float | Mapping[int, float] = 0.9,
     n_images: int = 50,
 ) -> pd.DataFrame:
     """ROBUST_ACCURACY of one run: epoch -> the accuracy at severities 1..5, the same for
-    every corruption (so each severity's accuracy is the given one), and a clean row."""
+    every corruption (so each severity's accuracy is the given one), and a clean row
+    (``clean``: one accuracy for every epoch, or epoch -> accuracy)."""
     rows = []
     for epoch, accuracies in severity_accuracy.items():
+        clean_accuracy = clean[epoch] if isinstance(clean, Mapping) else clean
         rows.append(
-            {**run.context, "epoch": epoch, "corruption": CLEAN, "severity": CLEAN_SEVERITY, "accuracy": clean, "n_images": n_images}
+            {**run.context, "epoch": epoch, "corruption": CLEAN, "severity": CLEAN_SEVERITY, "accuracy": clean_accuracy, "n_images": n_images}
         )
         for corruption in corruptions:
             for severity, accuracy in zip(SEVERITIES, accuracies, strict=True):
@@ -228,6 +230,39 @@ def named_correlations_table(
     return tables.conform(filled, tables.NAMED_HYPOTHESES)
 
 
+def hypotheses_table(
+    r: Mapping[str, float], run: Run = PAPER_RUN, n_epochs: int = 20, num_layers: int = 13
+) -> pd.DataFrame:
+    """HYPOTHESES of one run: hypothesis id -> r (NaN: undefined), every one in the family,
+    with p from r over ``n_epochs`` points and the family's size (32 (D - 1) STIR, 8 (D - 1) CKA)."""
+    from finetune_invariance.study.hypotheses import Hypothesis
+
+    family_size = {"stir": 32 * (num_layers - 2), "cka": 8 * (num_layers - 2)}
+    rows = []
+    for hypothesis_id, value in r.items():
+        hypothesis = Hypothesis.from_id(hypothesis_id)
+        p = np.nan if np.isnan(value) else _pearson_p(value, n_epochs)
+        rows.append(
+            {
+                **run.context,
+                "hypothesis": hypothesis_id,
+                "family": hypothesis.family,
+                "layer_selection": hypothesis.selection.name,
+                "first_layer": hypothesis.selection.first,
+                "last_layer": hypothesis.selection.last,
+                "combination": hypothesis.combination,
+                "aggregate": hypothesis.aggregate,
+                "in_family": True,
+                "r": value,
+                "p_value": p,
+                "p_bonferroni": min(1.0, p * family_size[hypothesis.family]) if not np.isnan(p) else np.nan,
+                "family_size": family_size[hypothesis.family],
+                "n_epochs": n_epochs,
+            }
+        )
+    return tables.conform(pd.DataFrame(rows), tables.HYPOTHESES)
+
+
 def early_correlations_table(
     r: Mapping[int, float], run: Run = PAPER_RUN, hypothesis: str | None = None, num_layers: int = 13
 ) -> pd.DataFrame:
@@ -263,6 +298,11 @@ def make_named_correlations():
 @pytest.fixture
 def make_early_correlations():
     return early_correlations_table
+
+
+@pytest.fixture
+def make_hypotheses():
+    return hypotheses_table
 
 
 @pytest.fixture

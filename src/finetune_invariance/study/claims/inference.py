@@ -1,0 +1,76 @@
+"""The tests behind the claims' thresholds that the correlation analyses do not share.
+
+- :func:`mcnemar_p_bound`: McNemar's exact paired test of two accuracies measured on the
+  same inputs, bounded from the two correct counts alone (the robust-accuracy table keeps
+  no per-input outcomes);
+- :func:`equivalence_interval`: the interval of a two one-sided tests (TOST) equivalence
+  test on per-seed differences;
+- :func:`spearman`: Spearman's rank correlation;
+- :func:`drift`: the fitted change of a series across its span.
+
+SciPy is imported lazily: only the claims job needs it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..statistics import pearson
+
+
+def mcnemar_p_bound(correct_first: int, correct_second: int, n: int) -> float:
+    """The largest one-sided exact McNemar p-value (alternative: the first accuracy is the
+    higher) over every pairing of two sets of outcomes on the same ``n`` inputs with these
+    correct counts.
+
+    McNemar's test reads the discordant inputs: b right only the first time, c right only
+    the second time, p = P(Binomial(b + c, 1/2) >= b). The counts fix b - c; the pairing
+    fixes b + c, which the table does not record. Every pairing's p is at most this bound,
+    so a bound below the level is a significant McNemar test whatever the pairing was.
+    """
+    from scipy import stats
+
+    if not 0 <= correct_first <= n or not 0 <= correct_second <= n:
+        raise ValueError(f"correct counts must lie in 0..{n}, got {correct_first} and {correct_second}")
+    gain = correct_first - correct_second
+    if gain <= 0:
+        return 1.0  # the pairing with no discordant input (b = c = 0 when equal) gives p = 1
+    # b: right at the first epoch only; c = b - gain: right at the second only.
+    most = min(correct_first, n - correct_second, gain + min(correct_second, n - correct_first))
+    b = np.arange(gain, most + 1)
+    return float(stats.binom.sf(b - 1, 2 * b - gain, 0.5).max())
+
+
+def equivalence_interval(differences: Sequence[float], alpha: float) -> tuple[float, float]:
+    """The (1 - 2 alpha) Student-t interval of the mean of ``differences`` (one per seed):
+    a TOST equivalence test at level alpha holds for margin m iff the interval lies inside
+    (-m, m). Fewer than two values (or any NaN) leave it undefined: (NaN, NaN)."""
+    from scipy import stats
+
+    values = np.asarray(differences, dtype=np.float64)
+    if len(values) < 2 or np.isnan(values).any():
+        return math.nan, math.nan
+    mean, error = float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+    half = float(stats.t.ppf(1 - alpha, len(values) - 1)) * error
+    return mean - half, mean + half
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson's r of the average ranks); NaN if either series
+    is constant (:func:`..statistics.pearson`)."""
+    r, _ = pearson(pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy())
+    return r
+
+
+def drift(series: pd.Series) -> float:
+    """The least-squares line's change from the first to the last point of ``series``
+    (indexed by epoch): how far the series moves across its span, its noise aside."""
+    if len(series) < 2:
+        raise ValueError(f"drift needs at least 2 points, got {len(series)}")
+    x = series.index.to_numpy(dtype=np.float64)
+    slope = np.polyfit(x, series.to_numpy(dtype=np.float64), 1)[0]
+    return float(slope * (x[-1] - x[0]))

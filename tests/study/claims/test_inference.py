@@ -1,0 +1,55 @@
+"""The claims' tests against SciPy's own implementations and brute force."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from finetune_invariance.study.claims.inference import drift, equivalence_interval, mcnemar_p_bound, spearman
+
+
+def exact_mcnemar(first: np.ndarray, second: np.ndarray) -> float:
+    """One-sided exact McNemar p of paired outcomes, by SciPy's binomial test on the discordant pairs."""
+    b, c = int((first & ~second).sum()), int((~first & second).sum())
+    return 1.0 if b + c == 0 else stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue
+
+
+@pytest.mark.parametrize("n, correct_first, correct_second", [(8, 6, 2), (9, 5, 4), (10, 7, 7), (10, 3, 6), (7, 7, 0)])
+def test_mcnemar_bound_is_the_largest_p_over_every_pairing(n, correct_first, correct_second):
+    second = np.arange(n) < correct_second
+    pairings = (np.isin(np.arange(n), right) for right in itertools.combinations(range(n), correct_first))
+    largest = max(exact_mcnemar(first, second) for first in pairings)
+    assert mcnemar_p_bound(correct_first, correct_second, n) == pytest.approx(largest)
+
+
+def test_mcnemar_bound_refuses_counts_outside_the_inputs():
+    with pytest.raises(ValueError, match="0..10"):
+        mcnemar_p_bound(11, 3, 10)
+
+
+def test_equivalence_interval_is_students_t_interval_at_1_minus_2_alpha():
+    differences = [-0.24, -0.15, -0.06, -0.1]
+    expected = stats.t.interval(0.9, len(differences) - 1, loc=np.mean(differences), scale=stats.sem(differences))
+    assert equivalence_interval(differences, 0.05) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("differences", [[0.1], [0.1, np.nan, 0.2], []])
+def test_equivalence_interval_undefined_with_fewer_than_two_values(differences):
+    assert all(math.isnan(v) for v in equivalence_interval(differences, 0.05))
+
+
+def test_spearman_is_scipys_and_undefined_for_a_constant():
+    x, y = [1, 2, 3, 4, 5, 6], [0.1, 0.3, 0.2, 0.2, 0.9, 0.5]
+    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert math.isnan(spearman(x, [0.4] * 6))
+
+
+def test_drift_is_the_fitted_change_across_the_span():
+    epochs = pd.Index([10, 11, 12, 13, 14])
+    assert drift(pd.Series(0.5 + 0.02 * epochs, index=epochs)) == pytest.approx(0.08)
+    assert drift(pd.Series([0.5, 0.6, 0.5, 0.6, 0.5], index=epochs)) == pytest.approx(0.0)  # noise without a trend
