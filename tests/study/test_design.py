@@ -116,6 +116,7 @@ def test_a_source_model_carries_the_pinned_checksum_of_its_weights_file():
         "name": "vit_tiny_patch16_224",
         "overrides": {},
         "weights": "url:https://example.org/B_32.npz",
+        "head_init": "trunc_normal",
         "sha256": "ab" * 32,
     }
     assert "sha256" not in study.source_model("scratch")

@@ -51,6 +51,19 @@ def test_scratch_heads_and_output_shapes():
     assert reconstructor.num_classes is None and classifier.image_size == (32, 32)
 
 
+def test_head_init_trunc_normal_or_torchs_default_as_the_authors():
+    bound = 1 / math.sqrt(32)  # torch's default for a fresh layer: uniform within 1/sqrt(fan_in)
+    for task, num_classes in (("classification", 7), ("reconstruction", None)):
+        default = build_model(tiny(), task, num_classes, seed=0).head
+        authors = build_model(ModelSpec(NAME, TINY, head_init="pytorch"), task, num_classes, seed=0).head
+        default, authors = (getattr(head, "conv", head) for head in (default, authors))
+        assert torch.all(default.bias == 0) and default.weight.std().item() == pytest.approx(0.02, rel=0.2)
+        assert authors.weight.abs().max() <= bound and authors.bias.abs().max() <= bound
+        assert authors.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.2) and torch.all(authors.bias != 0)
+    with pytest.raises(ValueError, match=r"head_init must be one of \['trunc_normal', 'pytorch'\]"):
+        ModelSpec(NAME, TINY, head_init="zeros")
+
+
 def test_scratch_is_seeded_and_leaves_the_callers_rng_alone():
     torch.manual_seed(123)
     before = torch.get_rng_state()

@@ -204,7 +204,12 @@ class StudyDesign:
     def model(self, weights: str, sha256: str | None = None) -> dict[str, Any]:
         """A :class:`~finetune_invariance.study.models.ModelSpec` as keywords."""
         model = self.config["model"]
-        spec = {"name": model["name"], "overrides": dict(model.get("overrides", {})), "weights": weights}
+        spec = {
+            "name": model["name"],
+            "overrides": dict(model.get("overrides", {})),
+            "weights": weights,
+            "head_init": model["head_init"],
+        }
         return spec | ({"sha256": sha256} if sha256 is not None else {})
 
     def source_model(self, source: str) -> dict[str, Any]:

@@ -56,7 +56,10 @@ WEIGHT_KINDS = ("scratch", "timm", "url", "file", "checkpoint")
 FILE_KINDS = ("url", "file")
 PAPER_MODEL = "vit_base_patch32_224"
 
-# Head initialisation of the Hugging Face ViT the authors finetuned (initializer_range).
+#: How a new task head is initialised: 'trunc_normal' (std 0.02, zero bias: the Hugging Face
+#: ViT's initializer_range) or 'pytorch' (torch's default for a fresh nn.Linear / nn.Conv2d,
+#: as the authors' classification head and their timm reconstruction decoder).
+HEAD_INITS = ("trunc_normal", "pytorch")
 HEAD_INIT_STD = 0.02
 
 
@@ -77,7 +80,8 @@ class ModelSpec:
     tiny ViTs this way. ``mean``/``std`` default to the timm pretrained config's (for a
     ``checkpoint:`` source, to that checkpoint's); ``sha256`` is the expected checksum of a
     ``url:``/``file:`` weights file (None: not checked). Models built by
-    :func:`build_model` carry all three resolved.
+    :func:`build_model` carry all three resolved. ``head_init``: how the task head starts
+    (:data:`HEAD_INITS`).
     """
 
     name: str = PAPER_MODEL
@@ -86,9 +90,12 @@ class ModelSpec:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     sha256: str | None = None
+    head_init: str = "trunc_normal"
 
     def __post_init__(self) -> None:
         kind, _ = self.weight_source()  # validates
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"ModelSpec.head_init must be one of {list(HEAD_INITS)}, got {self.head_init!r}")
         if "num_classes" in self.overrides:
             raise ValueError("ModelSpec.overrides must not set num_classes: the head is built by build_model")
         if self.sha256 is not None:
@@ -116,7 +123,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
-        unknown = set(d) - {"name", "overrides", "weights", "mean", "std", "sha256"}
+        unknown = set(d) - {"name", "overrides", "weights", "mean", "std", "sha256", "head_init"}
         if unknown:
             raise ValueError(f"unknown ModelSpec fields {sorted(unknown)}")
         mean, std = d.get("mean"), d.get("std")
@@ -127,6 +134,7 @@ class ModelSpec:
             mean=None if mean is None else tuple(float(m) for m in mean),
             std=None if std is None else tuple(float(s) for s in std),
             sha256=d.get("sha256"),
+            head_init=d.get("head_init", "trunc_normal"),
         )
 
 
@@ -347,19 +355,20 @@ def _checkpoint_backbone(spec: ModelSpec, backbone: VisionTransformer, path: Pat
     return saved
 
 
-def _make_head(task: str, backbone: VisionTransformer, num_classes: int | None) -> nn.Module:
+def _make_head(task: str, backbone: VisionTransformer, num_classes: int | None, init: str) -> nn.Module:
     if task == "classification":
         head = nn.Linear(backbone.num_features, num_classes)
-        nn.init.trunc_normal_(head.weight, std=HEAD_INIT_STD)
-        nn.init.zeros_(head.bias)
-        return head
-    patch_h, patch_w = backbone.patch_embed.patch_size
-    if patch_h != patch_w:
-        raise ValueError(f"reconstruction needs square patches, got {patch_h} x {patch_w}")
-    decoder = PatchDecoder(backbone.embed_dim, patch_h, backbone.patch_embed.proj.in_channels)
-    nn.init.trunc_normal_(decoder.conv.weight, std=HEAD_INIT_STD)
-    nn.init.zeros_(decoder.conv.bias)
-    return decoder
+        layer = head
+    else:
+        patch_h, patch_w = backbone.patch_embed.patch_size
+        if patch_h != patch_w:
+            raise ValueError(f"reconstruction needs square patches, got {patch_h} x {patch_w}")
+        head = PatchDecoder(backbone.embed_dim, patch_h, backbone.patch_embed.proj.in_channels)
+        layer = head.conv
+    if init == "trunc_normal":  # 'pytorch': as constructed
+        nn.init.trunc_normal_(layer.weight, std=HEAD_INIT_STD)
+        nn.init.zeros_(layer.bias)
+    return head
 
 
 def _check_task(task: str, num_classes: int | None) -> None:
@@ -393,7 +402,7 @@ def build_model(spec: ModelSpec, task: str, num_classes: int | None = None, seed
         elif kind == "checkpoint":
             saved = _checkpoint_backbone(spec, backbone, Path(location))
             mean, std = mean or saved.mean, std or saved.std  # keep the pretrained model's normalisation
-        head = _make_head(task, backbone, num_classes)
+        head = _make_head(task, backbone, num_classes, spec.head_init)
     mean = tuple(mean or backbone.pretrained_cfg["mean"])
     std = tuple(std or backbone.pretrained_cfg["std"])
     return ImageModel(
