@@ -86,10 +86,17 @@ def assert_study_outputs(workdir: Path, config: dict) -> None:
         assert png.stat().st_size > 5000, png
         assert png.with_suffix(".pdf").is_file()
 
-    # Claims: the report is the claims of these tables with this config's settings.
-    report = (results / "claims.md").read_text()
+    # Claims: the report is the claims of these tables with this config's settings, opening
+    # with what the configuration is; it and the Markdown tables have HTML pages for the report.
     optimizers = {run.variant: study.training(run)["optimizer"] for run in study.dynamics_runs()}
     verdicts = claims.evaluate_claims(study_tables, config["imagenet_source"], optimizers)
     assert list(verdicts["claim"]) == [claim.id for claim in claims.CLAIMS]
     assert set(verdicts["verdict"]) <= set(claims.VERDICTS)
-    assert report.endswith(claims.claims_markdown(verdicts))
+    plays = {name: dataset["plays"] for name, dataset in config["datasets"].items() if "plays" in dataset}
+    about = claims.About(config["about"]["title"], config["about"]["summary"], config["imagenet_source"], plays)
+    report = claims.claims_report(verdicts, about)
+    assert (results / "claims.md").read_text() == report.markdown()
+    assert (results / "claims.html").read_text() == report.html()
+    for stem in ("table1_accuracy", "learning_forgetting_correlation", "named_hypotheses", "checkpoint_picks"):
+        page = (results / "tables" / f"{stem}.html").read_text()
+        assert page.count("<tr>") == len(study_tables[stem]) + 1, stem  # a header and every row

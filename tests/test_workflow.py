@@ -205,4 +205,4 @@ def test_tiny_study_report_is_self_contained_html(repo_root, tiny_study):
         "7. Claims of the paper",
     ):
         assert category in html
-    assert "invariance_flow" in html and "claims.md" in html
+    assert "invariance_flow" in html and "claims.html" in html and "table1_accuracy.html" in html

@@ -17,8 +17,9 @@ rule table1:
         history_tables(),
     output:
         table=table("table1_accuracy"),
-        markdown=report(
-            markdown("table1_accuracy"),
+        markdown=markdown("table1_accuracy"),
+        html=report(
+            table_page("table1_accuracy"),
             caption="../report/table1.rst",
             category="6. Tables",
         ),
@@ -88,8 +89,9 @@ rule checkpoint_picks:
         robust_accuracy=table("robust_accuracy"),
     output:
         table=table("checkpoint_picks"),
-        markdown=report(
-            markdown("checkpoint_picks"),
+        markdown=markdown("checkpoint_picks"),
+        html=report(
+            table_page("checkpoint_picks"),
             caption="../report/checkpoint_picks.rst",
             category="8. Beyond the paper: forgetting monitor",
         ),
@@ -110,8 +112,9 @@ rule robustness_correlations:
         hypotheses=table("hypotheses"),
         named=table("named_hypotheses"),
         early=table("early_epoch_correlation"),
-        markdown=report(
-            markdown("named_hypotheses"),
+        markdown=markdown("named_hypotheses"),
+        html=report(
+            table_page("named_hypotheses"),
             caption="../report/named_hypotheses.rst",
             category="6. Tables",
         ),
@@ -135,8 +138,9 @@ rule learning_forgetting_correlation:
         table1=table("table1_accuracy"),
     output:
         table=table("learning_forgetting_correlation"),
-        markdown=report(
-            markdown("learning_forgetting_correlation"),
+        markdown=markdown("learning_forgetting_correlation"),
+        html=report(
+            table_page("learning_forgetting_correlation"),
             caption="../report/learning_forgetting_correlation.rst",
             category="6. Tables",
         ),
@@ -152,8 +156,9 @@ rule claims:
     input:
         **{stem: table(stem) for stem in STUDY_TABLES},
     output:
-        report(
-            LAYOUT.path("claims"),
+        markdown=LAYOUT.path("claims"),
+        html=report(
+            LAYOUT.path("claims_html"),
             caption="../report/claims.rst",
             category="7. Claims of the paper",
         ),
@@ -162,7 +167,13 @@ rule claims:
     conda:
         "../../envs/study.yaml"
     params:
+        about=config["about"],
         imagenet_source=config["imagenet_source"],
+        plays={
+            name: dataset["plays"]
+            for name, dataset in config["datasets"].items()
+            if "plays" in dataset
+        },
         variant_optimizers={
             run.variant: STUDY.training(run)["optimizer"]
             for run in STUDY.dynamics_runs()

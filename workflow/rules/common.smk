@@ -120,6 +120,11 @@ def markdown(stem):
     return LAYOUT.path("markdown", stem=stem)
 
 
+def table_page(stem):
+    """A table as an HTML page: the report shows HTML, not Markdown."""
+    return LAYOUT.path("html", stem=stem)
+
+
 def figure_path(kind, name):
     return LAYOUT.path("figure", figure=f"{kind}/{name}")
 
@@ -156,12 +161,14 @@ def final_outputs():
     return [
         *(table(stem) for stem in STUDY_TABLES),
         *(markdown(stem) for stem in MARKDOWN_TABLES),
+        *(table_page(stem) for stem in MARKDOWN_TABLES),
         LAYOUT.path("claims"),
+        LAYOUT.path("claims_html"),
         *(png for pngs in FIGURES.values() for png in pngs),
     ]
 
 
-#: Tables also written as Markdown (shown in the report).
+#: Tables also written as Markdown and as an HTML page (the page shown in the report).
 MARKDOWN_TABLES = (
     "table1_accuracy",
     "learning_forgetting_correlation",

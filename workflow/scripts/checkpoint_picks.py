@@ -15,5 +15,6 @@ with logged_to(snakemake.log[0]):
     monitored = robust.merge(monitor[list(RUN_KEYS)].drop_duplicates())
     picks = checkpoint_selection.checkpoint_picks(monitor, monitored)
     tables.write_table(picks, snakemake.output.table, tables.CHECKPOINT_PICKS)
-    with open(snakemake.output.markdown, "w") as markdown:
-        markdown.write(tables.markdown_table(picks))
+    tables.write_markdown_and_html(
+        picks, snakemake.output.markdown, snakemake.output.html, "Beyond the paper: the checkpoint each rule picks"
+    )

@@ -1,12 +1,16 @@
-"""The paper's findings checked on this run's tables (Markdown, shown in the report).
+"""The paper's findings checked on this run's tables: the claims report, Markdown and HTML
+(the HTML shown in the report), opening with what the configuration is.
 
-params: imagenet_source (the source that plays the paper's ImageNet) and, optionally,
-variant_optimizers (each dynamics variant's optimizer, for the claims of Figs. 6 and 15).
+params: about (config ``about``), imagenet_source (the source that plays the paper's
+ImageNet), plays (dataset -> the paper's dataset it plays) and variant_optimizers (each
+dynamics variant's optimizer, for the claims of Figs. 6 and 15).
 """
 
 from finetune_invariance.study.warm import run_warm
 
 run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
+
+from pathlib import Path
 
 from finetune_invariance.study import claims, tables
 from finetune_invariance.study.runtime import logged_to
@@ -16,7 +20,14 @@ with logged_to(snakemake.log[0]):
         stem: tables.read_table(snakemake.input[stem], schema) for stem, schema in tables.STUDY_TABLES.items()
     }
     verdicts = claims.evaluate_claims(
-        study_tables, snakemake.params.imagenet_source, snakemake.params.get("variant_optimizers")
+        study_tables, snakemake.params.imagenet_source, snakemake.params.variant_optimizers
     )
-    with open(snakemake.output[0], "w") as markdown:
-        markdown.write("# Claims of the paper, checked on this run\n\n" + claims.claims_markdown(verdicts))
+    about = claims.About(
+        snakemake.params.about["title"],
+        snakemake.params.about["summary"],
+        snakemake.params.imagenet_source,
+        snakemake.params.plays,
+    )
+    report = claims.claims_report(verdicts, about)
+    Path(snakemake.output.markdown).write_text(report.markdown(), encoding="utf-8")
+    Path(snakemake.output.html).write_text(report.html(), encoding="utf-8")

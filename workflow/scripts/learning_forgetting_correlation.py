@@ -13,5 +13,6 @@ with logged_to(snakemake.log[0]):
     analysed = tables.read_table(snakemake.input.table1, tables.TABLE1)
     correlation = layer_statistics.learning_forgetting_correlation(analysed_rows(metrics, analysed))
     tables.write_table(correlation, snakemake.output.table, tables.LEARNING_FORGETTING_CORRELATION)
-    with open(snakemake.output.markdown, "w") as markdown:
-        markdown.write(tables.markdown_table(correlation))
+    tables.write_markdown_and_html(
+        correlation, snakemake.output.markdown, snakemake.output.html, "Appendix C.1: learning vs forgetting across layers"
+    )

@@ -31,5 +31,6 @@ with logged_to(snakemake.log[0]):
     tables.write_table(family, snakemake.output.hypotheses, tables.HYPOTHESES)
     tables.write_table(named, snakemake.output.named, tables.NAMED_HYPOTHESES)
     tables.write_table(tables.concat(early, tables.EARLY_EPOCH_CORRELATION), snakemake.output.early, tables.EARLY_EPOCH_CORRELATION)
-    with open(snakemake.output.markdown, "w") as markdown:
-        markdown.write(tables.markdown_table(named))
+    tables.write_markdown_and_html(
+        named, snakemake.output.markdown, snakemake.output.html, "Section 4.4: the named and the strongest robustness hypotheses"
+    )

@@ -19,5 +19,6 @@ with logged_to(snakemake.log[0]):
         snakemake.params.analysed_checkpoint,
     )
     tables.write_table(table, snakemake.output.table, tables.TABLE1)
-    with open(snakemake.output.markdown, "w") as markdown:
-        markdown.write(tables.markdown_table(table))
+    tables.write_markdown_and_html(
+        table, snakemake.output.markdown, snakemake.output.html, "Table 1: test accuracy at each run's analysed checkpoint"
+    )

@@ -53,7 +53,9 @@ RESULTS_PATTERNS: dict[str, str] = {
     # analysis and report
     "table": "tables/{stem}.parquet",
     "markdown": "tables/{stem}.md",
+    "html": "tables/{stem}.html",
     "claims": "claims.md",
+    "claims_html": "claims.html",
     "figure": "figures/{figure}.png",
     "log": "logs/{rule}/{job}.log",
     "benchmark": "benchmarks/{rule}/{job}.tsv",

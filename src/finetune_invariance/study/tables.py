@@ -21,6 +21,7 @@ from ..tables import (  # noqa: F401  (the table I/O, re-exported for the study'
     markdown_schema,
     markdown_table,
     read_table,
+    write_markdown_and_html,
     write_table,
 )
 
