@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from finetune_invariance.inversion import Inversions, invert, super_noise
+from finetune_invariance.inversion import Inversions, invert, inversion_steps, super_noise
 from finetune_invariance.layers import HookedLayers, NonFiniteError
 from finetune_invariance.stir import pair_similarity
 
@@ -123,6 +123,26 @@ def test_chunking_does_not_change_results(vit, images, all_layers):
     chunked = invert(vit, images, seed=3, iterations=8, progress=False, memory_budget=400_000)
     torch.testing.assert_close(chunked.images, all_layers.images, rtol=0, atol=1e-5)
     torch.testing.assert_close(chunked.losses, all_layers.losses)
+
+
+class CountingBar:
+    """Stands in for a caller's tqdm bar: records every update."""
+
+    def __init__(self):
+        self.updates = []
+
+    def update(self, n):
+        self.updates.append(n)
+
+
+def test_a_given_progress_bar_is_advanced_by_every_image_step_whatever_the_chunking(vit, images):
+    expected = inversion_steps(DEPTH + 1, N, 5)
+    assert expected == (DEPTH + 1) * N * 5  # one gradient step of one image through one layer
+    for budget in (None, 400_000):
+        bar = CountingBar()
+        invert(vit, images, seed=0, iterations=5, memory_budget=budget, progress=bar)
+        assert sum(bar.updates) == expected
+    assert len(bar.updates) > 5  # chunked: several updates per iteration, each the size of its chunk
 
 
 def test_keeps_the_best_iterate_when_later_ones_are_worse(vit, images):

@@ -3,7 +3,11 @@ the real ones."""
 
 import importlib
 import re
+import shlex
 
+import pytest
+
+from finetune_invariance import cli
 from finetune_invariance.study import tables
 
 
@@ -23,6 +27,29 @@ def test_library_example_runs_verbatim_and_gives_the_metrics(repo_root, capsys):
     flow = namespace["flow"]
     assert (flow.loc[flow.pretrained_layer == flow.finetuned_layer, "flow"] == 0).all()
     assert "forgetting" in capsys.readouterr().out
+
+
+def _first_block_after(readme: str, marker: str, language: str) -> str:
+    return re.search(rf"```{language}\n(.*?)```", readme.split(marker, 1)[1], re.S).group(1)
+
+
+def test_hugging_face_example_runs_verbatim_and_gives_the_metrics(repo_root, capsys):
+    pytest.importorskip("transformers")
+    code = _first_block_after(_readme(repo_root), "A Hugging Face `transformers` ViT works through", "python")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    metrics = namespace["metrics"]
+    assert set(metrics["metric"]) == {"forgetting", "learning", "cka_divergence"}
+    assert sorted(metrics["layer"].unique()) == [0, 1, 2, 3, 4]  # 4 blocks + the class token
+    assert "forgetting" in capsys.readouterr().out
+
+
+def test_the_command_line_example_is_a_valid_command(repo_root):
+    command = _first_block_after(_readme(repo_root), "### From the command line", "bash").replace("\\\n", " ")
+    program, *argv = shlex.split(command)
+    assert program == "finetune-invariance"
+    args = cli._parser().parse_args(argv)
+    assert (args.command, args.n, args.seeds) == ("compare", 500, [0, 1, 2])
 
 
 def test_results_map_documents_every_schema(repo_root):

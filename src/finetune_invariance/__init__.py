@@ -12,9 +12,14 @@ The library, each module importing only modules listed before it:
 - :mod:`.layers`: a model's layer representations (docs/method.md "Models and layers");
 - :mod:`.cka`: linear CKA and minibatch CKA (docs/method.md "Linear CKA");
 - :mod:`.inversion`: representation inversion, the STIR recipe;
+- :mod:`.inversion_cache`: inversions kept on disk, keyed by the model's weights, the images, the seed and the recipe;
 - :mod:`.stir`: STIR matrices and the per-pair similarity table (docs/method.md "STIR");
 - :mod:`.finetuning_metrics`: forgetting, learning, CKA divergence, invariance flow;
-- :mod:`.monitor`: forgetting of a model in training, from the pretrained model's stored inversions.
+- :mod:`.monitor`: forgetting of a model in training, from the pretrained model's stored inversions;
+- :mod:`.model_loading`: a model from a timm name, a weights file or a Hugging Face ``transformers`` ViT;
+- :mod:`.image_loading`: images from a folder of image files or an array file, at a model's input size;
+- :mod:`.plots`: the library's figures (layer profiles with seed bands, the flow heatmap); the study draws with them;
+- :mod:`.cli`: the ``finetune-invariance`` command line.
 """
 
 __version__ = "0.1.0"

@@ -209,7 +209,7 @@ def invert(
     step_size: float = DEFAULT_STEP_SIZE,
     memory_budget: int | None = None,
     precision: str = "fp32",
-    progress: bool = True,
+    progress: bool | tqdm = True,
 ) -> Inversions:
     """Invert ``images`` (float32, n, C, H, W in [0, 1]) through ``layers`` (default: all) of ``model``.
 
@@ -222,6 +222,10 @@ def invert(
 
     ``precision``: 'fp32' (the published recipe), 'tf32' or 'bf16', as the module
     docstring describes; the global TF32 flags are restored afterwards.
+
+    ``progress``: True shows a bar of this inversion's :func:`inversion_steps`, False
+    none; a tqdm bar (anything with ``update(n)``) is advanced instead, by the images each
+    gradient step moves, so that one bar can cover several inversions (``stir.compare``).
     """
     layered = as_layers(model)
     layers = layered.check_layers(layers)
@@ -244,7 +248,8 @@ def invert(
         chunks = _plan_chunks(
             [copy_bytes[q // n] for q in range(n_copies)], _budget(memory_budget, images), item_layers
         )
-        with tqdm(total=iterations * len(chunks), disable=not progress, desc="inverting", unit="step") as bar:
+        steps = inversion_steps(len(layers), n, iterations)
+        with _progress_bar(progress, steps, f"inverting {len(layers)} layers x {n} images") as bar:
             for chunk in chunks:
                 best_x[chunk], best_loss[chunk] = _descend(
                     _loss_function(layered, item_layers[chunk], item_images[chunk], targets, precision),
@@ -254,7 +259,7 @@ def invert(
                     iterations=iterations,
                     step_size=step_size,
                     layered=layered,
-                    on_step=lambda: bar.update(1),
+                    on_step=lambda size=len(item_layers[chunk]): bar.update(size),
                 )
     return Inversions(
         images=best_x.clamp(0, 1).view(len(layers), *images.shape),
@@ -266,6 +271,22 @@ def invert(
         step_size=float(step_size),
         precision=precision,
     )
+
+
+def inversion_steps(n_layers: int, n_images: int, iterations: int) -> int:
+    """Image-steps of one :func:`invert` call: one gradient step of one image through one layer.
+
+    The unit of its progress: it does not depend on how the copies are chunked, so the
+    work of several inversions adds up before any of them starts.
+    """
+    return n_layers * n_images * iterations
+
+
+def _progress_bar(progress: bool | tqdm, total: int, desc: str) -> AbstractContextManager:
+    """The caller's bar as is (the caller closes it), or a bar of this inversion (hidden if ``progress`` is False)."""
+    if not isinstance(progress, bool):
+        return nullcontext(progress)
+    return tqdm(total=total, disable=not progress, desc=desc, unit="image-step", unit_scale=True)
 
 
 def _check_target_images(images: torch.Tensor) -> None:

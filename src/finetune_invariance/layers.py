@@ -279,6 +279,10 @@ class HookedLayers(LayeredModel):
         self.normalization = normalization if normalization is not None else nn.Identity()
         self.num_layers = len(self.module_names)
 
+    def extra_repr(self) -> str:
+        """The hooked modules, so that the repr (and the inversion cache's key) tells the layers apart."""
+        return f"module_names={list(self.module_names)}"
+
     def _forward(self, images: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         wanted = set(layers)
         captured: dict[int, torch.Tensor] = {}

@@ -19,7 +19,10 @@ import torch
 
 from . import tables
 from .cka import cka_from_grams, normalized_centered_gram
-from .inversion import DEFAULT_ITERATIONS, DEFAULT_STEP_SIZE, Inversions, invert
+from tqdm.auto import tqdm
+
+from .inversion import DEFAULT_ITERATIONS, DEFAULT_STEP_SIZE, Inversions, invert, inversion_steps
+from .inversion_cache import InversionCache, InversionKey, images_fingerprint, model_fingerprint
 from .layers import LayeredModel, as_layers, check_images, measuring
 
 DEFAULT_BATCH_SIZE = 256
@@ -209,6 +212,18 @@ def pair_similarity(
     return tables.conform(pd.DataFrame(rows), tables.PAIR_SIMILARITY)
 
 
+def _cache_keys(
+    models: dict[str, LayeredModel], images: torch.Tensor, seeds: list[int], recipe: dict
+) -> dict[tuple[str, int], InversionKey]:
+    """The cache key of every (model name, seed), each model and the images hashed once."""
+    images_key = images_fingerprint(images)
+    keys = {}
+    for name, model in models.items():
+        model_key = model_fingerprint(model)
+        keys.update({(name, seed): InversionKey(model_key, images_key, seed, **recipe) for seed in seeds})
+    return keys
+
+
 def compare(
     pretrained: torch.nn.Module,
     finetuned: torch.nn.Module,
@@ -218,8 +233,10 @@ def compare(
     names: tuple[str, str] = ("pretrained", "finetuned"),
     iterations: int = DEFAULT_ITERATIONS,
     step_size: float = DEFAULT_STEP_SIZE,
+    precision: str = "fp32",
     memory_budget: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    cache: InversionCache | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Invert both models through all their layers for each seed and return PAIR_SIMILARITY.
@@ -229,13 +246,39 @@ def compare(
     sample per seed yourself if the study calls for it). ``seeds`` must be distinct (a
     repeated seed would pose as an independent replicate). Images, names, seeds and the
     layer counts are checked before the first inversion.
+
+    ``cache``: inversions found there are reused and new ones stored there
+    (:mod:`.inversion_cache`), so a rerun, or another finetuned model against the same
+    pretrained one, inverts only what it has not inverted before. ``progress`` shows one
+    bar over every inversion still to do, with its estimate of the time left.
     """
     p, f = _check_model_pair(pretrained, finetuned, names, images)
     seeds = _check_seeds(seeds)
-    settings = dict(iterations=iterations, step_size=step_size, memory_budget=memory_budget, progress=progress)
+    recipe = dict(iterations=iterations, step_size=step_size, precision=precision)
+    models = dict(zip(names, (p, f)))
+    keys = _cache_keys(models, images, seeds, recipe) if cache is not None else {}
+    cached = {job for job, key in keys.items() if cache.path(key).exists()}
+    todo = [(name, seed) for seed in seeds for name in names if (name, seed) not in cached]
+    steps = {name: inversion_steps(model.num_layers, len(images), iterations) for name, model in models.items()}
     frames = []
-    for seed in seeds:
-        inv_p = invert(p, images, seed=seed, **settings)
-        inv_f = invert(f, images, seed=seed, **settings)
-        frames.append(pair_similarity(p, f, images, inv_p, inv_f, names, seed, batch_size))
+    with tqdm(
+        total=sum(steps[name] for name, _ in todo),
+        disable=not progress or not todo,
+        desc=f"inverting {len(todo)} of {len(names) * len(seeds)} (model, seed)",
+        unit="image-step",
+        unit_scale=True,
+    ) as bar:
+        for seed in seeds:  # one seed's inversions in memory at a time
+            pair = []
+            for name, model in models.items():
+                found = cache.load(keys[name, seed], model.num_layers) if (name, seed) in cached else None
+                if found is None:
+                    if (name, seed) in cached:  # unusable entry (warned): its steps were not counted
+                        bar.total += steps[name]
+                    bar.set_postfix_str(f"{name}, seed {seed}")
+                    found = invert(model, images, seed=seed, memory_budget=memory_budget, progress=bar, **recipe)
+                    if cache is not None:
+                        cache.store(keys[name, seed], found)
+                pair.append(found)
+            frames.append(pair_similarity(p, f, images, *pair, names, seed, batch_size))
     return tables.conform(pd.concat(frames, ignore_index=True), tables.PAIR_SIMILARITY)

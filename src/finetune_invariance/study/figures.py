@@ -7,7 +7,9 @@ pass it in: per-layer means and standard deviations over STIR seeds
 summarised over seeds (:func:`.hypotheses.seed_summary`), the accuracy per severity and the
 mean corrupted accuracy (:mod:`.robust_accuracy`) and the early-epoch correlations
 (:func:`.hypotheses.early_epoch_correlation`). A line is a given mean and its band the
-given mean ± sd; nothing is averaged here.
+given mean ± sd; nothing is averaged here. The style, the saving and the drawing both wings
+share (a line with its seed band, the layer axis, the flow heatmap) are the metrics
+library's (:mod:`..plots`), so the study's figures and the command line's look alike.
 
 Figure numbers are the published paper's (some text copies of it number them from 0).
 Each function writes ``<stem>.png`` and ``<stem>.pdf`` through :func:`save_figure`:
@@ -36,17 +38,12 @@ docs/method.md, layer ``depth`` being the pooled representation.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 
 import matplotlib as mpl
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import seaborn as sns
-from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
@@ -54,21 +51,28 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from ..atomic import atomic_path
+from ..plots import (
+    METRIC_LABELS,
+    PALETTE,
+    Colour,
+    draw_flow_heatmap,
+    flow_figure_size,
+    format_layer_axis,
+    line_with_band,
+    save_figure,
+    seeds_label,
+    style_rc,
+    styled,
+)
 from .hypotheses import Hypothesis
 from .paper import HEADLINE
 from .tables import EARLY_EPOCH_CORRELATION, NAMED_HYPOTHESES, TABLE1, TableSchema, conform
 from .vocabulary import CLASSIFICATION, CLEAN_SEVERITY, RECONSTRUCTION, RUN_KEYS, SCRATCH, Run, runs_in
 
-Colour = tuple[float, float, float]
-
-PNG_DPI = 150
-_BAND_ALPHA = 0.2
-
 # One colour-blind-safe palette for everything. Index 2 (green) is reserved for training
 # from scratch, the colour the paper uses for it; the task colours are not reused for
 # sources so that no colour means two things in Figs. 1-3.
-_PALETTE: list[Colour] = sns.color_palette("colorblind")
+_PALETTE: list[Colour] = PALETTE
 SCRATCH_COLOUR: Colour = _PALETTE[2]
 TASK_COLOURS: dict[str, Colour] = {CLASSIFICATION: _PALETTE[0], RECONSTRUCTION: _PALETTE[3]}
 _SOURCE_COLOURS: list[Colour] = [_PALETTE[i] for i in (1, 4, 9, 5, 6, 8, 7)]
@@ -76,11 +80,6 @@ _LAYER_CMAP = "viridis"  # sequential: shallow layers dark, deep layers bright
 _SEVERITY_PALETTE = "flare"  # sequential: severity 1 light, 5 dark
 HEADLINE_COLOUR: Colour = (0.0, 0.0, 0.0)
 
-METRIC_LABELS: dict[str, str] = {
-    "learning": "learning\n1 − STIR(p_l | f_l)",
-    "forgetting": "forgetting\n1 − STIR(f_l | p_l)",
-    "cka_divergence": "CKA divergence\n1 − CKA(p_l, f_l)",
-}
 _COMBINATION_LABELS: dict[str, str] = {
     "learning+forgetting": "learning + forgetting",
     "learning-forgetting": "learning − forgetting",
@@ -100,37 +99,9 @@ MEAN_CORRUPTED_COLUMNS = (*RUN_KEYS, "epoch", "mean_corrupted_accuracy")
 # --- style ----------------------------------------------------------------------------
 
 
-def style_rc() -> dict[str, object]:
-    """The rcParams of every figure: seaborn 'whitegrid' + 'paper' context, tight saving."""
-    rc: dict[str, object] = {}
-    rc.update(sns.axes_style("whitegrid"))
-    rc.update(sns.plotting_context("paper", font_scale=1.1))
-    rc.update(
-        {
-            "axes.prop_cycle": cycler(color=_PALETTE),
-            "figure.constrained_layout.use": True,
-            "legend.frameon": False,
-            "savefig.dpi": PNG_DPI,
-            "savefig.bbox": "tight",
-        }
-    )
-    return rc
-
-
 def apply_style() -> None:
     """Make :func:`style_rc` the global matplotlib style (the plot functions use it anyway)."""
     mpl.rcParams.update(style_rc())
-
-
-def _styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
-    """Draw and save under :func:`style_rc` without touching the caller's global rcParams."""
-
-    @functools.wraps(plot)
-    def styled(*args: object, **kwargs: object) -> Figure:
-        with mpl.rc_context(style_rc()):
-            return plot(*args, **kwargs)
-
-    return styled
 
 
 def task_palette(tasks: Iterable[str]) -> dict[str, Colour]:
@@ -167,29 +138,6 @@ def _categorical_palette(names: Sequence[str]) -> dict[str, Colour]:
     """Distinct colours for variants or hypotheses (evenly spaced hues beyond 10 names)."""
     colours = sns.color_palette("colorblind" if len(names) <= len(_PALETTE) else "husl", len(names))
     return dict(zip(names, colours))
-
-
-#: Metadata that would make the same figure give other bytes in another run: the PDF's
-#: creation date (the PNG writer stores none).
-_UNDATED = {"pdf": {"CreationDate": None}, "png": {}}
-
-
-def save_figure(fig: Figure, png_path: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``<stem>.png`` (150 dpi) and ``<stem>.pdf`` beside it, creating folders; close ``fig``.
-
-    Each file is written atomically and without a date, so the same figure gives the same bytes.
-    """
-    png = Path(png_path)
-    if png.suffix.lower() != ".png":
-        raise ValueError(f"figure path {png} must end in .png (the PDF is written beside it)")
-    pdf = png.with_suffix(".pdf")
-    try:
-        for path, kind in ((png, "png"), (pdf, "pdf")):
-            with atomic_path(path, suffix=f".{kind}") as tmp:
-                fig.savefig(tmp, format=kind, dpi=PNG_DPI, bbox_inches="tight", metadata=_UNDATED[kind])
-    finally:
-        plt.close(fig)  # a no-op for figures pyplot does not manage
-    return png, pdf
 
 
 # --- labels ---------------------------------------------------------------------------
@@ -294,22 +242,6 @@ def _analysed_checkpoints(
 # --- shared drawing helpers -----------------------------------------------------------
 
 
-def _line_with_band(ax: Axes, x: object, mean: object, std: object, colour: Colour, **line: object) -> Line2D:
-    """The given means as a line and mean ± sd as a band (none where the sd is NaN: one seed)."""
-    x, mean, std = (np.asarray(v, dtype=np.float64) for v in (x, mean, std))
-    (drawn,) = ax.plot(x, mean, color=colour, **line)
-    ax.fill_between(x, mean - std, mean + std, color=colour, alpha=_BAND_ALPHA, linewidth=0)
-    return drawn
-
-
-def _format_layer_axis(ax: Axes, n_layers: int) -> None:
-    """Integer layer ticks 0..L-1; the label says which one is the pooled representation."""
-    step = 1 if n_layers <= 16 else 2
-    ax.set_xticks(range(0, n_layers, step))
-    ax.set_xlim(-0.3, n_layers - 0.7)
-    ax.set_xlabel(f"layer ({n_layers - 1} = pooled output)")
-
-
 def _format_epoch_axis(ax: Axes) -> None:
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -317,10 +249,6 @@ def _format_epoch_axis(ax: Axes) -> None:
 
 def _legend_handles(palette: Mapping[str, Colour], marker: str | None = None) -> list[Line2D]:
     return [Line2D([], [], color=c, marker=marker, label=name) for name, c in palette.items()]
-
-
-def _seeds_label(n_seeds: pd.Series) -> str:
-    return f"mean over {_joined(n_seeds.astype(int))} STIR seed(s), bands: ± 1 sd"
 
 
 # --- Figs. 1-3: one value per layer ----------------------------------------------------
@@ -357,12 +285,12 @@ def _plot_layer_profiles(
             for name, colour in palette.items():
                 line = panel[panel[hue] == name].sort_values("layer")
                 if not line.empty:
-                    _line_with_band(
+                    line_with_band(
                         ax, line["layer"], line["mean"], line["std"], colour, marker="o", markersize=4, label=name
                     )
             if panel.empty:
                 ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", color="grey")
-            _format_layer_axis(ax, n_layers)
+            format_layer_axis(ax, n_layers)
             ax.set_ylabel(METRIC_LABELS[metric] if col == 0 else "")
             if row == 0:
                 column_runs = [run for run in checkpoints if run.dataset == dataset]
@@ -370,7 +298,7 @@ def _plot_layer_profiles(
     fig.legend(handles=_legend_handles(palette, "o"), title=hue, loc="outside right center")
     fig.suptitle(
         f"{title}\nvariant {_joined(df['variant'])}, each run at its analysed checkpoint; "
-        f"lines: {_seeds_label(df['n_seeds'])}"
+        f"lines: {seeds_label(df['n_seeds'])}"
     )
     save_figure(fig, path)
     return fig
@@ -388,7 +316,7 @@ def _column_title(runs: list[Run], checkpoints: Mapping[Run, pd.Series], hue: st
     return "\n".join([header, *(f"{getattr(run, hue)}: {checkpoint_label(checkpoints[run])}" for run in runs)])
 
 
-@_styled
+@styled
 def plot_task_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
     """Fig. 1a / Appendix C: learning and forgetting per layer, classification vs reconstruction.
 
@@ -408,7 +336,7 @@ def plot_task_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path: s
     )
 
 
-@_styled
+@styled
 def plot_cka_divergence_by_task(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
     """Fig. 1b: CKA divergence per layer, classification vs reconstruction, per dataset."""
     return _plot_layer_profiles(
@@ -416,7 +344,7 @@ def plot_cka_divergence_by_task(profiles: pd.DataFrame, analysed: pd.DataFrame, 
     )
 
 
-@_styled
+@styled
 def plot_source_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
     """Figs. 2a/2b: learning and forgetting per layer by pretraining source (and scratch).
 
@@ -434,7 +362,7 @@ def plot_source_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path:
     )
 
 
-@_styled
+@styled
 def plot_cka_divergence_by_source(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
     """Fig. 3: CKA divergence per layer by pretraining source, per finetune dataset."""
     return _plot_layer_profiles(
@@ -445,47 +373,23 @@ def plot_cka_divergence_by_source(profiles: pd.DataFrame, analysed: pd.DataFrame
 # --- Fig. 4: invariance flow -----------------------------------------------------------
 
 
-@_styled
+@styled
 def plot_invariance_flow(matrix: pd.DataFrame, analysed: pd.DataFrame, n_seeds: int, path: str | os.PathLike) -> Figure:
     """Fig. 4 / Appendix D: a run's seed-mean invariance-flow matrix as a heatmap.
 
     ``matrix``: :func:`..finetuning_metrics.flow_matrix` of the run's rows at its analysed
     checkpoint (rows pretrained layers i, columns finetuned layers j, 0..L-1), averaged over
-    ``n_seeds`` STIR seeds; ``analysed``: the run's ``table1_accuracy`` row. Row 0 is at the
-    top, so compression (j < i) is the lower-left triangle and expansion (j > i) the upper
-    right. The diverging colour scale is centred on 0 with symmetric limits.
+    ``n_seeds`` STIR seeds; ``analysed``: the run's ``table1_accuracy`` row. Drawn by
+    :func:`..plots.draw_flow_heatmap` (compression lower left, expansion upper right, a
+    diverging scale centred on 0).
     """
-    if matrix.empty:
-        raise ValueError("matrix: the selection is empty (no invariance-flow cells to plot)")
-    n_layers = len(matrix)
-    if matrix.shape != (n_layers, n_layers) or not np.isfinite(matrix.to_numpy(dtype=np.float64)).all():
-        raise ValueError(f"matrix: need a square matrix of finite flows, got shape {matrix.shape}")
     row = _table_rows(analysed, TABLE1, "analysed")
     if len(row) != 1:
         raise ValueError(f"analysed: need the one table1_accuracy row of the drawn run, got {len(row)} rows")
     row = row.iloc[0]
-    limit = max(float(np.abs(matrix.to_numpy()).max()), 1e-6)  # all-zero matrix: any tiny range
-
-    fig = Figure(figsize=(0.42 * n_layers + 2.6, 0.36 * n_layers + 1.8))
+    fig = Figure(figsize=flow_figure_size(len(matrix)))
     ax = fig.subplots()
-    sns.heatmap(
-        matrix,
-        ax=ax,
-        cmap="RdBu_r",
-        center=0.0,
-        vmin=-limit,
-        vmax=limit,
-        square=True,
-        annot=n_layers <= 16,
-        fmt=".2f",
-        annot_kws={"fontsize": 5.5},
-        linewidths=0.3,
-        linecolor="white",
-        cbar_kws={"label": "flow = STIR(f_j | p_i) − STIR(f_i | p_i)", "shrink": 0.8},
-    )
-    ax.set_xlabel(f"finetuned layer j ({n_layers - 1} = pooled)")
-    ax.set_ylabel(f"pretrained layer i ({n_layers - 1} = pooled)")
-    ax.tick_params(axis="y", rotation=0)
+    draw_flow_heatmap(ax, matrix)
     ax.set_title(
         f"Invariance flow: {Run.from_row(row).label}\n{checkpoint_label(row)}; mean of {n_seeds} STIR seed(s)\n"
         "below diagonal: compression, above: expansion"
@@ -514,7 +418,7 @@ def _plot_accuracy_over_epochs(ax: Axes, severity: pd.DataFrame, mean_corrupted:
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
-@_styled
+@styled
 def plot_dynamics(
     profiles: pd.DataFrame,
     headline: Hypothesis,
@@ -557,13 +461,13 @@ def plot_dynamics(
     for ax, metric in zip(axes, metrics):
         for layer, line in df[df["metric"] == metric].groupby("layer"):
             line = line.sort_values("epoch")
-            _line_with_band(ax, line["epoch"], line["mean"], line["std"], cmap(norm(layer)), lw=1.0)
+            line_with_band(ax, line["epoch"], line["mean"], line["std"], cmap(norm(layer)), lw=1.0)
         ax.set_ylabel(METRIC_LABELS[metric])
         _format_epoch_axis(ax)
     forgetting_ax = axes[metrics.index("forgetting")]
     values = values.sort_values("epoch")
     label = f"{hypothesis_label(headline)} (headline)"
-    _line_with_band(
+    line_with_band(
         forgetting_ax, values["epoch"], values["mean"], values["std"], HEADLINE_COLOUR, lw=1.8, ls="--", label=label
     )
     forgetting_ax.legend(loc="best", fontsize="small")
@@ -580,7 +484,7 @@ def plot_dynamics(
     for label, ax in zip("abcd", axes):
         ax.set_title(f"({label})", loc="left")
     fig.suptitle(
-        f"Dynamics: {run.label}, checkpoints of {_epochs_label(df['epoch'])}\n" f"lines: {_seeds_label(df['n_seeds'])}"
+        f"Dynamics: {run.label}, checkpoints of {_epochs_label(df['epoch'])}\n" f"lines: {seeds_label(df['n_seeds'])}"
     )
     save_figure(fig, path)
     return fig
@@ -589,7 +493,7 @@ def plot_dynamics(
 # --- Figs. 6 and 15: hyperparameter variants -------------------------------------------
 
 
-@_styled
+@styled
 def plot_variants(
     mean_corrupted: pd.DataFrame, headline: Hypothesis, headline_values: pd.DataFrame, path: str | os.PathLike
 ) -> Figure:
@@ -619,7 +523,7 @@ def plot_variants(
             line["epoch"], line["mean_corrupted_accuracy"], color=colour, marker="o", markersize=3, label=variant
         )
         line = values[values["variant"] == variant].sort_values("epoch")
-        _line_with_band(
+        line_with_band(
             headline_ax, line["epoch"], line["mean"], line["std"], colour, marker="o", markersize=3, label=variant
         )
     accuracy_ax.set_ylabel("mean corrupted accuracy\n(severities 1-5)")
@@ -630,7 +534,7 @@ def plot_variants(
     fig.legend(handles=_legend_handles(palette, "o"), title="variant", loc="outside right center")
     fig.suptitle(
         f"Hyperparameter variants: {setting['source']} → {setting['dataset']}, {setting['task']}, "
-        f"checkpoints of {_epochs_label(values['epoch'])}\n(b) lines: {_seeds_label(values['n_seeds'])}"
+        f"checkpoints of {_epochs_label(values['epoch'])}\n(b) lines: {seeds_label(values['n_seeds'])}"
     )
     save_figure(fig, path)
     return fig
@@ -648,7 +552,7 @@ def _roles(named: pd.DataFrame, run: Run, headline: Hypothesis) -> dict[str, lis
     return roles
 
 
-@_styled
+@styled
 def plot_early_epoch_correlation(
     early: pd.DataFrame, named: pd.DataFrame, headline: Hypothesis, path: str | os.PathLike
 ) -> Figure:
@@ -705,7 +609,7 @@ _PICK_STYLES: dict[str, dict[str, object]] = {
 }
 
 
-@_styled
+@styled
 def plot_forgetting_monitor(
     spread: pd.Series,
     mean_corrupted: pd.Series,

@@ -1,0 +1,302 @@
+"""A model given by name or path, seen through its layers (docs/method.md, "Models and layers").
+
+:func:`load_model` reads what the command line is given:
+
+- a timm model name (``vit_base_patch32_224.augreg_in1k``): timm's pretrained weights from
+  the Hugging Face hub (cached; with ``HF_HUB_OFFLINE=1`` they must be in the cache);
+- a weights file of a timm ViT: the hub's ``model.safetensors``, a ``.pth``/``.bin``
+  state dict, or a big_vision ``.npz`` (the authors' AugReg checkpoints), loaded into the
+  timm ``architecture`` with timm's own conversion (:func:`load_timm_weights`);
+- a folder of a Hugging Face ``transformers`` ViT (``save_pretrained``: ``config.json`` and
+  weights, optionally ``preprocessor_config.json``): :class:`HuggingFaceViT`.
+
+A timm ViT is read through :class:`.layers.ViTLayers`. A ``transformers`` ViT has the same
+layers, read through :class:`.layers.HookedLayers`: the output of every encoder block (all
+tokens, flattened) and, as the last layer, the class token of the final layer norm, which
+is what ``ViTForImageClassification`` feeds its classifier (the ViT's pooled
+representation). Its normalisation is its image processor's mean and std (the
+``ViTImageProcessor`` defaults, 0.5 and 0.5, without a ``preprocessor_config.json``).
+``transformers`` is imported only for such a model.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import timm
+import torch
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from .layers import HookedLayers, LayeredModel, ViTLayers
+from .preprocessing import InputNormalization
+
+#: Suffixes read as weights files of a timm architecture.
+WEIGHTS_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
+#: The oldest ``transformers`` whose ViT blocks return a tensor (older ones return a tuple).
+MIN_TRANSFORMERS = 5
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be obtained (no internet and not cached, bad tag, ...)."""
+
+
+class WeightsFileError(ValueError):
+    """A local weights file is unreadable or holds another architecture."""
+
+
+class LoadedModel(NamedTuple):
+    """A model ready for the metrics: its layered view and the images it takes."""
+
+    layered: LayeredModel
+    image_size: tuple[int, int]
+    channels: int
+    description: str
+
+
+def check_timm_name(name: str) -> None:
+    """ValueError with close matches unless timm knows the architecture of ``name`` (a tag may follow a dot)."""
+    if not timm.is_model(name):
+        raise ValueError(f"unknown timm model '{name}'{_close_matches(name)}")
+
+
+def create_vit(
+    name: str,
+    model_args: Mapping[str, Any] | None = None,
+    *,
+    pretrained: bool,
+    offline_fix: str = "copy its weights file to this machine and load it by its path",
+) -> VisionTransformer:
+    """timm's ``create_model(name, pretrained=..., num_classes=0, **model_args)``, which must be a ViT.
+
+    Without weights it draws from torch's global generator. :class:`WeightsUnavailableError`
+    says how to get pretrained weights that could not be downloaded (``offline_fix`` names
+    the caller's way to pass a local file).
+    """
+    check_timm_name(name)
+    try:
+        model = timm.create_model(name, pretrained=pretrained, num_classes=0, **dict(model_args or {}))
+    except OSError as err:  # huggingface_hub's offline / not-cached / network errors are OSErrors
+        raise WeightsUnavailableError(
+            f"could not obtain timm pretrained weights '{name}' ({type(err).__name__}: {err}). "
+            "Without internet (HF_HUB_OFFLINE=1) they must already be in the Hugging Face cache (HF_HOME); "
+            f"otherwise {offline_fix}."
+        ) from err
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"timm model '{name}' is a {type(model).__name__}; a VisionTransformer is needed")
+    return model
+
+
+def load_timm_weights(vit: VisionTransformer, path: str | Path) -> None:
+    """Load a local weights file into ``vit`` (built without a classifier), strictly.
+
+    The same conversion timm applies to hub weights: its ``checkpoint_filter_fn`` (key
+    remapping, position-embedding resampling when img_size/patch differ); the classifier's
+    keys are dropped. A big_vision ``.npz`` goes through timm's npz loader. Every key of
+    ``vit`` must be in the file, or :class:`WeightsFileError` names what does not fit.
+    """
+    from timm.models import load_state_dict
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    architecture = f"timm '{vit.pretrained_cfg.get('architecture')}' with its model arguments"
+    if path.suffix == ".npz":
+        try:
+            vit.load_pretrained(str(path))
+        except Exception as err:  # timm's npz loader raises whatever numpy or its key lookup raise
+            raise WeightsFileError(f"weights file {path} is not big_vision weights of {architecture} ({err})") from err
+        return
+    try:
+        state = load_state_dict(str(path), weights_only=True)  # never unpickle code
+    except Exception as err:  # safetensors and torch.load raise their own error types for unreadable files
+        raise WeightsFileError(
+            f"weights file {path} cannot be read as a state dict ({type(err).__name__}: {err}); expected the hub's "
+            "model.safetensors (or a .pth/.bin state dict) of the model: download it again"
+        ) from err
+    state = {k: v for k, v in checkpoint_filter_fn(state, vit).items() if not k.startswith("head.")}
+    try:
+        result = vit.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensors of another shape: another width, depth or patch size
+        raise WeightsFileError(f"weights file {path} holds another architecture than {architecture}: {err}") from err
+    if result.missing_keys or result.unexpected_keys:
+        raise WeightsFileError(
+            f"weights file {path} does not fit {architecture}: "
+            f"missing keys {result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}"
+        )
+
+
+class _ClassToken(nn.Module):
+    """(n, T, D) tokens -> (n, D) class token: a module, so that a forward hook can read it."""
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens[:, 0]
+
+
+class HuggingFaceViT(nn.Module):
+    """A Hugging Face ``transformers`` ViT taking [0, 1] images, with the library's layers.
+
+    ``vit``: a ``ViTModel``, or a model holding one as ``.vit`` (``ViTForImageClassification``,
+    ``ViTForMaskedImageModeling``), whose head is then left out. The forward clamps and
+    normalises the images with ``mean``/``std`` (default: the ``ViTImageProcessor``'s 0.5,
+    0.5) and returns the class token of the final layer norm. :meth:`layered` (used by
+    :func:`.layers.as_layers`, so the model can be passed to every metric as is) gives
+    layers 0..D-1, the encoder blocks' outputs, and layer D, that class token.
+    """
+
+    def __init__(self, vit: nn.Module, mean: Sequence[float] = (0.5,) * 3, std: Sequence[float] = (0.5,) * 3):
+        super().__init__()
+        import transformers
+
+        major = int(transformers.__version__.split(".")[0])
+        if major < MIN_TRANSFORMERS:
+            raise RuntimeError(
+                f"transformers {transformers.__version__} is installed; reading a ViT's layers needs "
+                f"transformers >= {MIN_TRANSFORMERS} (its blocks return tensors): pip install -U transformers"
+            )
+        vit = getattr(vit, "vit", vit)
+        if getattr(getattr(vit, "config", None), "model_type", None) != "vit" or not hasattr(vit, "layers"):
+            raise TypeError(
+                f"HuggingFaceViT needs a transformers ViTModel (model_type 'vit'), got {type(vit).__name__}"
+            )
+        self.vit = vit
+        self.normalization = InputNormalization(mean, std)
+        self.class_token = _ClassToken()
+
+    @classmethod
+    def from_pretrained(cls, name_or_folder: str | Path) -> HuggingFaceViT:
+        """A ViT saved with ``save_pretrained`` (a folder) or a hub id, with its image processor's mean/std."""
+        from transformers import AutoConfig, AutoModel, ViTImageProcessor
+
+        config = AutoConfig.from_pretrained(name_or_folder)
+        if config.model_type != "vit":
+            raise ValueError(
+                f"{name_or_folder} holds a transformers '{config.model_type}' model; "
+                "only ViTs (model_type 'vit') are read"
+            )
+        with _quiet_transformers():  # its report lists the head's weights left out, which is intended
+            vit, info = AutoModel.from_pretrained(name_or_folder, add_pooling_layer=False, output_loading_info=True)
+        if info["missing_keys"]:
+            raise WeightsFileError(
+                f"{name_or_folder} lacks weights of the ViT, which would be left random: "
+                f"{sorted(info['missing_keys'])[:5]}; save the model again with save_pretrained"
+            )
+        folder = Path(name_or_folder)
+        has_processor = not folder.is_dir() or (folder / "preprocessor_config.json").is_file()
+        processor = ViTImageProcessor.from_pretrained(name_or_folder) if has_processor else ViTImageProcessor()
+        if not processor.do_normalize:
+            return cls(vit, (0.0,) * config.num_channels, (1.0,) * config.num_channels)
+        return cls(vit, processor.image_mean, processor.image_std)
+
+    @property
+    def depth(self) -> int:
+        return len(self.vit.layers)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        size = self.vit.config.image_size
+        return (size, size) if isinstance(size, int) else tuple(size)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        tokens = self.vit(pixel_values=self.normalization(images)).last_hidden_state
+        return self.class_token(tokens)
+
+    def layered(self) -> HookedLayers:
+        return HookedLayers(self, [f"vit.layers.{block}" for block in range(self.depth)] + ["class_token"])
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' warnings and progress bars off for the duration (errors still show)."""
+    from transformers.utils import logging
+
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def parse_model_args(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["img_size=32", "depth=4"]`` -> ``{"img_size": 32, "depth": 4}`` (values read as YAML scalars/lists)."""
+    import yaml
+
+    args = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"model argument '{pair}' is not KEY=VALUE (e.g. img_size=32)")
+        args[key.strip()] = yaml.safe_load(value)
+    return args
+
+
+def _normalization(
+    own: tuple[Sequence[float], Sequence[float]], mean: Sequence[float] | None, std: Sequence[float] | None
+) -> InputNormalization:
+    """The model's ``own`` (mean, std), or the given pair, which must come together."""
+    if (mean is None) != (std is None):
+        raise ValueError("give mean and std together (the input normalisation needs both), or neither")
+    return InputNormalization(*(own if mean is None else (mean, std)))
+
+
+def load_model(
+    spec: str | Path,
+    *,
+    architecture: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> LoadedModel:
+    """The model ``spec`` names: a Hugging Face ViT folder, a timm weights file or a timm model name.
+
+    ``architecture`` (a timm model name, optionally with a pretrained tag whose mean/std
+    then apply) and ``model_args`` (``timm.create_model`` keywords such as ``img_size``)
+    build the network a weights file is loaded into; ``model_args`` also apply to a timm
+    name. ``mean``/``std`` replace the model's own input normalisation.
+    """
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(
+                f"folder {path} has no config.json: expected a Hugging Face transformers ViT saved with "
+                "save_pretrained (config.json and model.safetensors)"
+            )
+        model = HuggingFaceViT.from_pretrained(path)
+        own = model.normalization.mean.flatten().tolist(), model.normalization.std.flatten().tolist()
+        model.normalization = _normalization(own, mean, std)
+        return LoadedModel(model.layered(), model.image_size, model.vit.config.num_channels, f"transformers ViT {path}")
+    if path.suffix in WEIGHTS_SUFFIXES:
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} does not exist")
+        if architecture is None:
+            raise ValueError(
+                f"weights file {path} needs its architecture: give the timm model name it was built as "
+                "(--architecture, e.g. vit_base_patch32_224, with --model-arg KEY=VALUE for changed sizes)"
+            )
+        vit = create_vit(architecture, model_args, pretrained=False)
+        load_timm_weights(vit, path)
+        description = f"{path} ({architecture})"
+    else:
+        if not timm.is_model(str(spec)):
+            raise ValueError(
+                f"'{spec}' is neither a folder, a weights file ({', '.join(WEIGHTS_SUFFIXES)}) nor a timm model name"
+                + _close_matches(str(spec))
+            )
+        vit = create_vit(str(spec), model_args, pretrained=True)
+        description = f"timm {spec}"
+    layered = ViTLayers(vit, _normalization((vit.pretrained_cfg["mean"], vit.pretrained_cfg["std"]), mean, std))
+    return LoadedModel(layered, tuple(vit.patch_embed.img_size), vit.patch_embed.proj.in_channels, description)
+
+
+def _close_matches(name: str) -> str:
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    return f"; close matches: {close}" if close else ""
