@@ -71,7 +71,8 @@ def create_vit(
     pretrained: bool,
     offline_fix: str = "copy its weights file to this machine and load it by its path",
 ) -> VisionTransformer:
-    """timm's ``create_model(name, pretrained=..., num_classes=0, **model_args)``, which must be a ViT.
+    """timm's ``create_model(name, pretrained=..., num_classes=0, **model_args)``, which must be a ViT
+    whose patches tile its image.
 
     Without weights it draws from torch's global generator. :class:`WeightsUnavailableError`
     says how to get pretrained weights that could not be downloaded (``offline_fix`` names
@@ -87,7 +88,14 @@ def create_vit(
             f"otherwise {offline_fix}."
         ) from err
     if not isinstance(model, VisionTransformer):
-        raise ValueError(f"timm model '{name}' is a {type(model).__name__}; a VisionTransformer is needed")
+        raise ValueError(f"timm model '{name}' is a {type(model).__name__}; ViTLayers needs a VisionTransformer")
+    image, patch = tuple(model.patch_embed.img_size), tuple(model.patch_embed.patch_size)
+    if any(side % p for side, p in zip(image, patch)):
+        # timm floors the patch grid, which would silently drop the image's last rows and columns.
+        raise ValueError(
+            f"timm model '{name}' with model arguments {dict(model_args or {})}: patch size {patch} does not tile "
+            f"the image size {image}; choose img_size and patch_size so that the patch size divides the image size"
+        )
     return model
 
 

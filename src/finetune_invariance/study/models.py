@@ -22,14 +22,15 @@ Starting weights (``ModelSpec.weights``):
   loader maps), for offline clusters;
 - ``"checkpoint:<path>"``: the backbone of a checkpoint this workflow trained; the head is new.
 
-A ``url:`` or ``file:`` weights file is identified by its SHA-256 (``ModelSpec.sha256``):
+Creating the timm ViT and loading a weights file into it are the metrics library's
+(:func:`..model_loading.create_vit`, :func:`..model_loading.load_timm_weights`), shared
+with the command line. A ``url:`` or ``file:`` weights file is identified by its SHA-256 (``ModelSpec.sha256``):
 checked before loading when given; when not, it is computed, logged with the line to pin
 it in the config, and recorded in the built model's spec (so in every checkpoint's header).
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 import numbers
 import os
@@ -44,6 +45,13 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from ..model_loading import (
+    WeightsFileError,
+    WeightsUnavailableError,
+    check_timm_name,
+    create_vit,
+    load_timm_weights,
+)
 from ..preprocessing import InputNormalization
 from .checkpoints import CheckpointError, read_checkpoint
 from .runtime import sha256
@@ -61,14 +69,6 @@ PAPER_MODEL = "vit_base_patch32_224"
 #: as the authors' classification head and their timm reconstruction decoder).
 HEAD_INITS = ("trunc_normal", "pytorch")
 HEAD_INIT_STD = 0.02
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be obtained (no internet and not cached, bad tag, ...)."""
-
-
-class WeightsFileError(ValueError):
-    """A local weights file is unreadable or holds another architecture."""
 
 
 @dataclass(frozen=True)
@@ -219,42 +219,20 @@ def per_sample_loss(task: str, outputs: torch.Tensor, images: torch.Tensor, labe
 # --- construction ---------------------------------------------------------------------
 
 
-def _check_model_name(name: str) -> None:
-    if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-        raise ValueError(f"unknown timm model '{name}'" + (f"; close matches: {close}" if close else ""))
-
-
 def _check_pretrained_tag(name: str, tag: str) -> None:
     available = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{name}.*")]
     if tag not in available:
         raise WeightsUnavailableError(f"timm has no pretrained weights '{name}.{tag}'; tags for {name}: {available}")
 
 
-def _create_timm(name: str, overrides: dict[str, Any], pretrained: bool) -> VisionTransformer:
-    model = timm.create_model(name, pretrained=pretrained, num_classes=0, **overrides)
-    if not isinstance(model, VisionTransformer):
-        raise ValueError(f"timm model '{name}' is a {type(model).__name__}; the study needs a VisionTransformer")
-    image, patch = tuple(model.patch_embed.img_size), tuple(model.patch_embed.patch_size)
-    if any(side % p for side, p in zip(image, patch)):
-        # timm floors the patch grid, which would silently drop the image's last rows and columns.
-        raise ValueError(
-            f"timm model '{name}' with overrides {overrides}: patch size {patch} does not tile the image size "
-            f"{image}; choose img_size and patch_size so that the patch size divides the image size"
-        )
-    return model
-
-
 def _hub_backbone(spec: ModelSpec, tag: str) -> VisionTransformer:
     _check_pretrained_tag(spec.name, tag)
-    try:
-        return _create_timm(f"{spec.name}.{tag}", spec.overrides, pretrained=True)
-    except OSError as err:  # huggingface_hub's offline / not-cached / network errors are OSErrors
-        raise WeightsUnavailableError(
-            f"could not obtain timm pretrained weights '{spec.name}.{tag}' ({type(err).__name__}: {err}). "
-            "Without internet (HF_HUB_OFFLINE=1) they must already be in the Hugging Face cache (HF_HOME); "
-            "otherwise copy the weights file to this machine and use weights 'file:<path>'."
-        ) from err
+    return create_vit(
+        f"{spec.name}.{tag}",
+        spec.overrides,
+        pretrained=True,
+        offline_fix="copy the weights file to this machine and use weights 'file:<path>'",
+    )
 
 
 def _downloaded(url: str) -> Path:
@@ -295,43 +273,6 @@ def _verified_weights_file(spec: ModelSpec, kind: str, location: str) -> tuple[P
             f"{fix}, or correct the source's sha256 in the config if the expected value is wrong"
         )
     return path, digest
-
-
-def _load_weights_file(backbone: VisionTransformer, path: Path) -> None:
-    """Load a local weights file into the backbone, strictly (every backbone key must be there).
-
-    The same conversion timm applies to hub weights: its ``checkpoint_filter_fn`` (key
-    remapping, position-embedding resampling when img_size/patch differ); the
-    classifier's keys are dropped, the backbone has none. A big_vision ``.npz`` goes
-    through timm's npz loader.
-    """
-    from timm.models import load_state_dict
-    from timm.models.vision_transformer import checkpoint_filter_fn
-
-    architecture = f"timm '{backbone.pretrained_cfg.get('architecture')}' with the config's model overrides"
-    if path.suffix == ".npz":
-        try:
-            backbone.load_pretrained(str(path))
-        except Exception as err:  # timm's npz loader raises whatever numpy or its key lookup raise
-            raise WeightsFileError(f"weights file {path} is not big_vision weights of {architecture} ({err})") from err
-        return
-    try:
-        state = load_state_dict(str(path), weights_only=True)  # never unpickle code
-    except Exception as err:  # safetensors and torch.load raise their own error types for unreadable files
-        raise WeightsFileError(
-            f"weights file {path} cannot be read as a state dict ({type(err).__name__}: {err}); expected the hub's "
-            "model.safetensors (or a .pth/.bin state dict) of the model: download it again"
-        ) from err
-    state = {k: v for k, v in checkpoint_filter_fn(state, backbone).items() if not k.startswith("head.")}
-    try:
-        result = backbone.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # tensors of another shape: another width, depth or patch size
-        raise WeightsFileError(f"weights file {path} holds another architecture than {architecture}: {err}") from err
-    if result.missing_keys or result.unexpected_keys:
-        raise WeightsFileError(
-            f"weights file {path} does not fit {architecture}: "
-            f"missing keys {result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}"
-        )
 
 
 def _checkpoint_backbone(spec: ModelSpec, backbone: VisionTransformer, path: Path) -> ModelSpec:
@@ -387,7 +328,7 @@ def build_model(spec: ModelSpec, task: str, num_classes: int | None = None, seed
     classification and ignored for reconstruction.
     """
     _check_task(task, num_classes)
-    _check_model_name(spec.name)
+    check_timm_name(spec.name)
     kind, location = spec.weight_source()
     mean, std, digest = spec.mean, spec.std, spec.sha256
     with torch.random.fork_rng(devices=[]):
@@ -395,10 +336,10 @@ def build_model(spec: ModelSpec, task: str, num_classes: int | None = None, seed
         if kind == "timm":
             backbone = _hub_backbone(spec, location)
         else:
-            backbone = _create_timm(spec.name, spec.overrides, pretrained=False)
+            backbone = create_vit(spec.name, spec.overrides, pretrained=False)
         if kind in FILE_KINDS:
             path, digest = _verified_weights_file(spec, kind, location)
-            _load_weights_file(backbone, path)
+            load_timm_weights(backbone, path)
         elif kind == "checkpoint":
             saved = _checkpoint_backbone(spec, backbone, Path(location))
             mean, std = mean or saved.mean, std or saved.std  # keep the pretrained model's normalisation
