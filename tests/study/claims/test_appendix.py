@@ -28,7 +28,9 @@ PAPER_R = {IMAGENET_CLS: 0.97, IMAGENET_REC: 0.86, run(CIFAR): 0.98, run(SCRATCH
 
 
 def correlations(make_learning_forgetting_correlation, r):
-    return {"learning_forgetting_correlation": make_learning_forgetting_correlation({k: (v, 1e-4) for k, v in r.items()})}
+    return {
+        "learning_forgetting_correlation": make_learning_forgetting_correlation({k: (v, 1e-4) for k, v in r.items()})
+    }
 
 
 def test_correlation_lower_for_reconstruction_and_scratch(make_learning_forgetting_correlation):
@@ -47,7 +49,9 @@ def test_correlation_lower_for_reconstruction_and_scratch(make_learning_forgetti
         ({run(SCRATCH): np.nan}, "scratch → cifar10, classification r = nan"),
     ],
 )
-def test_reconstruction_or_scratch_correlating_as_well_or_undefined_fails(make_learning_forgetting_correlation, changed, shown):
+def test_reconstruction_or_scratch_correlating_as_well_or_undefined_fails(
+    make_learning_forgetting_correlation, changed, shown
+):
     verdict, evidence = evaluate(
         correlations(make_learning_forgetting_correlation, PAPER_R | changed),
         "correlation_lower_for_reconstruction_and_scratch",
@@ -58,9 +62,12 @@ def test_reconstruction_or_scratch_correlating_as_well_or_undefined_fails(make_l
 def test_half_the_comparison_missing_is_not_measured_unless_the_other_half_fails(make_learning_forgetting_correlation):
     no_reconstruction = {k: v for k, v in PAPER_R.items() if k != IMAGENET_REC}
     verdict, evidence = evaluate(
-        correlations(make_learning_forgetting_correlation, no_reconstruction), "correlation_lower_for_reconstruction_and_scratch"
+        correlations(make_learning_forgetting_correlation, no_reconstruction),
+        "correlation_lower_for_reconstruction_and_scratch",
     )
     assert verdict == NOT_MEASURED and "no reconstruction run with a run to compare" in evidence and "2/2" in evidence
     failing = no_reconstruction | {run(SCRATCH): 0.99}
-    verdict, _ = evaluate(correlations(make_learning_forgetting_correlation, failing), "correlation_lower_for_reconstruction_and_scratch")
+    verdict, _ = evaluate(
+        correlations(make_learning_forgetting_correlation, failing), "correlation_lower_for_reconstruction_and_scratch"
+    )
     assert verdict == FAILS

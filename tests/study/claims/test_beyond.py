@@ -12,7 +12,14 @@ from .handmade import IMAGENET_CLS, evaluate
 
 def picks_table(spread_pick_corrupted: float, clean_pick_corrupted: float):
     rows = [
-        {**IMAGENET_CLS.context, "rule": rule, "epoch": epoch, "forgetting_spread": 0.2, "clean_accuracy": 0.9, "mean_corrupted_accuracy": acc}
+        {
+            **IMAGENET_CLS.context,
+            "rule": rule,
+            "epoch": epoch,
+            "forgetting_spread": 0.2,
+            "clean_accuracy": 0.9,
+            "mean_corrupted_accuracy": acc,
+        }
         for rule, epoch, acc in (
             ("max_forgetting_spread", 3, spread_pick_corrupted),
             ("best_clean_accuracy", 9, clean_pick_corrupted),

@@ -9,7 +9,7 @@ import pytest
 from finetune_invariance.study import claims, tables
 from finetune_invariance.study.claims import FAILS, HOLDS, NOT_MEASURED
 
-from .handmade import IMAGENET, IMAGENET_CLS, L, evaluate, flat, profiles, run, seeded, with_layers
+from .handmade import IMAGENET, IMAGENET_CLS, L, evaluate, flat, run, seeded, with_layers
 
 EPOCHS = tuple(range(1, 11))
 
@@ -40,7 +40,10 @@ def clean_tables(make_robust_accuracy, clean_by_epoch):
 def test_clean_accuracy_rising_over_the_epochs_holds(make_robust_accuracy):
     clean = {e: 0.5 + 0.04 * e + (0.01 if e % 2 else 0.0) for e in EPOCHS}  # rising, with a wobble
     verdict, evidence = evaluate(clean_tables(make_robust_accuracy, clean), "clean_accuracy_increases_gradually")
-    assert verdict == HOLDS and "ρ = 1.000 over epochs 1..10; clean accuracy 0.550 at epoch 1, 0.900 at epoch 10" in evidence
+    assert (
+        verdict == HOLDS
+        and "ρ = 1.000 over epochs 1..10; clean accuracy 0.550 at epoch 1, 0.900 at epoch 10" in evidence
+    )
 
 
 @pytest.mark.parametrize(
@@ -105,11 +108,17 @@ def robust(make_robust_accuracy, at_peak=(0.6, 0.6, 0.6), at_end=(0.4, 0.4, 0.4)
 
 
 def test_robustness_higher_at_the_peak_in_a_paired_test(make_layer_metrics, make_robust_accuracy):
-    study_tables = {"layer_metrics": dynamics_metrics(make_layer_metrics), "robust_accuracy": robust(make_robust_accuracy)}
+    study_tables = {
+        "layer_metrics": dynamics_metrics(make_layer_metrics),
+        "robust_accuracy": robust(make_robust_accuracy),
+    }
     verdict, evidence = evaluate(study_tables, "robustness_high_at_peak")
     assert verdict == HOLDS
     # 60 vs 40 of 100 inputs: at worst 60 + 40 discordant, P(Binomial(100, 1/2) >= 60) = 0.028.
-    assert "peak at epoch 3" in evidence and "severity 5: 0.600 vs 0.400 (+0.200 of 100 inputs, McNemar p <= 0.028)" in evidence
+    assert (
+        "peak at epoch 3" in evidence
+        and "severity 5: 0.600 vs 0.400 (+0.200 of 100 inputs, McNemar p <= 0.028)" in evidence
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,7 +129,9 @@ def test_robustness_higher_at_the_peak_in_a_paired_test(make_layer_metrics, make
         ((0.6, 0.6, 0.56), "severity 5: 0.560 vs 0.400 (+0.160 of 100 inputs, McNemar p <= 0.063)"),
     ],
 )
-def test_robustness_gain_not_significant_at_one_severity_fails(make_layer_metrics, make_robust_accuracy, at_peak, shown):
+def test_robustness_gain_not_significant_at_one_severity_fails(
+    make_layer_metrics, make_robust_accuracy, at_peak, shown
+):
     study_tables = {
         "layer_metrics": dynamics_metrics(make_layer_metrics),
         "robust_accuracy": robust(make_robust_accuracy, at_peak=at_peak),
@@ -142,7 +153,9 @@ def test_robustness_at_a_peak_on_the_last_epoch_fails(make_layer_metrics, make_r
 
 
 def test_headline_correlation_strong_and_bonferroni_significant(make_named_correlations):
-    named = make_named_correlations({"headline": 0.78, "cka": 0.69}, p_value={"headline": 1e-4}, paper_r={"headline": 0.78})
+    named = make_named_correlations(
+        {"headline": 0.78, "cka": 0.69}, p_value={"headline": 1e-4}, paper_r={"headline": 0.78}
+    )
     verdict, evidence = evaluate({"named_hypotheses": named}, "std_forgetting_predicts_robustness")
     assert verdict == HOLDS  # 1e-4 x 352 = 0.035
     assert "stir:layers_2-12:forgetting:std (paper layers 2-12 = layers 2-12 here) r = 0.780" in evidence
@@ -166,7 +179,9 @@ def test_headline_weak_not_significant_negative_or_undefined_fails(make_named_co
 
 def test_headline_claim_ignores_a_stronger_selection(make_named_correlations):
     named = make_named_correlations({"headline": 0.2}, p_value={"headline": 0.2})
-    best = named.assign(role="best_stir", hypothesis="stir:layer_3:learning:max", r=0.99, p_value=1e-12, p_bonferroni=1e-10)
+    best = named.assign(
+        role="best_stir", hypothesis="stir:layer_3:learning:max", r=0.99, p_value=1e-12, p_bonferroni=1e-10
+    )
     study_tables = {"named_hypotheses": tables.concat([named, best], tables.NAMED_HYPOTHESES)}
     assert evaluate(study_tables, "std_forgetting_predicts_robustness")[0] == FAILS
 
@@ -206,7 +221,11 @@ def test_a_stronger_cka_hypothesis_than_the_named_one_fails(make_named_correlati
 def test_both_weak_is_not_weaker_than_a_strong_headline(make_named_correlations, make_hypotheses):
     study_tables = cka_tables(make_named_correlations, make_hypotheses, 0.1, {CKA_NAMED: -0.2})
     verdict, evidence = evaluate(study_tables, "cka_weaker_than_headline")
-    assert verdict == FAILS and "r = -0.200 vs std of forgetting r = 0.100" in evidence and "fails the headline's test" in evidence
+    assert (
+        verdict == FAILS
+        and "r = -0.200 vs std of forgetting r = 0.100" in evidence
+        and "fails the headline's test" in evidence
+    )
 
 
 def test_undefined_cka_correlations_are_not_weaker(make_named_correlations, make_hypotheses):
@@ -247,7 +266,9 @@ def test_accuracy_still_rising_at_the_end_fails(make_layer_metrics, make_robust_
 
 
 def test_stabilization_of_a_short_run_is_not_measured(make_layer_metrics, make_robust_accuracy):
-    study_tables = stabilizing_tables(make_layer_metrics, make_robust_accuracy, RISE_THEN_PLATEAU[:10], RISE_THEN_PLATEAU[:10])
+    study_tables = stabilizing_tables(
+        make_layer_metrics, make_robust_accuracy, RISE_THEN_PLATEAU[:10], RISE_THEN_PLATEAU[:10]
+    )
     verdict, evidence = evaluate(study_tables, "headline_and_accuracy_stabilize")
     assert verdict == NOT_MEASURED and "12 or more epochs (the runs have [10])" in evidence
 
@@ -281,7 +302,9 @@ def test_early_windows_correlate_strongly_and_at_least_as_strongly(make_named_co
         (early_by_epoch(0.1, np.nan, 0.8), "e = 10..20 is -1.000"),  # undefined windows count as -1
     ],
 )
-def test_early_correlation_weak_lower_or_undefined_fails(make_named_correlations, make_early_correlations, windows, shown):
+def test_early_correlation_weak_lower_or_undefined_fails(
+    make_named_correlations, make_early_correlations, windows, shown
+):
     study_tables = early_tables(make_named_correlations, make_early_correlations, windows)
     verdict, evidence = evaluate(study_tables, "early_epochs_correlate")
     assert verdict == FAILS and shown in evidence
@@ -307,7 +330,9 @@ def variant_tables(make_named_correlations, make_early_correlations, r_at_20: di
     for variant, last in epochs.items():
         r = run(IMAGENET, variant=variant)
         named.append(make_named_correlations({"headline": 0.5}, run=r, n_epochs=last))
-        early.append(make_early_correlations({e: r_at_20[variant] if e <= 20 else -0.5 for e in range(3, last + 1)}, run=r))
+        early.append(
+            make_early_correlations({e: r_at_20[variant] if e <= 20 else -0.5 for e in range(3, last + 1)}, run=r)
+        )
     return {
         "named_hypotheses": tables.concat(named, tables.NAMED_HYPOTHESES),
         "early_epoch_correlation": tables.concat(early, tables.EARLY_EPOCH_CORRELATION),
@@ -315,7 +340,9 @@ def variant_tables(make_named_correlations, make_early_correlations, r_at_20: di
 
 
 def test_sgd_variants_show_the_trend_and_adam_does_not(make_named_correlations, make_early_correlations):
-    study_tables = variant_tables(make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.6, "adam": 0.1})
+    study_tables = variant_tables(
+        make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.6, "adam": 0.1}
+    )
     verdict, evidence = evaluate(study_tables, "sgd_variants_show_trend", variant_optimizers=OPTIMIZERS)
     assert verdict == HOLDS and "holds in 2/2" in evidence
     assert "r = 0.700, p = 0.00059 over epochs 1..20" in evidence  # the default's first 20 epochs, not its 40
@@ -324,7 +351,9 @@ def test_sgd_variants_show_the_trend_and_adam_does_not(make_named_correlations, 
 
 
 def test_an_sgd_variant_without_the_trend_fails(make_named_correlations, make_early_correlations):
-    study_tables = variant_tables(make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.2, "adam": 0.1})
+    study_tables = variant_tables(
+        make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.2, "adam": 0.1}
+    )
     verdict, evidence = evaluate(study_tables, "sgd_variants_show_trend", variant_optimizers=OPTIMIZERS)
     assert verdict == FAILS and "(lr_1em2) [sgd]: r = 0.200" in evidence
 
@@ -337,22 +366,32 @@ def test_an_sgd_variant_without_the_trend_fails(make_named_correlations, make_ea
         (np.nan, "[adam]: r = nan"),  # undefined: no evidence of no trend
     ],
 )
-def test_adam_with_a_trend_of_either_sign_or_undefined_fails(make_named_correlations, make_early_correlations, adam_r, shown):
-    study_tables = variant_tables(make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.6, "adam": adam_r})
+def test_adam_with_a_trend_of_either_sign_or_undefined_fails(
+    make_named_correlations, make_early_correlations, adam_r, shown
+):
+    study_tables = variant_tables(
+        make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.6, "adam": adam_r}
+    )
     verdict, evidence = evaluate(study_tables, "adam_shows_no_trend", variant_optimizers=OPTIMIZERS)
     assert verdict == FAILS and shown in evidence
 
 
 def test_variant_claims_need_the_optimizers_and_long_enough_runs(make_named_correlations, make_early_correlations):
     r_at_20 = {"default": 0.7, "lr_1em2": 0.6, "adam": 0.1}
-    verdict, evidence = evaluate(variant_tables(make_named_correlations, make_early_correlations, r_at_20), "adam_shows_no_trend")
+    verdict, evidence = evaluate(
+        variant_tables(make_named_correlations, make_early_correlations, r_at_20), "adam_shows_no_trend"
+    )
     assert verdict == NOT_MEASURED and "variant_optimizers" in evidence
-    short = variant_tables(make_named_correlations, make_early_correlations, r_at_20, epochs={"default": 40, "lr_1em2": 5, "adam": 5})
+    short = variant_tables(
+        make_named_correlations, make_early_correlations, r_at_20, epochs={"default": 40, "lr_1em2": 5, "adam": 5}
+    )
     verdict, evidence = evaluate(short, "adam_shows_no_trend", variant_optimizers=OPTIMIZERS)
     assert verdict == NOT_MEASURED and "common windows: [5]" in evidence
 
 
 def test_a_variant_without_an_optimizer_is_an_error_naming_it(make_named_correlations, make_early_correlations):
-    study_tables = variant_tables(make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.6, "adam": 0.1})
+    study_tables = variant_tables(
+        make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.6, "adam": 0.1}
+    )
     with pytest.raises(ValueError, match=r"\['lr_1em2'\]"):
         claims.evaluate_claims(study_tables, IMAGENET, {"default": "sgd", "adam": "adam"})

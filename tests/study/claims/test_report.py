@@ -37,14 +37,18 @@ def test_an_unknown_table_is_an_error_naming_it():
 
 
 def test_a_failing_claim_shows_what_its_runs_reached(static_tables):
-    failing = static_tables({IMAGENET_CLS: profiles(flat(0.3), flat(0.2)), IMAGENET_REC: profiles(flat(0.1), flat(0.2))})
+    failing = static_tables(
+        {IMAGENET_CLS: profiles(flat(0.3), flat(0.2)), IMAGENET_REC: profiles(flat(0.1), flat(0.2))}
+    )
     row = verdict_row(failing, "reconstruction_learns_more")
     assert row["verdict"] == FAILS
     assert row["facts"] == (
         "imagenet → cifar10, classification: test accuracy 0.900 at epoch 1 of 1; "
         "imagenet → cifar10, reconstruction: test L1 0.050 at epoch 1 of 1"
     )
-    holding = static_tables({IMAGENET_CLS: profiles(flat(0.3), flat(0.2)), IMAGENET_REC: profiles(flat(0.5), flat(0.2))})
+    holding = static_tables(
+        {IMAGENET_CLS: profiles(flat(0.3), flat(0.2)), IMAGENET_REC: profiles(flat(0.5), flat(0.2))}
+    )
     assert verdict_row(holding, "reconstruction_learns_more")[["verdict", "facts"]].tolist() == [HOLDS, ""]
 
 
@@ -82,7 +86,9 @@ def test_the_markdown_report_opens_with_the_configuration_then_the_tally():
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [f"## {title}" for title in claims.SECTIONS.values()] + ["## Planted-effect controls"]
     assert "| claim | statement | statistic | threshold | paper_value | verdict | evidence | facts |" in text
-    assert text.endswith("Effects planted in synthetic tables.\n\n| control | found |\n|---|---|\n| shuffled layers | not found |\n")
+    assert text.endswith(
+        "Effects planted in synthetic tables.\n\n| control | found |\n|---|---|\n| shuffled layers | not found |\n"
+    )
 
 
 class Tables(HTMLParser):
@@ -122,7 +128,9 @@ def test_the_html_report_shows_every_claim_in_tables_with_the_configuration_firs
     expected = df.drop(columns="section").astype(str).values.tolist()
     assert shown == expected
     assert parsed.tables[-1] == [["control", "found"], ["shuffled layers", "not found"]]
-    assert {"status-holds", "status-does-not-hold", "status-not-measured-by-this-config", "status-not-found"} <= set(parsed.classes)
+    assert {"status-holds", "status-does-not-hold", "status-not-measured-by-this-config", "status-not-found"} <= set(
+        parsed.classes
+    )
 
 
 def test_a_config_without_roles_says_so():

@@ -6,7 +6,6 @@ from finetune_invariance.study.claims import FAILS, HOLDS, NOT_MEASURED
 
 from .handmade import CIFAR, IMAGENET, SCRATCH, evaluate, flat, profiles, run, with_layers
 
-
 SOURCES = {IMAGENET: 0.2, CIFAR: 0.4, SCRATCH: 0.6}  # learning and forgetting at every layer
 
 

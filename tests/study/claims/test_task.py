@@ -71,7 +71,10 @@ def test_classification_profile_dips_at_layer_5_and_rises_above_the_initial_laye
         static_tables({IMAGENET_CLS: profiles(U_SHAPE, U_SHAPE)}), "classification_profile_dips_then_rises"
     )
     assert verdict == HOLDS
-    assert "learning: lowest 0.100±0.010 at layer 5, initial layers 0.290±0.010, highest later layer 0.450±0.010 at layer 12" in evidence
+    assert (
+        "learning: lowest 0.100±0.010 at layer 5, initial layers 0.290±0.010, highest later layer 0.450±0.010 at layer 12"
+        in evidence
+    )
     assert "paper layers 4-6 = layers 4-6 here" in evidence
 
 
@@ -131,11 +134,15 @@ INITIAL_AND_LATER = with_layers(flat(0.1), {0: 0.3, 1: 0.3, **{layer: 0.35 for l
 
 def test_initial_layers_learn_and_forget_like_later_layers(static_tables):
     verdict, evidence = evaluate(
-        static_tables({IMAGENET_CLS: profiles(INITIAL_AND_LATER, INITIAL_AND_LATER)}), "initial_layers_change_like_later"
+        static_tables({IMAGENET_CLS: profiles(INITIAL_AND_LATER, INITIAL_AND_LATER)}),
+        "initial_layers_change_like_later",
     )
     assert verdict == HOLDS
     # Every seed's difference is -0.05 (the offsets cancel): the interval is that point, inside ±0.175.
-    assert "learning initial 0.300±0.010 vs later 0.350±0.010: difference -0.050, 90% CI [-0.050, -0.050] vs ±0.175" in evidence
+    assert (
+        "learning initial 0.300±0.010 vs later 0.350±0.010: difference -0.050, 90% CI [-0.050, -0.050] vs ±0.175"
+        in evidence
+    )
 
 
 def test_initial_layers_that_forget_but_barely_learn_fail(static_tables):
@@ -149,7 +156,9 @@ def test_initial_layers_that_forget_but_barely_learn_fail(static_tables):
 def test_noisy_seeds_around_half_the_later_value_are_not_equivalent(static_tables):
     # Initial layers at 0.10, 0.20, 0.30 by seed (mean 0.2, above half of 0.35): a failure
     # to tell them from the later layers is not equivalence, and the interval is too wide.
-    noisy = np.stack([with_layers(INITIAL_AND_LATER + offset, {0: v, 1: v}) for offset, v in zip((-0.01, 0, 0.01), (0.1, 0.2, 0.3))])
+    noisy = np.stack(
+        [with_layers(INITIAL_AND_LATER + offset, {0: v, 1: v}) for offset, v in zip((-0.01, 0, 0.01), (0.1, 0.2, 0.3))]
+    )
     verdict, evidence = evaluate(
         static_tables({IMAGENET_CLS: profiles(INITIAL_AND_LATER, INITIAL_AND_LATER) | {"learning": noisy[:, None, :]}}),
         "initial_layers_change_like_later",
@@ -254,10 +263,14 @@ def test_per_layer_claims_read_the_analysed_checkpoint_only(make_layer_metrics, 
 def test_per_layer_claims_ignore_other_variants(static_tables):
     from .handmade import run
 
-    default = static_tables({IMAGENET_CLS: profiles(flat(0.2), flat(0.2)), IMAGENET_REC: profiles(flat(0.5), flat(0.2))})
+    default = static_tables(
+        {IMAGENET_CLS: profiles(flat(0.2), flat(0.2)), IMAGENET_REC: profiles(flat(0.5), flat(0.2))}
+    )
     variant = static_tables({run("imagenet", "reconstruction", variant="adam"): profiles(flat(0.0), flat(0.2))})
     merged = {
-        "layer_metrics": tables.concat([default["layer_metrics"], variant["layer_metrics"]], tables.STUDY_LAYER_METRICS),
+        "layer_metrics": tables.concat(
+            [default["layer_metrics"], variant["layer_metrics"]], tables.STUDY_LAYER_METRICS
+        ),
         "table1_accuracy": tables.concat([default["table1_accuracy"], variant["table1_accuracy"]], tables.TABLE1),
     }
     assert evaluate(merged, "reconstruction_learns_more")[0] == HOLDS

@@ -31,8 +31,8 @@ from .registry import Finding, claim
 HIGH_SEVERITIES = (3, 4, 5)  # "in particular ... severity 3, 4, 5"
 MIN_WINDOW_EPOCHS = 10  # shortest epoch window whose correlation a claim reads (p < 0.05 needs r > 0.63)
 FINAL_SHARE = 0.25  # "towards the end of training": the last quarter of the epochs
-STABLE_SHARE = 0.1  # "stabilize to constant values": over that quarter the fitted line moves under a tenth of the range over training
-MIN_STABLE_EPOCHS = math.ceil(MIN_DYNAMICS_EPOCHS / FINAL_SHARE)  # so that the last quarter has MIN_DYNAMICS_EPOCHS epochs
+STABLE_SHARE = 0.1  # "constant values": over the final epochs the fitted line moves under a tenth of the range
+MIN_STABLE_EPOCHS = math.ceil(MIN_DYNAMICS_EPOCHS / FINAL_SHARE)  # the last quarter has MIN_DYNAMICS_EPOCHS epochs
 TREND_OPTIMIZER, NO_TREND_OPTIMIZER = "sgd", "adam"  # Fig. 6 (SGD variants) vs Fig. 15 (Adam)
 
 _SEED_RULE = "by more than the larger seed sd"
@@ -299,7 +299,10 @@ def headline_and_accuracy_stabilize(study: StudyTables) -> list[Finding]:
     for run, rows in study.dynamics_metrics().items():
         if run not in robust:
             continue
-        series = {"std of forgetting": _headline_by_epoch(rows), "mean corrupted accuracy": mean_corrupted_accuracy(robust[run])}
+        series = {
+            "std of forgetting": _headline_by_epoch(rows),
+            "mean corrupted accuracy": mean_corrupted_accuracy(robust[run]),
+        }
         epochs = sorted(set(series["std of forgetting"].index) & set(series["mean corrupted accuracy"].index))
         lengths.append(len(epochs))
         if len(epochs) < MIN_STABLE_EPOCHS:
@@ -416,7 +419,9 @@ _VARIANT_STATISTIC = (
     paper_value="similar trends over the first 20 epochs (Fig. 6)",
 )
 def sgd_variants_show_trend(study: StudyTables) -> list[Finding]:
-    return [Finding(r > 0 and p < ALPHA, text, (run,)) for run, r, p, text in _variant_correlations(study, TREND_OPTIMIZER)]
+    return [
+        Finding(r > 0 and p < ALPHA, text, (run,)) for run, r, p, text in _variant_correlations(study, TREND_OPTIMIZER)
+    ]
 
 
 @claim(

@@ -148,14 +148,15 @@ def _tally(verdicts: pd.DataFrame, what: str) -> str:
     return f"{len(verdicts)} {what}: " + ", ".join(f"{v}: {int(counts.get(v, 0))}" for v in VERDICTS) + "."
 
 
-def claims_report(
-    verdicts: pd.DataFrame, about: About, sections: Sequence[ReportSection] = ()
-) -> ClaimsReport:
+def claims_report(verdicts: pd.DataFrame, about: About, sections: Sequence[ReportSection] = ()) -> ClaimsReport:
     """The report of :func:`evaluate_claims`'s verdicts: ``about``, the tally of the paper's
     claims and of those beyond it, one table per section of the paper, then ``sections``
     (tables from other analyses, e.g. controls), in order."""
     of_paper = verdicts[verdicts["section"] != BEYOND]
-    tally = (_tally(of_paper, "claims of the paper"), _tally(verdicts[verdicts["section"] == BEYOND], "beyond the paper"))
+    tally = (
+        _tally(of_paper, "claims of the paper"),
+        _tally(verdicts[verdicts["section"] == BEYOND], "beyond the paper"),
+    )
     claim_sections = tuple(
         ReportSection(title, rows.drop(columns="section"), status_column="verdict")
         for key, title in SECTIONS.items()

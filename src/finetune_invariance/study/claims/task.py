@@ -150,7 +150,11 @@ def classification_profile_dips_then_rises(study: StudyTables) -> list[Finding]:
             initial = seed_stats(rows, metric, INITIAL_LAYERS.layers(depth))
             later = stats.loc[LATER_LAYERS.layers(depth), "mean"]
             peak = int(later.idxmax())
-            holds &= lowest in around.layers(depth) and initial.exceeds(at_layer(stats, lowest)) and later[peak] > initial.mean
+            holds &= (
+                lowest in around.layers(depth)
+                and initial.exceeds(at_layer(stats, lowest))
+                and later[peak] > initial.mean
+            )
             parts.append(
                 f"{metric}: lowest {at_layer(stats, lowest)} at layer {lowest}, initial layers {initial}, "
                 f"highest later layer {at_layer(stats, peak)} at layer {peak}"
@@ -238,7 +242,9 @@ def initial_layers_change_like_later(study: StudyTables) -> list[Finding]:
 def reconstruction_learns_more(study: StudyTables) -> list[Finding]:
     findings = []
     for classification_run, classification, reconstruction_run, reconstruction in _both_tasks(study):
-        holds, text = exceeds_at_every_layer(layer_stats(reconstruction, "learning"), layer_stats(classification, "learning"))
+        holds, text = exceeds_at_every_layer(
+            layer_stats(reconstruction, "learning"), layer_stats(classification, "learning")
+        )
         findings.append(
             Finding(
                 holds,
@@ -292,9 +298,7 @@ def reconstruction_forgetting_rises_earlier(study: StudyTables) -> list[Finding]
             Finding(
                 holds,
                 f"{classification_run.source} → {classification_run.dataset}: forgetting rises from "
-                + " and ".join(
-                    f"layer {starts[task]} ({task}; {expected[task].describe(depth)})" for task in rows
-                )
+                + " and ".join(f"layer {starts[task]} ({task}; {expected[task].describe(depth)})" for task in rows)
                 + f" of 0-{depth}",
                 (classification_run, reconstruction_run),
             )
