@@ -15,8 +15,16 @@ from snakemake.utils import min_version, validate
 from finetune_invariance.study.config import (
     ConfigError,
     check_config,
+    check_config_files,
     describe_schema_error,
 )
+from finetune_invariance.study.design import StudyDesign
+from finetune_invariance.study.results_folder import (
+    check_published_checkpoints,
+    check_results_folder,
+    stamp_results_folder,
+)
+from finetune_invariance.study.slurm_site import check_site_values
 
 min_version("9.0")
 
@@ -28,12 +36,25 @@ if not workflow.config_settings.configfiles:
     configfile: Path(workflow.basedir) / "config.yaml"
 
 
+CONFIG_FILES = workflow.config_settings.configfiles or [
+    Path(workflow.basedir) / "config.yaml"
+]
+# The main Snakemake process checks the results folder; jobs re-parse this file, and --lint
+# (the one command that skips the envvars check) reads the rules only.
+CHECKS_RESULTS_FOLDER = workflow.exec_mode.name == "DEFAULT" and workflow.check_envvars
+
 try:
+    # Snakemake's YAML loading keeps the last of a repeated key without a word.
+    check_config_files(CONFIG_FILES)
     validate(config, "workflow/schemas/config.schema.yaml")
     check_config(
         config,
         model_check_cache=Path(".snakemake/finetune_invariance/model_checks.json"),
     )
+    check_site_values(workflow.resource_settings)
+    if CHECKS_RESULTS_FOLDER:
+        check_results_folder(config, CONFIG_FILES)
+        check_published_checkpoints(StudyDesign(config))
 except WorkflowError as error:
     # Snakemake's message dumps the whole schema; name the key and what it allows instead.
     raise WorkflowError(describe_schema_error(error.__context__)) from None
@@ -54,6 +75,7 @@ include: "workflow/rules/figures.smk"
 
 
 onstart:
+    stamp_results_folder(config, CONFIG_FILES)
     start_warm_interpreter()
 
 

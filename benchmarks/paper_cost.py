@@ -1,11 +1,11 @@
-"""GPU-hours of the paper's whole design (config/paper.yaml), from measured per-job costs.
+"""GPU-hours of the paper's whole design (config/paper.yaml), from measured per-unit costs.
 
-Reads the design the workflow expands (jobs per GPU rule, and each job's work: training
-epochs and images, inversion iterations, evaluated images), times a few steps of each kind
-of work on the current device with the paper's model and settings, extrapolates every job
-and prints a table (rule, jobs, seconds per job, GPU-hours) with a last line
-``paper GPU-hours: X``. On a machine without CUDA it says so and prints the design part
-only (jobs and work per rule), which needs no timing.
+Reads each GPU job's work the way the launch plan does (``launch_plan.gpu_work``: training
+image-steps, evaluated images, inversion image-steps), prints it per rule, and its GPU-hours
+with every recorded measurement (``finetune_invariance/study/measured_costs.py``, the one
+home of the measured costs, with device and date). On CUDA it also times a few steps of
+each kind of work with the paper's model and settings and prints the new measurement, to be
+added to that file, and the GPU-hours it gives, ending in ``paper GPU-hours: X``.
 
     python benchmarks/paper_cost.py                       # the design; timings on CUDA only
     python benchmarks/paper_cost.py --device cuda         # a few minutes on one H100/H200
@@ -23,54 +23,22 @@ The input pipeline is not timed (data kept on the device), so training is a lowe
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import datetime
+from collections import Counter
 from pathlib import Path
 
 import torch
-import yaml
 from devices import best_time
-from snakemake.utils import validate
 
-from finetune_invariance.study.catalog import dataset_facts
 from finetune_invariance.study.design import StudyDesign
+from finetune_invariance.study.launch_plan import gpu_hours, gpu_work, load_config
+from finetune_invariance.study.measured_costs import MEASUREMENTS, Measurement
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@dataclass(frozen=True)
-class RuleWork:
-    """One GPU rule of the design: its jobs and the work they do in total."""
-
-    rule: str
-    jobs: int
-    training_images: int = 0  # image-steps of training (epochs x training-set size)
-    evaluated_images: int = 0  # forward passes of evaluation (test sets, corrupted samples)
-    inversion_steps: int = 0  # inversion iterations (each of all layers x n images)
-    pairs: int = 0  # STIR tables from stored inversions
-
-
-def design_work(config: dict) -> list[RuleWork]:
-    """The paper's GPU work per rule, read from the design the workflow expands."""
-    study = StudyDesign(config)
-    stir, robustness = config["stir"], config["robustness"]
-    runs = study.training_runs()
-    training = sum(study.epochs(run) * dataset_facts(run.dataset).train_size for run in runs)
-    testing = sum(study.epochs(run) * dataset_facts(run.dataset).test_size for run in runs)
-    corrupted_per_epoch = robustness["n_images"] * (5 if robustness["sampling"] == "per_severity" else 5 * len(robustness["corruptions"]))
-    robust_epochs = sum(study.epochs(run) for run in study.dynamics_runs())
-    pair_jobs, inversions = len(study.pair_jobs()), len(study.pretrained_inversions())
-    return [
-        RuleWork("finetune", len(runs), training_images=training, evaluated_images=testing),
-        RuleWork("invert_pretrained", inversions, inversion_steps=inversions * stir["iterations"]),
-        RuleWork("stir", pair_jobs, inversion_steps=pair_jobs * stir["iterations"], pairs=pair_jobs),
-        RuleWork("robust_accuracy", len(study.dynamics_runs()), evaluated_images=robust_epochs * (corrupted_per_epoch + robustness["n_images"])),
-    ]
-
-
 def paper_config() -> dict:
-    config = yaml.safe_load((REPO / "config/paper.yaml").read_text())
-    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
-    return config
+    return load_config([REPO / "config/paper.yaml"], REPO / "workflow/schemas/config.schema.yaml")
 
 
 def measure(config: dict, device: torch.device, steps: int) -> dict[str, float]:
@@ -110,13 +78,16 @@ def measure(config: dict, device: torch.device, steps: int) -> dict[str, float]:
     return costs
 
 
-def seconds(work: RuleWork, costs: dict[str, float]) -> float:
-    return (
-        work.training_images * costs["training_image"]
-        + work.evaluated_images * costs["evaluated_image"]
-        + work.inversion_steps * costs["inversion_step"]
-        + work.pairs * costs["pair"]
-    )
+def print_hours(work: dict, measurement: Measurement) -> None:
+    print(f"\n{measurement.device}, {measurement.date} ({measurement.source})\n")
+    print("| rule | jobs | GPU-hours | longest job (h) |")
+    print("|---|---:|---:|---:|")
+    rows = gpu_hours(work, measurement)
+    for row in rows:
+        hours = "?" if row.hours is None else f"{row.hours:,.1f}"
+        longest = "?" if row.longest_job_hours is None else f"{row.longest_job_hours:,.2f}"
+        print(f"| {row.rule} | {len(work[row.rule])} | {hours} | {longest} |" + (f" no cost of {row.missing}" if row.missing else ""))
+    print(f"paper GPU-hours: {sum(row.hours for row in rows if row.hours is not None):.1f}")
 
 
 def main() -> None:
@@ -125,26 +96,41 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps of training and of inversion")
     args = parser.parse_args()
     config = paper_config()
-    work = design_work(config)
-    print("| rule | jobs | training image-steps | evaluated images | inversion steps | STIR tables |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for rule in work:
-        print(f"| {rule.rule} | {rule.jobs} | {rule.training_images:,} | {rule.evaluated_images:,} | {rule.inversion_steps:,} | {rule.pairs} |")
+    work = gpu_work(StudyDesign(config))
+    units = sorted({unit for jobs in work.values() for job in jobs for unit in job})
+    print("| rule | jobs | " + " | ".join(units) + " |")
+    print("|---|---:|" + "---:|" * len(units))
+    for rule, jobs in work.items():
+        totals = sum(jobs, Counter())
+        print(f"| {rule} | {len(jobs)} | " + " | ".join(f"{totals[unit]:,}" for unit in units) + " |")
+    for measurement in MEASUREMENTS:  # the recorded costs (finetune_invariance.study.measured_costs)
+        if measurement.applies_to(config["model"], config["model"]["image_size"]) is None:
+            print_hours(work, measurement)
     device = torch.device(args.device)
     if device.type != "cuda":
-        print(f"\nno CUDA device: the design above only; run with --device cuda on a GPU for its GPU-hours ({args.device} not timed)")
+        print(f"\nno CUDA device: the recorded costs above only; run with --device cuda on a GPU to measure ({args.device} not timed)")
         return
     costs = measure(config, device, args.steps)
-    print(f"\nmeasured on {torch.cuda.get_device_name(device)} (precision {config['stir']['precision']}): "
-          + ", ".join(f"{name} {value:.3g} s" for name, value in costs.items()))
-    print("\n| rule | jobs | seconds per job | GPU-hours |")
-    print("|---|---:|---:|---:|")
-    total = 0.0
-    for rule in work:
-        rule_seconds = seconds(rule, costs)
-        total += rule_seconds
-        print(f"| {rule.rule} | {rule.jobs} | {rule_seconds / rule.jobs:,.0f} | {rule_seconds / 3600:,.1f} |")
-    print(f"paper GPU-hours: {total / 3600:.1f}")
+    training_precision = config["finetune"]["precision"]
+    stir = config["stir"]
+    measured = Measurement(
+        device=torch.cuda.get_device_name(device),
+        date=datetime.date.today().isoformat(),
+        source=f"benchmarks/paper_cost.py --device cuda --steps {args.steps}",
+        model=config["model"]["name"],
+        overrides=dict(config["model"].get("overrides", {})),
+        image_size=config["model"]["image_size"],
+        batch_size=config["finetune"]["batch_size"],
+        seconds={
+            f"training_image_{training_precision}": costs["training_image"],
+            "evaluated_image": costs["evaluated_image"],
+            f"inversion_image_step_{stir['precision']}": costs["inversion_step"] / stir["n_images"],
+        },
+    )
+    print(f"\nmeasured now (a STIR table from stored inversions: {costs['pair']:.3g} s); "
+          "add it to MEASUREMENTS in src/finetune_invariance/study/measured_costs.py:\n")
+    print(repr(measured))
+    print_hours(work, measured)
 
 
 if __name__ == "__main__":

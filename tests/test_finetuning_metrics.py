@@ -124,6 +124,19 @@ def test_summarize_over_seeds_gives_mean_sample_std_and_count():
     assert np.isnan(out.loc[1, "std"]) and out.loc[1, "n_seeds"] == 1
 
 
+def test_a_repeated_row_is_refused_rather_than_counted_as_a_second_seed(arrays):
+    pair = handmade_pair_table(*arrays)
+    twice = pd.concat([pair, pair], ignore_index=True)  # the same seed's table read twice
+    for metrics in (layer_metrics, invariance_flow):
+        with pytest.raises(tables.SchemaError, match=r"18 pair_similarity rows share the same \['reference', 'target', 'seed', 'reference_layer', 'target_layer'\]"):
+            metrics(twice, "p", "f")
+    metrics = layer_metrics(pair, "p", "f")
+    with pytest.raises(tables.SchemaError, match=r"18 rows share the same \['pretrained', 'finetuned', 'layer', 'metric', 'seed'\].*count as another seed"):
+        summarize_over_seeds(pd.concat([metrics, metrics]))  # would give n_seeds 2, std 0
+    with pytest.raises(tables.SchemaError, match=r"18 rows of table 'layer_metrics' share the same .*one row per \(pretrained model"):
+        tables.conform(pd.concat([metrics, metrics]), tables.LAYER_METRICS)
+
+
 def test_errors_name_the_missing_models_and_columns(arrays):
     pair = handmade_pair_table(*arrays)
     with pytest.raises(ValueError, match="no rows with reference='q' and target='f'"):

@@ -3,7 +3,10 @@ configs and profile, and an end-to-end run of a config far smaller than the mini
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -12,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import run_snakemake
+from .conftest import TINY_CONFIG, run_snakemake
 from .study_outputs import assert_study_outputs
 
 pytestmark = pytest.mark.workflow
@@ -109,18 +112,36 @@ def test_paper_config_dry_run_plans_the_paper_design(repo_root, tmp_path):
     assert job_counts(out) == paper_design_counts()
 
 
+def _slurm_dry_run(repo_root, tmp_path, site):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FTI_SLURM_")} | site
+    arguments = ["-n", "--profile", str(repo_root / "profiles/slurm"), "--configfile", str(repo_root / "config/paper.yaml")]
+    return run_snakemake(*arguments, "--directory", str(tmp_path), cwd=tmp_path, check=False, env=env)
+
+
 def test_slurm_profile_dry_run(repo_root, tmp_path):
-    out = snakemake(
-        repo_root,
-        "-n",
-        "--profile",
-        str(repo_root / "profiles/slurm"),
-        "--configfile",
-        str(repo_root / "config/paper.yaml"),
-        "--directory",
-        str(tmp_path),
-    ).stdout
-    assert job_counts(out) == paper_design_counts()
+    from .test_slurm import LOCAL_SITE
+
+    result = _slurm_dry_run(repo_root, tmp_path, LOCAL_SITE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout) == paper_design_counts()
+
+
+def test_slurm_profile_with_placeholders_stops_before_submitting_naming_the_variables(repo_root, tmp_path):
+    result = _slurm_dry_run(repo_root, tmp_path, {"FTI_SLURM_ACCOUNT": ""})
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "FTI_SLURM_CPU_PARTITION: slurm_partition = YOUR_CPU_PARTITION (default-resources)" in log
+    assert "FTI_SLURM_GPU_PARTITION: slurm_partition = YOUR_GPU_PARTITION (rule finetune" in log
+    assert "FTI_SLURM_ACCOUNT:" not in log  # set, to nothing: submit without an account
+    assert "Job stats" not in log and not (tmp_path / "results").exists()
+
+
+def test_a_config_key_given_twice_fails_before_any_job_naming_the_file_and_key(repo_root, tmp_path):
+    text = (repo_root / "config.yaml").read_text() + "\nstir:\n  iterations: 5\n"  # a second stir: block
+    (tmp_path / "twice.yaml").write_text(text)
+    result = snakemake(repo_root, "-n", "--configfile", "twice.yaml", "--directory", str(tmp_path), cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    assert re.search(r"config file \S*twice.yaml: key 'stir' is given twice \(lines \d+ and \d+\)", result.stdout + result.stderr)
 
 
 def _mini_config_with(repo_root, changes):
@@ -206,3 +227,59 @@ def test_tiny_study_report_is_self_contained_html(repo_root, tiny_study):
     ):
         assert category in html
     assert "invariance_flow" in html and "claims.html" in html and "table1_accuracy.html" in html
+
+
+def test_tiny_study_files_have_the_umasks_mode(tiny_study):
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {path: stat.S_IMODE(path.stat().st_mode) for path in (tiny_study / "results").rglob("*") if path.is_file()}
+    assert modes
+    assert {path: oct(mode) for path, mode in modes.items() if mode != 0o666 & ~umask} == {}
+
+
+def test_tiny_study_folder_is_stamped_and_another_design_is_refused(repo_root, tiny_study):
+    stamp = yaml.safe_load((tiny_study / "results/.config_stamp.yaml").read_text())
+    assert stamp["config_files"] == [str(tiny_study / "tiny.yaml")]
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    (tiny_study / "same_design.yaml").write_text(yaml.safe_dump({**config, "resources": {"gpu_mem_mb": 8000}}))
+    (tiny_study / "other.yaml").write_text(yaml.safe_dump({**config, "stir": {**config["stir"], "iterations": 4}}))
+    same = snakemake(repo_root, "-n", "--configfile", "same_design.yaml", "--directory", str(tiny_study), cwd=tiny_study)
+    assert "another configuration" not in same.stdout + same.stderr
+    other = snakemake(repo_root, "-n", "--configfile", "other.yaml", "--directory", str(tiny_study), cwd=tiny_study, check=False)
+    log = other.stdout + other.stderr
+    assert other.returncode != 0
+    assert "the results folder 'results' holds the results of another configuration" in log
+    assert str(tiny_study / "tiny.yaml") in log and str(tiny_study / "other.yaml") in log
+    assert "differs from it in stir.iterations" in log
+
+
+def test_the_paper_dry_run_beside_a_finished_study_plans_nothing_in_its_folder(repo_root, tiny_study):
+    out = snakemake(repo_root, "-n", "--configfile", str(repo_root / "config/paper.yaml"), "--directory", str(tiny_study), cwd=tiny_study)
+    planned = [path for line in out.stdout.splitlines() if line.strip().startswith(("output:", "log:")) for path in line.split(":", 1)[1].split(", ")]
+    assert len(planned) > 900
+    assert [path for path in planned if not path.strip().startswith(("results/paper/", "data/"))] == []
+    assert job_counts(out.stdout) == paper_design_counts()
+
+
+def test_a_deleted_or_damaged_published_checkpoint_is_noticed_and_the_advice_restores_it(repo_root, tiny_study, tmp_path):
+    study = tmp_path / "study"
+    shutil.copytree(tiny_study, study, symlinks=True)
+    run = "textures/shapes/classification/default"
+    folder = study / f"results/finetune/{run}/checkpoints"
+    original = {path.name: path.read_bytes() for path in folder.iterdir()}
+    (folder / "epoch_002.safetensors").unlink()
+    damaged = folder / "epoch_003.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    refused = snakemake(repo_root, "-n", "--configfile", "tiny.yaml", "--directory", str(study), cwd=study, check=False)
+    log = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert f"results/finetune/{run}/checkpoints/epoch_002.safetensors is missing" in log
+    assert f"results/finetune/{run}/checkpoints/epoch_003.safetensors is damaged" in log
+    # The advice: copy each again from the run's work folder; nothing has to run again.
+    copies = re.findall(r"cp (\S+) (\S+)", log)
+    assert sorted(Path(target).name for _, target in copies) == ["epoch_002.safetensors", "epoch_003.safetensors"]
+    for source, target in copies:
+        shutil.copyfile(study / source, study / target)
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == original
+    again = snakemake(repo_root, "-n", "--configfile", "tiny.yaml", "--directory", str(study), cwd=study)
+    assert "Nothing to be done" in again.stdout + again.stderr

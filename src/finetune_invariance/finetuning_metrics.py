@@ -20,7 +20,12 @@ def _direction(pair_df: pd.DataFrame, reference: str, target: str) -> pd.DataFra
     if rows.empty:
         pairs = sorted(set(zip(pair_df["reference"], pair_df["target"])))
         raise ValueError(f"no rows with reference='{reference}' and target='{target}'; the table has {pairs}")
+    tables.require_unique(rows, tables.PAIR_SIMILARITY.keys, "pair_similarity rows", _COUNTED_TWICE)
     return rows
+
+
+#: Why a repeated row is refused: it would pass for another seed's measurement.
+_COUNTED_TWICE = " (the same table read twice?): a repeated row would count as another seed"
 
 
 def _same_layer(rows: pd.DataFrame) -> pd.DataFrame:
@@ -111,10 +116,7 @@ def flow_matrix(flow: pd.DataFrame) -> pd.DataFrame:
     if len(pairs) != 1:
         raise ValueError(f"flow_matrix needs the rows of exactly one (pretrained, finetuned) pair, got {pairs}")
     keys = ["seed", "pretrained_layer", "finetuned_layer"]
-    duplicated = flow.duplicated(keys, keep=False)
-    if duplicated.any():
-        example = flow.loc[duplicated, keys].iloc[0].to_dict()
-        raise ValueError(f"{int(duplicated.sum())} flow rows share the same {keys}, e.g. {example}")
+    tables.require_unique(flow, keys, "flow rows")
     n_layers = int(max(flow["pretrained_layer"].max(), flow["finetuned_layer"].max())) + 1
     grid = pd.MultiIndex.from_product([sorted(flow["seed"].unique()), range(n_layers), range(n_layers)], names=keys)
     present = pd.MultiIndex.from_frame(flow[keys])
@@ -142,13 +144,14 @@ def summarize_over_seeds(df: pd.DataFrame, value: str = "value", keys: Sequence[
     """Mean, sample std (ddof=1) and count of ``value`` over seeds (:data:`tables.SEED_SUMMARY_COLUMNS`).
 
     Grouped by ``keys``: by default every column that is neither ``seed``, ``value``, nor
-    another floating-point (measurement) column.
+    another floating-point (measurement) column. ValueError when a (keys, seed) repeats.
     """
     _require_columns(df, ("seed", value))
     if keys is None:
         keys = [c for c in df.columns if c not in ("seed", value) and not pd.api.types.is_float_dtype(df[c])]
     if not keys:
         raise ValueError("no key columns to group by: pass keys=")
+    tables.require_unique(df, [*keys, "seed"], "rows", _COUNTED_TWICE)  # n_seeds counts rows
     grouped = df.groupby(list(keys), dropna=False, sort=True)[value]
     out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
     return out.astype({"mean": "float64", "std": "float64", "n_seeds": "int64"})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Sequence
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +36,14 @@ class TableSchema:
     name: str
     one_row_per: str
     columns: dict[str, Column] = field(default_factory=dict)
+    #: The columns that identify a row (``one_row_per``): :func:`conform` refuses a table
+    #: that repeats them, which would count a measurement twice in every mean over it.
+    keys: tuple[str, ...] = ()
 
     def with_columns(self, name: str, one_row_per: str, extra: dict[str, Column]) -> "TableSchema":
-        """A schema that prefixes this one's columns with ``extra`` (study context columns)."""
-        return TableSchema(name, one_row_per, {**extra, **self.columns})
+        """A schema that prefixes this one's columns with ``extra`` (study context columns,
+        which join its keys)."""
+        return TableSchema(name, one_row_per, {**extra, **self.columns}, (*extra, *self.keys) if self.keys else ())
 
 
 def _c(dtype: str, doc: str) -> Column:
@@ -60,6 +65,7 @@ PAIR_SIMILARITY = TableSchema(
         "cka": _c("float64", "plain linear CKA(reference_i(X), target_j(X)), unitless in [0, 1]"),
         "n_images": _c("int64", "number of images n in X"),
     },
+    keys=("reference", "target", "seed", "reference_layer", "target_layer"),
 )
 
 LAYER_METRICS = TableSchema(
@@ -73,6 +79,7 @@ LAYER_METRICS = TableSchema(
         "metric": _c("string", "'forgetting', 'learning' or 'cka_divergence'"),
         "value": _c("float64", "1 - STIR(f_l|p_l), 1 - STIR(p_l|f_l) or 1 - CKA(p_l, f_l); unitless"),
     },
+    keys=("pretrained", "finetuned", "seed", "layer", "metric"),
 )
 
 INVARIANCE_FLOW = TableSchema(
@@ -86,6 +93,7 @@ INVARIANCE_FLOW = TableSchema(
         "finetuned_layer": _c("int64", "column j: layer of f"),
         "flow": _c("float64", "STIR(f_j|p_i) - STIR(f_i|p_i); 0 on the diagonal; unitless"),
     },
+    keys=("pretrained", "finetuned", "seed", "pretrained_layer", "finetuned_layer"),
 )
 
 #: The tables the metrics library writes (the study's are in :mod:`.study.tables`).
@@ -120,7 +128,23 @@ def conform(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
             out[name] = out[name].astype(col.dtype)
         except (TypeError, ValueError) as err:
             raise SchemaError(f"table '{schema.name}': column '{name}' cannot be {col.dtype}: {err}") from err
+    if schema.keys:
+        require_unique(
+            out,
+            schema.keys,
+            f"rows of table '{schema.name}'",
+            f": one row per {schema.one_row_per}, or a measurement counts twice in every mean over the table",
+        )
     return out.reset_index(drop=True)
+
+
+def require_unique(df: pd.DataFrame, keys: Sequence[str], what: str, why: str = "") -> None:
+    """Raise :class:`SchemaError` when rows of ``df`` repeat the values of ``keys``, naming
+    how many, an example, and ``why`` it matters."""
+    repeated = df.duplicated(list(keys), keep=False)
+    if repeated.any():
+        example = df.loc[repeated, list(keys)].iloc[0].to_dict()
+        raise SchemaError(f"{int(repeated.sum())} {what} share the same {list(keys)}, e.g. {example}{why}")
 
 
 def concat(frames: list[pd.DataFrame], schema: TableSchema) -> pd.DataFrame:

@@ -155,6 +155,23 @@ def test_download_fetches_the_zenodo_archive_with_its_published_md5(tmp_path, mo
     assert args[0] == url and kwargs["md5"] == md5 and kwargs["download_root"] == str(tmp_path)
 
 
+@pytest.mark.parametrize("error", [OSError("<urlopen error [Errno -3] Temporary failure in name resolution>"), RuntimeError("File not found or corrupted.")])
+def test_a_failed_download_names_the_files_to_place_and_where(tmp_path, monkeypatch, error):
+    """Offline (urllib's URLError is an OSError) or a failed checksum (torchvision's RuntimeError)."""
+
+    def offline(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", offline)
+    with pytest.raises(RuntimeError) as failed:
+        download_cifar_c(tmp_path, "cifar100")
+    message = str(failed.value)
+    assert "could not download https://zenodo.org/record/3555552/files/CIFAR-100-C.tar" in message
+    assert f"in {tmp_path / 'CIFAR-100-C'}/" in message
+    for name in ("labels.npy", *(f"{c}.npy" for c in ALL_CIFAR_C_CORRUPTIONS)):
+        assert name in message
+
+
 def test_per_severity_plan_draws_n_distinct_inputs_across_the_corruptions():
     """The paper: 1000 random inputs per severity level, across the corruptions."""
     corruptions = ["gaussian_noise", "contrast", "fog"]

@@ -154,3 +154,30 @@ def test_every_config_key_is_read_somewhere(repo_root):
 
     unread = [key for key in keys(schema) if not re.search(rf"[\"'.]{re.escape(key.rsplit('.', 1)[-1])}[\"'\]]|\b{re.escape(key.rsplit('.', 1)[-1])}=", code)]
     assert not unread, f"config keys no code reads: {unread}"
+
+
+@pytest.mark.parametrize(
+    "text, key, lines",
+    [
+        ("stir:\n  n_images: 8\nmodel: {name: m}\nstir:\n  seeds: [0]\n", "stir", (1, 4)),
+        ("stir:\n  n_images: 8\n  iterations: 3\n  n_images: 9\n", "stir.n_images", (2, 4)),
+        ("finetune_runs:\n  - {sources: [a], datasets: [b]}\n  - {sources: [a], sources: [c]}\n", "finetune_runs[1].sources", (3, 3)),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_the_file_the_key_and_both_lines(tmp_path, text, key, lines):
+    from finetune_invariance.study.config import load_config_file
+
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_config_file(path)
+    assert f"config file {path}: key '{key}' is given twice (lines {lines[0]} and {lines[1]})" in str(refused.value)
+
+
+def test_a_config_file_with_unique_keys_loads_as_yaml_does(repo_root):
+    import yaml
+
+    from finetune_invariance.study.config import load_config_file
+
+    for path in (repo_root / "config.yaml", repo_root / "config/paper.yaml", repo_root / "tests/configs/tiny.yaml"):
+        assert load_config_file(path) == yaml.safe_load(path.read_text())

@@ -11,8 +11,7 @@ with logged_to(snakemake.log[0]):
     dataset = snakemake.params.dataset
     if not snakemake.params.download:
         raise FileNotFoundError(
-            f"{snakemake.output[0]} is missing and the config has 'download: false'. "
-            f"Place the published files of {cifar_c.ARCHIVES[dataset].folder} there, or set 'download: true'. "
-            f"Archive: {cifar_c.ARCHIVES[dataset].url}"
+            f"{snakemake.output[0]} is missing and the config has 'download: false': set 'download: true', or "
+            + cifar_c.where_to_place(snakemake.params.root, dataset)
         )
     cifar_c.download_cifar_c(snakemake.params.root, dataset)

@@ -25,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..atomic import atomic_path
+from .results_folder import restore_published_checkpoint
 
 HEADER_KEY = "finetune_invariance"
 FORMAT_VERSION = 1
@@ -32,9 +33,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint file is corrupt, truncated, foreign, or does not fit its model."""
-
-
-RECOVERY = "delete it and rerun the job that wrote it (Snakemake reruns a job whose output is missing)"
 
 
 def _header_json(model: Any, metadata: dict[str, Any]) -> str:
@@ -80,13 +78,13 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"checkpoint {path} does not exist; {restore_published_checkpoint(path)}")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             raw = (f.metadata() or {}).get(HEADER_KEY)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({err}); {RECOVERY}") from err
+        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({err}); {restore_published_checkpoint(path)}") from err
     if raw is None:
         raise CheckpointError(
             f"{path} is a safetensors file but not a checkpoint of this study (no '{HEADER_KEY}' header entry); "
@@ -95,9 +93,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     try:
         header = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise CheckpointError(f"checkpoint {path} has a damaged '{HEADER_KEY}' header ({err}); {RECOVERY}") from err
+        raise CheckpointError(f"checkpoint {path} has a damaged '{HEADER_KEY}' header ({err}); {restore_published_checkpoint(path)}") from err
     if header.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {path} has format_version {header.get('format_version')}, expected {FORMAT_VERSION}; {RECOVERY}"
+            f"checkpoint {path} has format_version {header.get('format_version')}, expected {FORMAT_VERSION}; {restore_published_checkpoint(path)}"
         )
     return header, tensors

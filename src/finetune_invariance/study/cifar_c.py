@@ -112,8 +112,21 @@ def cifar_c_dir(root: str | Path, dataset: str) -> Path:
 def _how_to_get(dataset: str) -> str:
     archive = _archive(dataset)
     return (
-        f"download it with finetune_invariance.cifar_c.download_cifar_c(root, '{dataset}') "
+        f"download it with finetune_invariance.study.cifar_c.download_cifar_c(root, '{dataset}') "
         f"or extract {archive.url} (md5 {archive.md5}) into the root folder"
+    )
+
+
+#: The files of a published corrupted set: the labels and one file per corruption.
+PUBLISHED_FILES: tuple[str, ...] = ("labels.npy", *(f"{name}.npy" for name in ALL_CIFAR_C_CORRUPTIONS))
+
+
+def where_to_place(root: str | Path, dataset: str) -> str:
+    """What a machine without internet needs instead of the download: which files, where."""
+    archive = _archive(dataset)
+    return (
+        f"place the published files {', '.join(PUBLISHED_FILES)} in {cifar_c_dir(root, dataset)}/ "
+        f"(the archive {archive.url}, md5 {archive.md5}, extracts to that folder when extracted into {root})"
     )
 
 
@@ -172,11 +185,20 @@ def download_cifar_c(root: str | Path, dataset: str) -> Path:
 
     archive = _archive(dataset)
     directory = cifar_c_dir(root, dataset)
-    expected = [f"{name}.npy" for name in ALL_CIFAR_C_CORRUPTIONS] + ["labels.npy"]
-    if all((directory / name).is_file() for name in expected):
+    if all((directory / name).is_file() for name in PUBLISHED_FILES):
         return directory
-    download_and_extract_archive(archive.url, download_root=str(root), md5=archive.md5, remove_finished=True)
+    try:
+        download_and_extract_archive(archive.url, download_root=str(root), md5=archive.md5, remove_finished=True)
+    except (OSError, RuntimeError) as err:  # no network (URLError), HTTP errors, a failed checksum, a full disk
+        raise CifarCUnavailableError(
+            f"could not download {archive.url} ({type(err).__name__}: {err}); without internet, "
+            f"{where_to_place(root, dataset)}"
+        ) from err
     return directory
+
+
+class CifarCUnavailableError(RuntimeError):
+    """A published corrupted set could not be downloaded."""
 
 
 #: How the corrupted inputs of a severity are drawn (config ``robustness.sampling``).

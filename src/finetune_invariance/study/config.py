@@ -29,6 +29,51 @@ class ConfigError(ValueError):
     """A config value is valid for the schema but inconsistent with the rest of the design."""
 
 
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file, refusing a key given twice in one mapping.
+
+    PyYAML (and so Snakemake's ``--configfile``) keeps the last of two equal keys without a
+    word: a second ``stir:`` block would silently replace the first. Raises
+    :class:`ConfigError` naming the file, the key and both lines.
+    """
+    import yaml
+
+    path = Path(path)
+    text = path.read_text()
+    try:
+        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), path, ())
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    return {} if config is None else config
+
+
+def check_config_files(paths: Iterable[str | Path]) -> None:
+    """:func:`load_config_file` of each path, for the files Snakemake parsed itself."""
+    for path in paths:
+        load_config_file(path)
+
+
+def _refuse_duplicate_keys(node: Any, path: Path, parents: tuple[str, ...]) -> None:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, path, (*parents[:-1], f"{parents[-1]}[{i}]") if parents else (f"[{i}]",))
+    elif isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key, value in node.value:
+            name, line = str(key.value), key.start_mark.line + 1
+            if name in first_line:
+                dotted = ".".join((*parents, name))
+                raise ConfigError(
+                    f"config file {path}: key '{dotted}' is given twice (lines {first_line[name]} and {line}); "
+                    "YAML would keep only the second, silently dropping the first: merge them into one"
+                )
+            first_line[name] = line
+            _refuse_duplicate_keys(value, path, (*parents, name))
+
+
 def describe_schema_error(error) -> str:
     """A one-paragraph message for a ``jsonschema.ValidationError`` of the config: the
     offending key as a dotted path, what is wrong, and what the schema allows there."""

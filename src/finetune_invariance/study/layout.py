@@ -11,6 +11,7 @@ or ``best``). Nothing here imports torch: the Snakefile reads this module at par
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .synthetic import split_path
@@ -67,6 +68,21 @@ DATA_PATTERNS: dict[str, str] = {
     "generated_train": str(split_path("", "{dataset}", "train")),
     "generated_test": str(split_path("", "{dataset}", "test")),
 }
+
+
+def locate(name: str, path: str | os.PathLike) -> tuple[Path, dict[str, str]] | None:
+    """The results folder and the wildcard values of ``path``, a path of results artifact
+    ``name`` (``checkpoint`` -> its run's keys and label); None when ``path`` is not one."""
+    pattern, parts = Path(RESULTS_PATTERNS[name]).parts, Path(path).parts
+    if len(parts) < len(pattern):
+        return None
+    values: dict[str, str] = {}
+    for expected, actual in zip(pattern, parts[len(parts) - len(pattern) :]):
+        match = re.fullmatch(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(expected)), actual)
+        if match is None:
+            return None
+        values |= match.groupdict()
+    return Path(*parts[: len(parts) - len(pattern)]), values
 
 
 class Layout:
