@@ -102,7 +102,15 @@ def test_downloads_of_the_paper_name_their_origin_and_the_offline_files(paper):
     imagenet = rows["weights of source 'imagenet'"]
     assert weights.split(":", 1)[1] in imagenet.source + imagenet.destination
     assert rows["cifar10"].offline == "data/cifar-10-batches-py"
-    assert set(rows) == {"cifar10", "cifar100", "eurosat", "oxford_pets", "CIFAR-10-C", "CIFAR-100-C", "weights of source 'imagenet'"}
+    assert set(rows) == {
+        "cifar10",
+        "cifar100",
+        "eurosat",
+        "oxford_pets",
+        "CIFAR-10-C",
+        "CIFAR-100-C",
+        "weights of source 'imagenet'",
+    }
 
 
 DRY_RUN = """Job stats:
@@ -134,7 +142,14 @@ def test_jobs_are_read_from_the_dry_run_and_checked_against_its_job_stats():
 
 def _plan(repo_root, tmp_path, *args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "finetune_invariance.study.launch_plan", "--configfile", str(repo_root / "config/paper.yaml"), *args],
+        [
+            sys.executable,
+            "-m",
+            "finetune_invariance.study.launch_plan",
+            "--configfile",
+            str(repo_root / "config/paper.yaml"),
+            *args,
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -164,7 +164,9 @@ def test_a_deleted_folder_of_a_finished_run_is_noticed(tiny):
     run = study.dynamics_runs()[0]
     folder = _publish(study, run)
     shutil.rmtree(folder)
-    with pytest.raises(ResultsFolderError, match=rf"copy it again from the run's work folder: mkdir -p {folder} && cp "):
+    with pytest.raises(
+        ResultsFolderError, match=rf"copy it again from the run's work folder: mkdir -p {folder} && cp "
+    ):
         check_published_checkpoints(study)
 
 

@@ -117,7 +117,9 @@ def planned_jobs(config_files: Sequence[Path], snakefile: Path, profile: Path | 
     output = result.stdout + result.stderr
     if result.returncode != 0:
         reason = re.search(r"(?:WorkflowError|Error)[^\n]*\n(.*?)(?:\n  File |\Z)", output, re.DOTALL)
-        raise LaunchPlanError(f"the workflow's dry-run stops:\n{(reason.group(1) if reason else output[-3000:]).strip()}")
+        raise LaunchPlanError(
+            f"the workflow's dry-run stops:\n{(reason.group(1) if reason else output[-3000:]).strip()}"
+        )
     return parse_dry_run(output)
 
 
@@ -150,16 +152,25 @@ def gpu_work(study: StudyDesign) -> dict[str, list[Counter]]:
         epochs = study.epochs(run)
         unit = f"training_image_{_training_precision(study.training(run))}"
         work["finetune"].append(
-            Counter({unit: epochs * _train_images(config, run.dataset), "evaluated_image": epochs * n_test_images(config, run.dataset)})
+            Counter(
+                {
+                    unit: epochs * _train_images(config, run.dataset),
+                    "evaluated_image": epochs * n_test_images(config, run.dataset),
+                }
+            )
         )
     work["invert_pretrained"] = [Counter({inversion_unit: iterations * n}) for _ in study.pretrained_inversions()]
     # A STIR job inverts the checkpoint, then passes X and every layer's inversions through
     # both models in both directions.
     pair_forwards = 2 * 2 * (layers + 1) * n
-    work["stir"] = [Counter({inversion_unit: iterations * n, "evaluated_image": pair_forwards}) for _ in study.pair_jobs()]
+    work["stir"] = [
+        Counter({inversion_unit: iterations * n, "evaluated_image": pair_forwards}) for _ in study.pair_jobs()
+    ]
     severities = 5 if robustness["sampling"] == "per_severity" else 5 * len(robustness["corruptions"])
     per_epoch = robustness["n_images"] * (severities + 1)  # and the clean sample
-    work["robust_accuracy"] = [Counter({"evaluated_image": study.epochs(run) * per_epoch}) for run in study.dynamics_runs()]
+    work["robust_accuracy"] = [
+        Counter({"evaluated_image": study.epochs(run) * per_epoch}) for run in study.dynamics_runs()
+    ]
     return work
 
 
@@ -210,7 +221,8 @@ def model_facts(config: dict[str, Any]) -> dict[str, Any]:
         "backbone_bytes": state_bytes(any_model.backbone),
         "checkpoint_bytes": {key: state_bytes(m) for key, m in built.items()},
         "trainable_bytes": {
-            key: sum(p.numel() * p.element_size() for p in m.parameters() if p.requires_grad) for key, m in built.items()
+            key: sum(p.numel() * p.element_size() for p in m.parameters() if p.requires_grad)
+            for key, m in built.items()
         },
     }
 
@@ -258,16 +270,32 @@ def disk_use(study: StudyDesign, facts: dict[str, Any]) -> list[FolderUse]:
     n_figures = len(study.runs()) + 3 * len(study.dynamics_runs()) + len(study.variant_groups()) + 4
     small = pair_rows * _TABLE_ROW_BYTES * 3 + n_jobs * _JOB_LOG_BYTES + n_figures * _FIGURE_BYTES
     uses = [
-        FolderUse(f"{results}/work", work, work, "each run's resume state and checkpoints (delete once the run is finished)"),
-        FolderUse(f"{results}/finetune", published, published, "published checkpoints: the analysed ones and the sources'"),
-        FolderUse(f"{results}/inversions", inversions, inversions, f"{len(study.pretrained_inversions())} files of every layer of a source inverted for n images"),
+        FolderUse(
+            f"{results}/work", work, work, "each run's resume state and checkpoints (delete once the run is finished)"
+        ),
+        FolderUse(
+            f"{results}/finetune", published, published, "published checkpoints: the analysed ones and the sources'"
+        ),
+        FolderUse(
+            f"{results}/inversions",
+            inversions,
+            inversions,
+            f"{len(study.pretrained_inversions())} files of every layer of a source inverted for n images",
+        ),
         FolderUse(f"{results}/sources", sources, sources, "each source's starting weights"),
         FolderUse(f"{results}/data/corrupted", corrupted, corrupted, "the sampled corrupted test inputs"),
-        FolderUse(f"{results}/{{stir,robustness,tables,figures,logs,benchmarks}}", small, small, "tables, figures, logs (an upper bound)"),
+        FolderUse(
+            f"{results}/{{stir,robustness,tables,figures,logs,benchmarks}}",
+            small,
+            small,
+            "tables, figures, logs (an upper bound)",
+        ),
     ]
     for name, (archive, extracted) in _downloaded_data(study).items():
         if name in _CIFAR_C_FOLDERS:  # the archive is deleted once extracted
-            uses.append(FolderUse(f"{data_root}/{name}", archive + extracted, extracted, "published corrupted test sets"))
+            uses.append(
+                FolderUse(f"{data_root}/{name}", archive + extracted, extracted, "published corrupted test sets")
+            )
         else:  # torchvision keeps the archive beside the files
             folder = dataset_facts(name).expected_path(data_root, "train").relative_to(data_root).parts[0]
             what = f"{name}, and its download archive in {data_root}"
@@ -315,7 +343,13 @@ def downloads(study: StudyDesign, facts: dict[str, Any]) -> list[Download]:
         urls = re.findall(r"https?://[^\s,]+", known.how_to_get) or [known.how_to_get]
         expected = sorted({str(known.expected_path(data_root, split)) for split in ("train", "test")})
         rows.append(
-            Download(dataset, "torchvision: " + ", ".join(urls), str(data_root), sizes.get(dataset, (None,))[0], " and ".join(expected))
+            Download(
+                dataset,
+                "torchvision: " + ", ".join(urls),
+                str(data_root),
+                sizes.get(dataset, (None,))[0],
+                " and ".join(expected),
+            )
         )
     corruptions = study.robustness["corruptions"]
     for dataset in _published_corrupted(study):
@@ -323,7 +357,13 @@ def downloads(study: StudyDesign, facts: dict[str, Any]) -> list[Download]:
         folder = cifar_c_dir(data_root, dataset)
         files = ", ".join(f"{name}.npy" for name in ["labels", *corruptions])
         rows.append(
-            Download(archive.folder, f"Zenodo: {archive.url} (md5 {archive.md5})", str(folder), sizes[archive.folder][0], f"{folder}/ with {files}")
+            Download(
+                archive.folder,
+                f"Zenodo: {archive.url} (md5 {archive.md5})",
+                str(folder),
+                sizes[archive.folder][0],
+                f"{folder}/ with {files}",
+            )
         )
     for source, entry in study.config["sources"].items():
         kind, _, location = entry["weights"].partition(":")
@@ -347,12 +387,17 @@ def downloads(study: StudyDesign, facts: dict[str, Any]) -> list[Download]:
             cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(location).name
             rows.append(
                 Download(
-                    f"weights of source '{source}'", location, str(cached), facts["backbone_bytes"],
+                    f"weights of source '{source}'",
+                    location,
+                    str(cached),
+                    facts["backbone_bytes"],
                     f"{cached} (torch's hub cache, TORCH_HOME), or the file anywhere as weights 'file:<path>'",
                 )
             )
         elif kind == "file":
-            rows.append(Download(f"weights of source '{source}'", "a local file (nothing downloaded)", location, None, location))
+            rows.append(
+                Download(f"weights of source '{source}'", "a local file (nothing downloaded)", location, None, location)
+            )
     return rows
 
 
@@ -405,17 +450,22 @@ def render(
     work = gpu_work(study)
     lines += ["", "## GPU-hours", ""]
     for name, rule_jobs in work.items():
-        planned = jobs.get(name)
-        if planned is None or planned.jobs != len(rule_jobs):
+        planned = jobs[name].jobs if name in jobs else 0
+        if planned != len(rule_jobs):
             raise LaunchPlanError(
-                f"the workflow plans {planned.jobs if planned else 0} '{name}' jobs, the work model {len(rule_jobs)}: "
+                f"the workflow plans {planned} '{name}' jobs, the work model {len(rule_jobs)}: "
                 "launch_plan.gpu_work is out of date with the rules"
             )
+    unmodelled = [f"{r.rule} ({r.gpu_jobs} GPU jobs)" for r in jobs.values() if r.gpu_jobs and r.rule not in work]
     for measurement in measurements:
         lines += [f"### {measurement.device} (measured {measurement.date})", "", f"Source: {measurement.source}."]
         reason = measurement.applies_to(config["model"], study.image_size)
         if reason:
-            lines += ["", f"Not estimated: these costs were {reason}; measure with `python benchmarks/paper_cost.py --device cuda`.", ""]
+            lines += [
+                "",
+                f"Not estimated: these costs were {reason}; measure with `python benchmarks/paper_cost.py --device cuda`.",
+                "",
+            ]
             continue
         rows = gpu_hours(work, measurement)
         lines += [
@@ -424,8 +474,10 @@ def render(
             "|---|---:|---:|---:|---:|",
         ]
         for row in rows:
-            asked = jobs[row.rule].runtime_min
-            flag = " (longer than asked)" if asked and row.longest_job_hours and row.longest_job_hours * 60 > asked else ""
+            asked = jobs[row.rule].runtime_min if row.rule in jobs else None
+            flag = (
+                " (longer than asked)" if asked and row.longest_job_hours and row.longest_job_hours * 60 > asked else ""
+            )
             lines.append(
                 f"| {row.rule} | {len(work[row.rule])} | {_hours(row.hours)} | {_hours(row.longest_job_hours)}{flag} | "
                 f"{asked / 60 if asked else ''} |"
@@ -434,6 +486,7 @@ def render(
         lines.append(f"| **total** | {sum(len(w) for w in work.values())} | **{_hours(sum(known))}** | | |")
         missing = sorted({unit for row in rows for unit in row.missing})
         notes = [f"no cost of {', '.join(missing)} on this device: those rules are not counted"] if missing else []
+        notes += [f"not counted, no work model in launch_plan.gpu_work: {', '.join(unmodelled)}"] if unmodelled else []
         notes += [f"{unit}: {how}" for unit, (_, how) in measurement.derived.items()]
         notes += [
             f"training measured at batch {measurement.batch_size}, input pipeline excluded; the forgetting monitor, "
@@ -457,7 +510,11 @@ def render(
     if not rows:
         lines += ["Nothing: every dataset is generated and no source has downloaded weights.", ""]
     else:
-        fetched = "fetched when a job first needs it" if config["download"] else "NOT fetched: the config has 'download: false'"
+        fetched = (
+            "fetched when a job first needs it"
+            if config["download"]
+            else "NOT fetched: the config has 'download: false'"
+        )
         lines += [
             f"Data {fetched}; weights are fetched by the source_model job.",
             "",
@@ -487,7 +544,12 @@ def load_config(config_files: Sequence[Path], schema: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configfile", nargs="+", type=Path, help="config file(s), as for snakemake (default: the embedded config.yaml)")
+    parser.add_argument(
+        "--configfile",
+        nargs="+",
+        type=Path,
+        help="config file(s), as for snakemake (default: the embedded config.yaml)",
+    )
     parser.add_argument("--profile", type=Path, help="a Snakemake profile for the dry-run (e.g. profiles/slurm)")
     parser.add_argument("--snakefile", type=Path, default=REPOSITORY / "Snakefile")
     args = parser.parse_args(argv)
