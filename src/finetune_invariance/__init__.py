@@ -16,6 +16,7 @@ The library, each module importing only modules listed before it:
 - :mod:`.stir`: STIR matrices and the per-pair similarity table (docs/method.md "STIR");
 - :mod:`.finetuning_metrics`: forgetting, learning, CKA divergence, invariance flow;
 - :mod:`.monitor`: forgetting of a model in training, from the pretrained model's stored inversions;
+- :mod:`.controls`: planted-effect control pairs, whose answer is known by construction;
 - :mod:`.model_loading`: a model from a timm name, a weights file or a Hugging Face ``transformers`` ViT;
 - :mod:`.image_loading`: images from a folder of image files or an array file, at a model's input size;
 - :mod:`.plots`: the library's figures (layer profiles with seed bands, the flow heatmap); the study draws with them;

@@ -68,8 +68,13 @@ def test_a_run_keeps_what_is_analysed_and_its_source_checkpoint():
 def test_stir_jobs_and_pretrained_inversions():
     study = design()
     jobs = study.pair_jobs()
-    # 4 + 3 epochs of the dynamics runs, 4 other runs at one checkpoint; 2 seeds
-    assert len(jobs) == (4 + 3 + 4) * 2 and {job.seed for job in jobs} == {0, 3}
+    # 4 epochs of the default dynamics run, 4 other runs at one checkpoint; 2 seeds. The 3
+    # epochs of the 'slow' variant are measured by the forgetting monitor alone.
+    assert len(jobs) == (4 + 4) * 2 and {job.seed for job in jobs} == {0, 3}
+    assert not any(job.run.variant == "slow" for job in jobs)
+    assert study.is_monitor_only(Run("pre", "a", "classification", "slow"))
+    with_stir = design(variant_metrics="stir")
+    assert len(with_stir.pair_jobs()) == (4 + 3 + 4) * 2  # every epoch of the variant too
     pairs = {(job.source, job.dataset) for job in study.pretrained_inversions()}
     assert pairs == {("pre", "a"), ("pre", "b"), ("scratch", "a"), ("scratch", "b")}
     assert len(study.pretrained_inversions()) == 4 * 2

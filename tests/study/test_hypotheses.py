@@ -23,6 +23,7 @@ from finetune_invariance.study.hypotheses import (
     named_hypotheses,
     values_per_seed,
 )
+from finetune_invariance.study.paper import HEADLINE
 from finetune_invariance.study.vocabulary import Run
 
 from .conftest import PAPER_RUN, layer_metrics_table, robust_accuracy_table
@@ -268,7 +269,7 @@ def test_missing_epochs_metrics_or_cells_are_named(planted):
     metrics, robust = planted
     with pytest.raises(ValueError, match=r"'robust accuracy': \[25\]"):
         correlate_hypotheses(metrics, robust[robust.epoch != 25])
-    with pytest.raises(ValueError, match="no rows for metric 'cka_divergence'"):
+    with pytest.raises(ValueError, match=r"needs the metric\(s\) \['cka_divergence'\]"):
         correlate_hypotheses(metrics[metrics.metric != "cka_divergence"], robust)
     hole = (metrics.metric == "learning") & (metrics.epoch == 3) & (metrics.layer == 4)
     with pytest.raises(ValueError, match=r"metric 'learning' is missing \(epoch, layer\) cells \[\(3, 4\)\]"):
@@ -327,3 +328,17 @@ def test_early_epoch_correlation_over_epochs_one_to_e(planted):
         assert noise_rows.loc[e, "p_value"] == pytest.approx(expected.pvalue, rel=1e-6)
     with pytest.raises(ValueError, match="min_epochs must be at least 3"):
         early_epoch_correlation(metrics, robust, [PLANTED], min_epochs=2)
+
+
+def test_forgetting_alone_gives_the_headline_with_its_family_size(planted):
+    """The dynamics variants measured by the forgetting monitor have forgetting only."""
+    metrics, robust = planted
+    forgetting = metrics[metrics.metric == "forgetting"]
+    headline = correlate_hypotheses(forgetting, robust, only=[HEADLINE])
+    full = correlate_hypotheses(metrics, robust)
+    assert headline.hypothesis.tolist() == ["stir:layers_2-12:forgetting:std"]
+    pd.testing.assert_frame_equal(headline.reset_index(drop=True), full[full.hypothesis == headline.hypothesis[0]].reset_index(drop=True))
+    named = named_hypotheses(headline)
+    assert named.role.tolist() == ["headline"]  # no 'best' of a family that was not correlated
+    with pytest.raises(ValueError, match="needs the metric"):
+        correlate_hypotheses(forgetting, robust)

@@ -3,9 +3,11 @@
 import math
 import warnings
 
+import numpy as np
 import pytest
 from scipy import stats
 
+from finetune_invariance.study import statistics
 from finetune_invariance.study.statistics import bonferroni, pearson
 
 
@@ -32,3 +34,15 @@ def test_bonferroni_multiplies_caps_at_one_and_keeps_undefined():
     assert math.isnan(bonferroni(math.nan, 88))
     with pytest.raises(ValueError, match="family_size"):
         bonferroni(0.1, 0)
+
+
+def test_pearson_columns_is_pearson_of_each_column():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=12)
+    columns = np.column_stack([rng.normal(size=12), y + 0.1 * rng.normal(size=12), np.ones(12), -y])
+    r, p = statistics.pearson_columns(columns, y)
+    for k in range(columns.shape[1]):
+        expected_r, expected_p = statistics.pearson(columns[:, k], y)
+        np.testing.assert_allclose([r[k], p[k]], [expected_r, expected_p], rtol=1e-9, atol=1e-15, equal_nan=True)
+    assert np.isnan(r[2]) and np.isnan(p[2])  # a constant column has no r
+    assert np.all(np.isnan(statistics.pearson_columns(columns, np.ones(12))[0]))

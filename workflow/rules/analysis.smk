@@ -41,7 +41,8 @@ rule table1:
 
 rule layer_metrics:
     input:
-        pair_tables(),
+        pairs=pair_tables(),
+        monitored=monitor_only_tables(),
     output:
         layer_metrics=table("layer_metrics"),
         invariance_flow=table("invariance_flow"),
@@ -126,6 +127,9 @@ rule robustness_correlations:
         "../../envs/study.yaml"
     params:
         runs=[run.path for run in STUDY.dynamics_runs()],
+        monitor_only=[
+            run.path for run in STUDY.dynamics_runs() if STUDY.is_monitor_only(run)
+        ],
         layer_selections=config["robustness"]["layer_selections"],
         correlation_epochs=config["robustness"]["correlation_epochs"],
     script:

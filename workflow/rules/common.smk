@@ -141,6 +141,15 @@ def pair_tables():
     ]
 
 
+def monitor_only_tables():
+    """The monitor tables of the runs measured by the forgetting monitor alone."""
+    return [
+        LAYOUT.path("forgetting_monitor", run)
+        for run in STUDY.runs()
+        if STUDY.is_monitor_only(run)
+    ]
+
+
 def history_tables():
     return [LAYOUT.path("history", run) for run in STUDY.training_runs()]
 
@@ -210,7 +219,9 @@ FIGURES = {
         figure_path("invariance_flow", run.path): run.context for run in default_runs()
     },
     "dynamics": {
-        figure_path("dynamics", run.path): run.context for run in STUDY.dynamics_runs()
+        figure_path("dynamics", run.path): run.context
+        for run in STUDY.dynamics_runs()
+        if not STUDY.is_monitor_only(run)
     },
     "early_epoch_correlation": {
         figure_path("early_epoch_correlation", run.path): run.context

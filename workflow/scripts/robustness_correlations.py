@@ -1,11 +1,13 @@
 """The hypothesis family against mean corrupted accuracy, per dynamics run (Appendix E.1),
-the paper's named hypotheses beside the strongest ones, and the early-epoch correlations (Fig. 14)."""
+the paper's named hypotheses beside the strongest ones, and the early-epoch correlations
+(Fig. 14); for a variant measured by the forgetting monitor alone, the headline only."""
 
 from finetune_invariance.study.warm import run_warm
 
 run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
 
 from finetune_invariance.study import hypotheses, tables
+from finetune_invariance.study.paper import HEADLINE
 from finetune_invariance.study.runtime import logged_to
 from finetune_invariance.study.vocabulary import Run
 
@@ -20,8 +22,9 @@ with logged_to(snakemake.log[0]):
         epochs = hypotheses.correlated_epochs(
             snakemake.params.correlation_epochs, int(trained["epoch"]), int(trained["epochs"])
         )
+        monitor_only = run.path in snakemake.params.monitor_only  # forgetting alone: the headline
         run_hypotheses = hypotheses.correlate_hypotheses(
-            run_metrics, run_robust, snakemake.params.layer_selections, epochs
+            run_metrics, run_robust, snakemake.params.layer_selections, epochs, only=[HEADLINE] if monitor_only else None
         )
         family.append(run_hypotheses)
         followed = hypotheses.named_hypotheses(run_hypotheses)["hypothesis"].unique()

@@ -6,7 +6,7 @@ module imports only library modules and the study modules listed before it:
 
 - :mod:`.vocabulary`: what a run is, the key columns of the study's tables, shared names;
 - :mod:`.statistics`: Pearson's r with undefined cases, Bonferroni;
-- :mod:`.synthetic`: the miniature study's generated datasets;
+- :mod:`.synthetic`: the embedded study's generated datasets (the glyph world of the scale model);
 - :mod:`.catalog`: what is known about each dataset without loading it;
 - :mod:`.corruptions`: CIFAR-C-style corruptions for datasets without a published set;
 - :mod:`.cifar_c`: the corrupted test samples, published or generated;
@@ -31,8 +31,10 @@ module imports only library modules and the study modules listed before it:
 - :mod:`.finetuned_accuracy`: Table 1;
 - :mod:`.robust_accuracy`: accuracy on the corrupted samples;
 - :mod:`.hypotheses`: the robustness hypothesis family and its correlations;
+- :mod:`.flow_statistics`: where an invariance-flow matrix shows compression or expansion;
 - :mod:`.layer_statistics`: learning vs forgetting across layers (Appendix C.1);
 - :mod:`.checkpoint_selection`: the spread of forgetting as an early-stopping indicator;
+- :mod:`.controls`: planted-effect controls: would the study find an effect it was given;
 - :mod:`.claims`: the paper's findings checked on a run's tables;
 - :mod:`.figures`: every figure of the paper (drawing only).
 """

@@ -37,6 +37,22 @@ def headline_over_training(monitor: pd.DataFrame) -> pd.Series:
     return headline.evaluate({"forgetting": profile}).rename("forgetting_spread")
 
 
+def epoch_end_forgetting(monitor: pd.DataFrame) -> pd.DataFrame:
+    """The monitor's measurements at the end of epochs 1..E as ``STUDY_LAYER_METRICS``
+    rows of metric 'forgetting' (the offline value of each epoch's checkpoint): how the
+    dynamics variants measured by the monitor alone (config ``variant_metrics``) enter the
+    study's layer metrics. Pretrained and finetuned are named as in the STIR jobs."""
+    ends = monitor[(monitor["training_epochs"] >= 1) & (monitor["training_epochs"] % 1 == 0)]
+    rows = ends.assign(
+        epoch=ends["training_epochs"].astype("int64"),
+        pretrained="pretrained",
+        finetuned="finetuned",
+        metric="forgetting",
+        value=ends["forgetting"],
+    )
+    return tables.conform(rows[list(tables.STUDY_LAYER_METRICS.columns)], tables.STUDY_LAYER_METRICS)
+
+
 def checkpoint_picks(monitor: pd.DataFrame, robust: pd.DataFrame) -> pd.DataFrame:
     """For each run, the epoch each rule of :data:`SELECTION_RULES` picks among the
     epochs 1..E with a checkpoint (an epoch's end), and that epoch's spread, clean and

@@ -95,6 +95,7 @@ def check_config(config: dict[str, Any], model_check_cache: Path | None = None) 
     _check_sample_sizes(config)
     _check_epochs(config)
     _check_corruptions(config)
+    _check_variant_metrics(config)
     check_model(config["model"], _hub_tags(config), cache=model_check_cache)
 
 
@@ -206,6 +207,17 @@ def _check_epochs(config: dict[str, Any]) -> None:
                     f"config key '{key}': dynamics[{i}] (variant '{variant}') correlates metrics with robustness "
                     f"across epochs, which needs at least {MIN_DYNAMICS_EPOCHS} epochs; it has {epochs}"
                 )
+
+
+def _check_variant_metrics(config: dict[str, Any]) -> None:
+    if config["variant_metrics"] != "monitor" or config["monitor"]["enabled"]:
+        return
+    variants = sorted({v for entry in config["dynamics"] for v in entry["variants"]} - {DEFAULT_VARIANT})
+    if variants:
+        raise ConfigError(
+            f"config key 'variant_metrics': 'monitor' measures the dynamics variants {variants} with the "
+            "forgetting monitor, which is disabled (monitor.enabled: false): enable it or set variant_metrics: stir"
+        )
 
 
 def _check_corruptions(config: dict[str, Any]) -> None:

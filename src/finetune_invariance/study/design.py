@@ -117,6 +117,15 @@ class StudyDesign:
     def is_dynamics(self, run: Run) -> bool:
         return run in set(self.dynamics_runs())
 
+    def is_monitor_only(self, run: Run) -> bool:
+        """Whether a run's metrics come from the forgetting monitor alone (forgetting at
+        every epoch's end, no STIR job): the hyperparameter variants of the dynamics runs
+        under config ``variant_metrics: monitor``. Figs. 6 and 15 and their claims read
+        only the std of forgetting, which needs the source's inversions only."""
+        return (
+            self.config["variant_metrics"] == "monitor" and run.variant != DEFAULT_VARIANT and self.is_dynamics(run)
+        )
+
     def variant_groups(self) -> dict[tuple[str, str, str], list[str]]:
         """(source, dataset, task) of the dynamics settings with more than one variant (Figs. 6, 15)."""
         groups: dict[tuple[str, str, str], list[str]] = {}
@@ -171,10 +180,12 @@ class StudyDesign:
         return list(self.config["stir"]["seeds"])
 
     def pair_jobs(self) -> list[PairJob]:
-        """Every STIR job: each analysed checkpoint of each run, for each seed."""
+        """Every STIR job: each analysed checkpoint of each run, for each seed (none for a
+        run measured by the monitor alone)."""
         return [
             PairJob(run, label, seed)
             for run in self.runs()
+            if not self.is_monitor_only(run)
             for label in self.analysed_checkpoints(run)
             for seed in self.seeds
         ]

@@ -36,7 +36,7 @@ import pandas as pd
 from . import tables
 from .paper import HEADLINE, NAMED_HYPOTHESES, NamedHypothesis, named_hypothesis_values, scaled_count
 from .robust_accuracy import mean_corrupted_accuracy
-from .statistics import bonferroni, pearson
+from .statistics import bonferroni, pearson, pearson_columns
 from ..finetuning_metrics import summarize_over_seeds
 from .vocabulary import METRICS, RUN_KEYS, Run, runs_in, with_context
 
@@ -50,6 +50,14 @@ CKA_COMBINATIONS: dict[str, Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]
     "cka_divergence": lambda m: m["cka_divergence"],
 }
 FAMILY_COMBINATIONS = {"stir": STIR_COMBINATIONS, "cka": CKA_COMBINATIONS}
+#: The per-layer metrics each combination reads.
+COMBINATION_METRICS = {
+    "learning+forgetting": ("learning", "forgetting"),
+    "learning-forgetting": ("learning", "forgetting"),
+    "learning": ("learning",),
+    "forgetting": ("forgetting",),
+    "cka_divergence": ("cka_divergence",),
+}
 
 # Population std (ddof=0): the spread of the selected layers themselves. The choice does
 # not change r, since it rescales every epoch's value by the same constant.
@@ -158,8 +166,16 @@ class Hypothesis:
         family, selection, combination, aggregate = parts
         return cls(family, LayerSelection.parse(selection), combination, aggregate)
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The per-layer metrics the hypothesis combines."""
+        return COMBINATION_METRICS[self.combination]
+
     def evaluate(self, metric_tables: Mapping[str, pd.DataFrame]) -> pd.Series:
         """The hypothesis's value per epoch from (epoch x layer) tables keyed by metric name."""
+        missing = [metric for metric in self.metrics if metric not in metric_tables]
+        if missing:
+            raise ValueError(f"hypothesis '{self.id}' needs the metric(s) {missing}; the table has {sorted(metric_tables)}")
         per_layer = FAMILY_COMBINATIONS[self.family][self.combination](metric_tables)
         selected = per_layer[self.selection.layers(sorted(per_layer.columns))]
         return AGGREGATES[self.aggregate](selected)
@@ -201,7 +217,9 @@ def _single_run(df: pd.DataFrame, what: str) -> Run:
 
 
 def _metric_tables(layer_metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """metric -> (epoch x layer) table of the mean over the rows (seeds) of each cell."""
+    """metric -> (epoch x layer) table of the mean over the rows (seeds) of each cell, for
+    every metric of :data:`.vocabulary.METRICS` the table holds (the dynamics variants
+    measured by the forgetting monitor hold forgetting only)."""
     if layer_metrics["value"].isna().any():
         raise ValueError("layer metrics table has NaN values")
     means = layer_metrics.groupby(["metric", "epoch", "layer"])["value"].mean()
@@ -210,21 +228,21 @@ def _metric_tables(layer_metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if layers != list(range(len(layers))):
         raise ValueError(f"layer metrics table must have layers 0..L-1, found {layers}")
     out = {}
-    for metric in METRICS:
-        if metric not in means.index.get_level_values("metric"):
-            raise ValueError(f"layer metrics table has no rows for metric '{metric}'; needed: {list(METRICS)}")
+    for metric in (m for m in METRICS if m in means.index.get_level_values("metric")):
         table = means.loc[metric].unstack("layer").reindex(index=epochs, columns=layers)
         holes = table.isna().stack()
         if holes.any():
             raise ValueError(f"metric '{metric}' is missing (epoch, layer) cells {holes[holes].index.tolist()}")
         out[metric] = table
+    if not out:
+        raise ValueError(f"layer metrics table has none of the metrics {list(METRICS)}")
     return out
 
 
 def seed_mean_tables(layer_metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One run's metrics averaged over seeds: metric name -> (epoch x layer) table.
 
-    Every metric of :data:`.vocabulary.METRICS` must be present for every epoch and layer.
+    Each metric present must be present for every epoch and layer.
     """
     _single_run(layer_metrics, "layer metrics table")
     return _metric_tables(layer_metrics)
@@ -275,7 +293,7 @@ def _aligned_run(
         raise ValueError(f"layer metrics are of run {run} but robust accuracy is of run {robust_run}")
     metric_tables = seed_mean_tables(layer_metrics)
     target = mean_corrupted_accuracy(robust)
-    available = metric_tables["forgetting"].index
+    available = next(iter(metric_tables.values())).index
     epochs = sorted(e for e in available if e >= 1) if epochs is None else sorted(epochs)
     missing = {
         "layer metrics": sorted(set(epochs) - set(available)),
@@ -291,32 +309,26 @@ def _aligned_run(
 # --- the correlation analyses ---------------------------------------------------------
 
 
-def correlate_hypotheses(
-    layer_metrics: pd.DataFrame,
-    robust: pd.DataFrame,
-    reading: str = "paper",
-    epochs: Sequence[int] | None = None,
-) -> pd.DataFrame:
-    """Every hypothesis of the family, and the paper's named ones, vs the mean corrupted
-    accuracy across ``epochs`` (default: all epochs >= 1) of one dynamics run.
+@dataclass(frozen=True)
+class HypothesisValues:
+    """The hypotheses of one run evaluated at the correlated epochs: ``values`` has one
+    column per member of ``members`` (an epoch per row); ``family_sizes`` are the
+    Bonferroni factors (the full families, whichever members were evaluated)."""
 
-    ``layer_metrics`` (``STUDY_LAYER_METRICS``) and ``robust`` (``ROBUST_ACCURACY``) hold
-    the run. Each family is Bonferroni-corrected on its own, with its full size;
-    a named hypothesis outside the family (``in_family`` False, possible with the
-    'all_layers' reading) is corrected with its family's size. Returns ``tables.HYPOTHESES``.
-    """
-    run, metric_tables, target = _aligned_run(layer_metrics, robust, epochs)
-    num_layers = len(metric_tables["forgetting"].columns)
-    family = hypothesis_family(num_layers, reading)
-    sizes = {name: sum(h.family == name for h in family) for name in FAMILY_COMBINATIONS}
-    named = [named_hypothesis(n, num_layers) for n in NAMED_HYPOTHESES]
-    in_family = set(family)
-    rows = []
-    for hypothesis in [*family, *(h for h in named if h not in in_family)]:
-        r, p = pearson(hypothesis.evaluate(metric_tables), target)
-        rows.append(
+    run: Run
+    members: tuple[Hypothesis, ...]
+    in_family: frozenset[Hypothesis]
+    family_sizes: dict[str, int]
+    values: pd.DataFrame
+
+    def correlate(self, target: pd.Series) -> pd.DataFrame:
+        """Every member against ``target`` (indexed by the same epochs): ``tables.HYPOTHESES``."""
+        if list(target.index) != list(self.values.index):
+            raise ValueError(f"target epochs {list(target.index)} differ from the hypotheses' {list(self.values.index)}")
+        r, p = pearson_columns(self.values.to_numpy(), target.to_numpy())
+        rows = [
             {
-                **run.context,
+                **self.run.context,
                 "hypothesis": hypothesis.id,
                 "family": hypothesis.family,
                 "layer_selection": hypothesis.selection.name,
@@ -324,15 +336,58 @@ def correlate_hypotheses(
                 "last_layer": hypothesis.selection.last,
                 "combination": hypothesis.combination,
                 "aggregate": hypothesis.aggregate,
-                "in_family": hypothesis in in_family,
-                "r": r,
-                "p_value": p,
-                "p_bonferroni": bonferroni(p, sizes[hypothesis.family]),
-                "family_size": sizes[hypothesis.family],
+                "in_family": hypothesis in self.in_family,
+                "r": r[k],
+                "p_value": p[k],
+                "p_bonferroni": bonferroni(p[k], self.family_sizes[hypothesis.family]),
+                "family_size": self.family_sizes[hypothesis.family],
                 "n_epochs": len(target),
             }
-        )
-    return tables.conform(pd.DataFrame(rows), tables.HYPOTHESES)
+            for k, hypothesis in enumerate(self.members)
+        ]
+        return tables.conform(pd.DataFrame(rows), tables.HYPOTHESES)
+
+
+def hypothesis_values(
+    run: Run,
+    metric_tables: Mapping[str, pd.DataFrame],
+    reading: str = "paper",
+    only: Sequence[NamedHypothesis] | None = None,
+) -> HypothesisValues:
+    """The family and the paper's named hypotheses (or just the named ones in ``only``)
+    evaluated on one run's seed-mean (epoch x layer) metric tables."""
+    num_layers = len(next(iter(metric_tables.values())).columns)
+    family = hypothesis_family(num_layers, reading)
+    sizes = {name: sum(h.family == name for h in family) for name in FAMILY_COMBINATIONS}
+    in_family = frozenset(family)
+    if only is None:
+        named = [named_hypothesis(n, num_layers) for n in NAMED_HYPOTHESES]
+        members = [*family, *(h for h in named if h not in in_family)]
+    else:
+        members = [named_hypothesis(n, num_layers) for n in only]
+    values = pd.DataFrame({h.id: h.evaluate(metric_tables) for h in members})
+    return HypothesisValues(run, tuple(members), in_family, sizes, values)
+
+
+def correlate_hypotheses(
+    layer_metrics: pd.DataFrame,
+    robust: pd.DataFrame,
+    reading: str = "paper",
+    epochs: Sequence[int] | None = None,
+    only: Sequence[NamedHypothesis] | None = None,
+) -> pd.DataFrame:
+    """Every hypothesis of the family, and the paper's named ones, vs the mean corrupted
+    accuracy across ``epochs`` (default: all epochs >= 1) of one dynamics run.
+
+    ``layer_metrics`` (``STUDY_LAYER_METRICS``) and ``robust`` (``ROBUST_ACCURACY``) hold
+    the run. Each family is Bonferroni-corrected on its own, with its full size;
+    a named hypothesis outside the family (``in_family`` False, possible with the
+    'all_layers' reading) is corrected with its family's size. ``only`` correlates just
+    these named hypotheses (the variants of Figs. 6, 15, whose forgetting alone the monitor
+    measures), still corrected with their family's full size. Returns ``tables.HYPOTHESES``.
+    """
+    run, metric_tables, target = _aligned_run(layer_metrics, robust, epochs)
+    return hypothesis_values(run, metric_tables, reading, only).correlate(target)
 
 
 def _strongest(rows: pd.DataFrame) -> pd.Series | None:
@@ -356,10 +411,12 @@ def named_hypotheses(hypotheses: pd.DataFrame) -> pd.DataFrame:
         for named in NAMED_HYPOTHESES:
             hypothesis_id = named_hypothesis(named, num_layers).id
             match = of_run[of_run["hypothesis"] == hypothesis_id]
-            picks.append((named.role, named.description, match.iloc[0], named_hypothesis_values(named, run)))
+            if not match.empty:
+                picks.append((named.role, named.description, match.iloc[0], named_hypothesis_values(named, run)))
         for role, family in ((BEST_STIR, "stir"), (BEST_CKA, "cka")):
-            best = _strongest(of_run[of_run["family"] == family])
-            picks.append((role, f"largest r of the {family} family", best, (np.nan, np.nan)))
+            members = of_run[of_run["family"] == family]
+            if members["in_family"].sum() == members["family_size"].max():  # the whole family was correlated
+                picks.append((role, f"largest r of the {family} family", _strongest(members), (np.nan, np.nan)))
         for role, description, row, (paper_r, paper_p) in picks:
             if row is None:
                 continue

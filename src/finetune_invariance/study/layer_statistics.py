@@ -17,10 +17,12 @@ def learning_forgetting_correlation(layer_metrics: pd.DataFrame) -> pd.DataFrame
     paper's r beside the run it measured.
 
     Pass the rows of each run's analysed checkpoint (:func:`.vocabulary.analysed_rows`).
-    Returns ``tables.LEARNING_FORGETTING_CORRELATION``.
+    A run without learning rows (a dynamics variant measured by the forgetting monitor
+    alone) has no such r. Returns ``tables.LEARNING_FORGETTING_CORRELATION``.
     """
     setting_keys = [*RUN_KEYS, "epoch"]
     stir = layer_metrics[layer_metrics["metric"].isin(["learning", "forgetting"])]
+    stir = stir.groupby(setting_keys).filter(lambda rows: (rows["metric"] == "learning").any())
     means = stir.groupby([*setting_keys, "layer", "metric"])["value"].mean().unstack("metric")
     if set(means.columns) != {"learning", "forgetting"} or means.isna().any().any():
         incomplete = means.index[means.reindex(columns=["learning", "forgetting"]).isna().any(axis=1)]

@@ -28,6 +28,31 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def pearson_columns(columns: np.ndarray, y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pearson` of each column of ``columns`` (n x k) with ``y`` (n), at once: the
+    hypothesis family against one accuracy series. r is the same formula; the p-value is
+    scipy's, from the exact distribution of r under independence (a beta distribution on
+    [-1, 1] with both shapes n/2 - 1). NaN where a column or ``y`` is constant."""
+    from scipy import stats
+
+    columns, y = np.asarray(columns, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(y)
+    if columns.ndim != 2 or len(columns) != n or n < 3:
+        raise ValueError(f"pearson_columns needs an n x k array and a series of length n >= 3, got {columns.shape} and {n}")
+    r = np.full(columns.shape[1], np.nan)
+    p = np.full(columns.shape[1], np.nan)
+    varying = np.ptp(columns, axis=0) > 0
+    if np.ptp(y) == 0 or not varying.any():
+        return r, p
+    x = columns[:, varying] - columns[:, varying].mean(axis=0)
+    yc = y - y.mean()
+    x /= np.linalg.norm(x, axis=0)
+    yc /= np.linalg.norm(yc)
+    r[varying] = np.clip(yc @ x, -1.0, 1.0)
+    p[varying] = 2 * stats.beta(n / 2 - 1, n / 2 - 1, loc=-1, scale=2).cdf(-np.abs(r[varying]))
+    return r, p
+
+
 def bonferroni(p_value: float, family_size: int) -> float:
     """min(1, p * family size); NaN stays NaN."""
     if family_size < 1:

@@ -1,20 +1,26 @@
-"""The offline mini study's generated datasets: seeded, numpy-only, 32x32 RGB.
+"""The embedded study's generated datasets: seeded, numpy-only, 32x32 RGB.
 
 The paper pretrains on ImageNet / CIFAR and finetunes on CIFAR, Pets and EuroSAT, none of
-which can be downloaded on an offline machine. The mini study replaces them with three
-small datasets of the same kind of relationship, generated here:
+which can be downloaded on an offline machine. The embedded scale model replaces them with
+datasets generated here, in the same relationships:
 
-- ``shapes``: filled geometric shapes (a "pretraining" domain of object-like images);
-- ``textures``: procedural textures (a second, different "pretraining" domain, in the
-  role ImageNet plays against CIFAR);
-- ``digits``: scikit-learn's bundled handwritten digits (a finetuning domain).
+- ``glyphs64``, ``glyphs10``, ``glyphs40``: one procedural "glyph world" (strokes drawn
+  over textured backgrounds) with three disjoint sets of classes. ``glyphs64`` has the most
+  classes, the most images and the most variation (the role of ImageNet); ``glyphs10`` and
+  ``glyphs40`` are two smaller datasets of one domain with 10 and 40 classes (the roles of
+  CIFAR10 and CIFAR100). What a pretrained model learns on one transfers to the others
+  through what they share (strokes, their junctions, backgrounds to ignore), as ImageNet's
+  features do to CIFAR's, while no class is shared.
+- ``shapes``, ``textures``, ``digits``: filled geometric shapes, procedural textures and
+  scikit-learn's bundled handwritten digits (the small configs of the tests use them).
 
 Each is written by :func:`generate` as ``<root>/<name>/{train,test}.npz`` holding
 ``images`` (uint8, N x 32 x 32 x 3), ``labels`` (int64, N) and ``class_names`` (str, K),
-which :mod:`finetune_invariance.data` reads through the same interface as the real
-datasets. Command line::
+which :mod:`finetune_invariance.study.data` reads through the same interface as the real
+datasets. Generators are registered where they are defined (:func:`register`). Command
+line::
 
-    python -m finetune_invariance.study.synthetic --name shapes --root data --seed 0
+    python -m finetune_invariance.study.synthetic --name glyphs10 --root data --seed 0
 """
 
 from __future__ import annotations
@@ -46,6 +52,18 @@ class Generator:
     draw: Callable[[np.random.Generator, int], tuple[Images, np.ndarray]]
     default_n_train: int
     default_n_test: int
+
+
+#: Every generated dataset by name, filled by :func:`register` where each is defined.
+GENERATORS: dict[str, Generator] = {}
+
+
+def register(name: str, generator: Generator) -> Generator:
+    """Add a generated dataset to :data:`GENERATORS` under ``name`` (once)."""
+    if name in GENERATORS:
+        raise ValueError(f"generated dataset '{name}' is registered twice")
+    GENERATORS[name] = generator
+    return generator
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -138,6 +156,9 @@ def draw_shapes(rng: np.random.Generator, n: int) -> tuple[Images, np.ndarray]:
     return _add_noise(rng, images + gradient[..., None]), labels
 
 
+register("shapes", Generator(SHAPE_CLASSES, draw_shapes, default_n_train=4000, default_n_test=1000))
+
+
 # --- textures -------------------------------------------------------------------------
 
 TEXTURE_CLASSES = (
@@ -214,6 +235,9 @@ def draw_textures(rng: np.random.Generator, n: int) -> tuple[Images, np.ndarray]
     return _add_noise(rng, _paint(pattern, background, foreground)), labels
 
 
+register("textures", Generator(TEXTURE_CLASSES, draw_textures, default_n_train=4000, default_n_test=1000))
+
+
 # --- digits ---------------------------------------------------------------------------
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
@@ -252,11 +276,151 @@ def draw_digits(rng: np.random.Generator, n: int) -> tuple[Images, np.ndarray]:
     return np.repeat(grey[..., None], 3, axis=-1), digits.target[order].astype(np.int64)
 
 
-GENERATORS: dict[str, Generator] = {
-    "shapes": Generator(SHAPE_CLASSES, draw_shapes, default_n_train=4000, default_n_test=1000),
-    "textures": Generator(TEXTURE_CLASSES, draw_textures, default_n_train=4000, default_n_test=1000),
-    "digits": Generator(DIGIT_CLASSES, draw_digits, default_n_train=1437, default_n_test=360),
-}
+register("digits", Generator(DIGIT_CLASSES, draw_digits, default_n_train=1437, default_n_test=360))
+
+
+
+
+# --- the glyph world ------------------------------------------------------------------
+
+GLYPH_CHUNK = 256  # images rendered at once (memory: chunk x 1024 pixels x strokes)
+MAX_TEMPLATE_SEGMENTS = 12  # 4 strokes, an arc being 3 segments
+
+
+def _glyph_template(rng: np.random.Generator) -> np.ndarray:
+    """One class's strokes in the unit box [-1, 1]^2: 2-4 strokes, each a straight segment
+    (length > 0.6) or, with probability 0.3, an arc of radius 0.35-0.8 sweeping 0.6-1.6 pi
+    drawn as 3 segments; returns segments (m x 2 endpoints x (x, y))."""
+    segments = []
+    for _ in range(rng.integers(2, 5)):
+        if rng.random() < 0.3:
+            centre, radius = rng.uniform(-0.4, 0.4, 2), rng.uniform(0.35, 0.8)
+            start, sweep = rng.uniform(0.0, 2.0 * np.pi), rng.uniform(0.6, 1.6) * np.pi
+            angles = start + sweep * np.linspace(0.0, 1.0, 4)
+            points = centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+            segments += [(points[i], points[i + 1]) for i in range(3)]
+        else:
+            a = rng.uniform(-0.9, 0.9, 2)
+            b = rng.uniform(-0.9, 0.9, 2)
+            while np.linalg.norm(b - a) <= 0.6:
+                b = rng.uniform(-0.9, 0.9, 2)
+            segments.append((a, b))
+    return np.asarray(segments, dtype=np.float64)
+
+
+def _distance_to_segments(points: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Distance (B x P) from each pixel centre (P x 2) to the nearest of each image's
+    segments (B x M x 2 x 2); NaN segments are absent."""
+    px, py = (points[None, :, None, k].astype(np.float32) for k in (0, 1))  # 1 x P x 1
+    ax, ay, bx, by = (segments[:, None, :, end, k].astype(np.float32) for end in (0, 1) for k in (0, 1))  # B x 1 x M
+    dx, dy = bx - ax, by - ay
+    t = np.clip(((px - ax) * dx + (py - ay) * dy) / np.maximum(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
+    squared = (px - ax - t * dx) ** 2 + (py - ay - t * dy) ** 2  # B x P x M
+    return np.sqrt(np.min(np.where(np.isnan(squared), np.inf, squared), axis=-1)).astype(np.float64)
+
+
+def _stroke_mask(distance: np.ndarray, half_width: np.ndarray) -> np.ndarray:
+    """Anti-aliased coverage in [0, 1] of strokes of ``half_width`` px (B x 1) at ``distance``."""
+    return np.clip(half_width - distance + 0.5, 0.0, 1.0).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+
+
+@dataclass(frozen=True)
+class GlyphWorld:
+    """Glyphs: a class is a fixed set of 2-4 strokes (:func:`_glyph_template`), drawn from
+    the seed (``pool``, class index), so different pools give different classes.
+
+    Each image draws one glyph of a balanced random class and renders it with, scaled by
+    ``variation``: endpoint jitter (sd 0.06 of the unit box), a rotation of up to 0.5 rad,
+    a scale of 9-13 px per unit, a shift of the centre, strokes of half-width 0.6-1.5 px,
+    a background texture (flat, a sinusoidal grating or smooth blobs) of contrast up to
+    0.2, up to 2 distractor strokes, and Gaussian pixel noise of sd 0.03. Colours: a
+    random dark background and a foreground brighter by 0.4-0.6 (each channel +-0.15):
+    the glyph is always the brighter part (with random polarity it is invisible to a
+    linear patch embedding, which would spend most of a small model's training on
+    finding it).
+    """
+
+    pool: int
+    num_classes: int
+    variation: float
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(f"glyph_{self.pool}_{k:02d}" for k in range(self.num_classes))
+
+    def templates(self) -> list[np.ndarray]:
+        return [_glyph_template(np.random.default_rng((self.pool, k))) for k in range(self.num_classes)]
+
+    def draw(self, rng: np.random.Generator, n: int) -> tuple[Images, np.ndarray]:
+        labels = _balanced_labels(rng, n, self.num_classes)
+        padded = np.full((self.num_classes, MAX_TEMPLATE_SEGMENTS, 2, 2), np.nan)
+        for k, template in enumerate(self.templates()):
+            padded[k, : len(template)] = template
+        images = np.concatenate(
+            [self._render(rng, padded[labels[i : i + GLYPH_CHUNK]]) for i in range(0, n, GLYPH_CHUNK)]
+        )
+        return images, labels
+
+    def _render(self, rng: np.random.Generator, templates: np.ndarray) -> Images:
+        b, v = len(templates), self.variation
+        y, x = _pixel_grid()
+        points = np.stack([x.ravel(), y.ravel()], axis=1)
+        strokes = templates + rng.normal(0.0, 0.06 * v, templates.shape)
+        angle = rng.uniform(-0.5, 0.5, b) * v
+        rotation = np.stack([np.cos(angle), -np.sin(angle), np.sin(angle), np.cos(angle)], axis=1).reshape(b, 2, 2)
+        scale = rng.uniform(9.0, 13.0, (b, 1, 1, 1))
+        centre = IMAGE_SIZE / 2 + rng.uniform(-2.0, 2.0, (b, 1, 1, 2)) * (1.0 + v)
+        strokes = np.einsum("bij,bmkj->bmki", rotation, strokes) * scale + centre
+        glyph = _stroke_mask(_distance_to_segments(points, strokes), rng.uniform(0.6, 1.5, (b, 1)))
+
+        background = rng.uniform(0.0, 0.45, (b, 3)) * rng.uniform(0.3, 1.0, (b, 1))
+        foreground = np.clip(background + rng.uniform(0.4, 0.6, (b, 1)) + rng.uniform(-0.15, 0.15, (b, 3)), 0.0, 1.0)
+        images = _paint(glyph, background, foreground) + self._background_texture(rng, b)[..., None]
+
+        clutter = rng.integers(0, 1 + round(2 * v), b)
+        starts = rng.uniform(0.0, IMAGE_SIZE, (b, 2, 2))
+        distractors = np.stack([starts, starts + rng.normal(0.0, 4.0, (b, 2, 2))], axis=2)  # B x 2 x 2 x 2
+        distractors[np.arange(2)[None] >= clutter[:, None]] = np.nan
+        coverage = 0.6 * _stroke_mask(_distance_to_segments(points, distractors), np.full((b, 1), 0.3))
+        colour = rng.uniform(0.0, 1.0, (b, 3))
+        images = images * (1.0 - coverage[..., None]) + coverage[..., None] * colour[:, None, None, :]
+        return np.clip(images + rng.normal(0.0, 0.03, images.shape), 0.0, 1.0)
+
+    def _background_texture(self, rng: np.random.Generator, b: int) -> np.ndarray:
+        """B x 32 x 32 zero-mean texture: flat, a grating of period 3-10 px, or blobs (4
+        waves of period 10-24 px), with contrast 0.05-0.2 scaled by the variation."""
+        shape = (b, 1, 1)
+        grating = np.sin(
+            2.0 * np.pi * _grating_coordinate(rng.uniform(0.0, np.pi, shape)) / rng.uniform(3.0, 10.0, shape)
+            + rng.uniform(0.0, 2.0 * np.pi, shape)
+        )
+        blobs = sum(
+            np.sin(
+                2.0 * np.pi * _grating_coordinate(rng.uniform(0.0, np.pi, shape)) / rng.uniform(10.0, 24.0, shape)
+                + rng.uniform(0.0, 2.0 * np.pi, shape)
+            )
+            for _ in range(4)
+        ) / 2.0
+        kind = rng.integers(0, 3, shape)
+        texture = np.where(kind == 0, 0.0, np.where(kind == 1, grating, blobs))
+        return rng.uniform(0.05, 0.2, shape) * self.variation * texture
+
+
+def _grating_coordinate(angle: np.ndarray) -> np.ndarray:
+    """Position along direction ``angle`` (B x 1 x 1) of every pixel centre: B x 32 x 32."""
+    y, x = _pixel_grid()
+    return x * np.cos(angle) + y * np.sin(angle)
+
+
+def _register_glyphs(name: str, world: GlyphWorld, n_train: int, n_test: int) -> None:
+    register(name, Generator(world.class_names, world.draw, n_train, n_test))
+
+
+# The ImageNet role: most classes, most images, most variation.
+_register_glyphs("glyphs64", GlyphWorld(pool=0, num_classes=64, variation=0.7), n_train=16000, n_test=1000)
+# The roles of CIFAR10 and CIFAR100: one domain, 10 and 40 classes, fewer images.
+_register_glyphs("glyphs10", GlyphWorld(pool=1, num_classes=10, variation=0.6), n_train=2000, n_test=500)
+_register_glyphs("glyphs40", GlyphWorld(pool=2, num_classes=40, variation=0.6), n_train=2000, n_test=500)
 
 
 # --- files ----------------------------------------------------------------------------

@@ -1,0 +1,350 @@
+"""Planted-effect controls (beyond the paper): would the study find the paper's effects if
+they were there, and does it stay quiet where they are not?
+
+Each control is a (pretrained, finetuned) pair or an epoch series whose answer is known by
+construction, measured by the same inversion, STIR and analysis code as the study's runs:
+
+- ``identical_copy`` (negative control): f = p. Learning and forgetting sit at the
+  identical-copy *floor* 1 - STIR(p_l | p_l) and CKA divergence at 0. The floor is not 0:
+  the inversion stops after a finite number of steps with a residual loss, so p_l(X') is
+  close to p_l(X), not equal, and their CKA over the n images is below 1. It is the
+  value an unchanged layer gets, the zero of the two metrics.
+- ``reinitialised`` (a localised change): blocks k..D-1 re-initialised. Layers 0..k-1
+  are p's, so their learning and forgetting must equal the floor; from layer k on they
+  must be clearly above it (:data:`MIN_EFFECT` and the seed spread).
+- ``compressed`` / ``expanded``: f computes in layer j what p computed in layer j + 1 /
+  j - 1 (:mod:`finetune_invariance.controls`). The claims' own test of Section 4.3
+  (:mod:`.flow_statistics`) must find compression below / expansion above the diagonal,
+  and must not find it in the identical copy, the twin of both.
+- ``planted_robustness``: the mean corrupted accuracy of the default dynamics run replaced
+  by a series built to correlate with the headline hypothesis; the 352-member family with
+  Bonferroni (:func:`.hypotheses.correlate_hypotheses`) must find it strong and significant.
+  Its twin, the same series shuffled across epochs (:data:`SHUFFLES` times), must pass the
+  correction in at most the rate the correction allows.
+
+Every check gives one row of the ``controls`` table: the control, the planted effect, the
+statistic and threshold, whether the effect was found, whether it should have been, and
+whether the study behaved as it should (``as_expected``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .. import controls as planted
+from . import tables
+from .flow_statistics import ABOVE, BELOW, MIN_FLOW_SHARE, POSITIVE_CELL, flow_cells, flow_share
+from .hypotheses import correlate_hypotheses, headline_hypothesis, hypothesis_values, seed_mean_tables
+from .vocabulary import CLEAN, CLEAN_SEVERITY, Run
+
+IDENTICAL, REINITIALISED, COMPRESSED, EXPANDED = "identical_copy", "reinitialised", "compressed", "expanded"
+PLANTED_ROBUSTNESS, SHUFFLED_ROBUSTNESS = "planted_robustness", "shuffled_robustness"
+MODEL_CONTROLS = (IDENTICAL, REINITIALISED, COMPRESSED, EXPANDED)
+
+EXACT = 1e-6  # "equal": float32 representations, CKA accumulated in float64
+MIN_EFFECT = 0.02  # smallest rise above the floor counted as a change: 2% of STIR's [0, 1] range
+STRONG_R = 0.7  # a "strong" correlation (the claims' convention)
+ALPHA = 0.05  # significance after Bonferroni
+PLANTED_NOISE = 0.5  # noise sd of the planted series, in units of the headline's sd: expected r = 1/sqrt(1.25) = 0.89
+SHUFFLES = 100  # shuffles of the planted series; the family-wise error rate is read over them
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    """One model control: its kind and the block where its change starts."""
+
+    kind: str
+    block: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_CONTROLS:
+            raise ValueError(f"control kind must be one of {MODEL_CONTROLS}, got {self.kind!r}")
+
+    @property
+    def name(self) -> str:
+        return IDENTICAL if self.kind == IDENTICAL else f"{self.kind}_from_block_{self.block}"
+
+    def build(self, vit, seed: int = 0) -> planted.Control:
+        """The control pair of a pretrained timm ViT (:mod:`finetune_invariance.controls`)."""
+        if self.kind == IDENTICAL:
+            return planted.identical_copy(vit)
+        if self.kind == REINITIALISED:
+            return planted.reinitialised_from(vit, self.block, seed=seed)
+        return (planted.compressed if self.kind == COMPRESSED else planted.expanded)(vit, self.block)
+
+
+def control_specs(block: int) -> list[ControlSpec]:
+    """The four model controls, their changes starting at ``block``."""
+    return [ControlSpec(kind, block) for kind in MODEL_CONTROLS]
+
+
+def parse_control(name: str) -> ControlSpec:
+    """The :class:`ControlSpec` named ``name`` (:attr:`ControlSpec.name`)."""
+    if name == IDENTICAL:
+        return ControlSpec(IDENTICAL, 0)
+    kind, _, block = name.partition("_from_block_")
+    if not block.isdigit():
+        raise ValueError(f"control name must be '{IDENTICAL}' or '<kind>_from_block_<k>', got {name!r}")
+    return ControlSpec(kind, int(block))
+
+
+# --- tables ---------------------------------------------------------------------------
+
+_CONTROL = {"control": tables.Column("string", "planted-effect control (study.controls)")}
+CONTROL_PAIR_SIMILARITY = tables.PAIR_SIMILARITY.with_columns(
+    "control_pair_similarity",
+    "(control, reference model, target model, seed, reference layer, target layer)",
+    _CONTROL,
+)
+CONTROL_LAYER_METRICS = tables.LAYER_METRICS.with_columns(
+    "control_layer_metrics", "(control, seed, layer, metric)", _CONTROL
+)
+CONTROL_INVARIANCE_FLOW = tables.INVARIANCE_FLOW.with_columns(
+    "control_invariance_flow", "(control, seed, pretrained layer, finetuned layer)", _CONTROL
+)
+CONTROLS = tables.TableSchema(
+    "controls",
+    "(control, check)",
+    {
+        "control": tables.Column("string", "the control measured: a model pair or an epoch series (study.controls)"),
+        "check": tables.Column("string", "the effect looked for"),
+        "statistic": tables.Column("string", "what was computed"),
+        "threshold": tables.Column("string", "when the effect counts as found"),
+        "value": tables.Column("float64", "the statistic's value"),
+        "found": tables.Column("bool", "whether the effect was found"),
+        "expected": tables.Column("bool", "whether the control has the effect by construction"),
+        "as_expected": tables.Column("bool", "found == expected: the study behaved as it should"),
+        "evidence": tables.Column("string", "the numbers behind the verdict"),
+    },
+    keys=("control", "check"),
+)
+
+
+def _row(
+    control: str, check: str, statistic: str, threshold: str, value: float, found: bool, expected: bool, evidence: str
+) -> dict:
+    return dict(
+        control=control,
+        check=check,
+        statistic=statistic,
+        threshold=threshold,
+        value=float(value),
+        found=bool(found),
+        expected=bool(expected),
+        as_expected=bool(found) == bool(expected),
+        evidence=evidence,
+    )
+
+
+# --- per-layer controls ---------------------------------------------------------------
+
+
+def _per_layer(metrics: pd.DataFrame, control: str, metric: str) -> pd.DataFrame:
+    """(seed x layer) values of one metric of one control."""
+    rows = metrics[(metrics["control"] == control) & (metrics["metric"] == metric)]
+    if rows.empty:
+        raise ValueError(f"no '{metric}' rows of control '{control}' in the control layer metrics")
+    return rows.pivot(index="seed", columns="layer", values="value").sort_index()
+
+
+def _span(layers: list[int]) -> str:
+    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}-{layers[-1]}"
+
+
+def identical_copy_checks(metrics: pd.DataFrame) -> list[dict]:
+    """The negative control: learning = forgetting (one model, one set of inversions) and
+    CKA divergence 0 at every layer and seed; the floor's size is the evidence."""
+    learning, forgetting = _per_layer(metrics, IDENTICAL, "learning"), _per_layer(metrics, IDENTICAL, "forgetting")
+    cka = _per_layer(metrics, IDENTICAL, "cka_divergence")
+    gap = float((learning - forgetting).abs().to_numpy().max())
+    largest_cka = float(cka.abs().to_numpy().max())
+    floor = forgetting.mean()
+    return [
+        _row(
+            IDENTICAL,
+            "any change (negative control)",
+            "max over layers and seeds of |learning - forgetting| and of CKA divergence",
+            f"> {EXACT}",
+            max(gap, largest_cka),
+            max(gap, largest_cka) > EXACT,
+            False,
+            f"|learning - forgetting| <= {gap:.1e}, CKA divergence <= {largest_cka:.1e}; the floor "
+            f"1 - STIR(p_l|p_l) (the inversion's residual) is {floor.min():.3f}-{floor.max():.3f} across layers "
+            f"(largest at layer {int(floor.idxmax())})",
+        )
+    ]
+
+
+def _rise(metrics: pd.DataFrame, control: str, metric: str) -> pd.DataFrame:
+    """(seed x layer) of a control's metric minus the identical copy's, the floor, seed by seed."""
+    return _per_layer(metrics, control, metric) - _per_layer(metrics, IDENTICAL, metric)
+
+
+def localised_change_checks(metrics: pd.DataFrame, spec: ControlSpec) -> list[dict]:
+    """Blocks from k re-initialised: at the floor before layer k, clearly above it from
+    layer k; the identical copy, the twin, is above it nowhere."""
+    rows = []
+    for metric in ("forgetting", "learning"):
+        rise = _rise(metrics, spec.name, metric)
+        before = [layer for layer in rise.columns if layer < spec.block]
+        after = [layer for layer in rise.columns if layer >= spec.block]
+        unchanged = float(rise[before].abs().to_numpy().max())
+        rows.append(
+            _row(
+                spec.name,
+                f"{metric}: any change before layer {spec.block}",
+                f"max over {_span(before)} and seeds of |{metric} - floor|",
+                f"> {EXACT}",
+                unchanged,
+                unchanged > EXACT,
+                False,
+                f"{_span(before)} unchanged by construction: largest |{metric} - floor| {unchanged:.1e}",
+            )
+        )
+        for control, expected in ((spec.name, True), (IDENTICAL, False)):
+            rise = _rise(metrics, control, metric)[after]
+            mean, sd = rise.mean(), rise.std(ddof=1).fillna(0.0)
+            margin = mean - np.maximum(sd, MIN_EFFECT)
+            weakest = int(margin.idxmin())
+            rows.append(
+                _row(
+                    control,
+                    f"{metric}: a change from layer {spec.block} on",
+                    f"min over {_span(after)} of seed-mean ({metric} - floor) - max({MIN_EFFECT}, seed sd)",
+                    "> 0 (every changed layer clearly above the floor)",
+                    float(margin.min()),
+                    bool(margin.min() > 0),
+                    expected,
+                    f"{metric} - floor at {_span(after)}: "
+                    + ", ".join(f"{mean[layer]:+.3f}" for layer in after)
+                    + f"; weakest layer {weakest}",
+                )
+            )
+    return rows
+
+
+def flow_checks(flows: pd.DataFrame, spec: ControlSpec) -> list[dict]:
+    """Compression (below the diagonal) or expansion (above it), read by the claims'
+    test of Section 4.3, in the control and in the identical copy (the twin)."""
+    triangle = BELOW if spec.kind == COMPRESSED else ABOVE
+    effect = "compression" if spec.kind == COMPRESSED else "expansion"
+    rows = []
+    for control, expected in ((spec.name, True), (IDENTICAL, False)):
+        cells = flow_cells(flows[flows["control"] == control])
+        share = flow_share(cells, triangle)
+        rows.append(
+            _row(
+                control,
+                f"{effect} ({triangle} the diagonal)",
+                f"share of pretrained layers with a positive cell {triangle} the diagonal ({POSITIVE_CELL}), "
+                "the claims' test of Section 4.3",
+                f">= {MIN_FLOW_SHARE:.2f}",
+                share.share,
+                share.shows_flow,
+                expected,
+                str(share),
+            )
+        )
+    return rows
+
+
+def model_control_checks(metrics: pd.DataFrame, flows: pd.DataFrame, block: int) -> list[dict]:
+    """Every check of the four model controls (:func:`control_specs`)."""
+    specs = {spec.kind: spec for spec in control_specs(block)}
+    return [
+        *identical_copy_checks(metrics),
+        *localised_change_checks(metrics, specs[REINITIALISED]),
+        *flow_checks(flows, specs[COMPRESSED]),
+        *flow_checks(flows, specs[EXPANDED]),
+    ]
+
+
+# --- the robustness control -----------------------------------------------------------
+
+
+def planted_accuracy(layer_metrics: pd.DataFrame, seed: int = 0) -> pd.Series:
+    """Per epoch >= 1 of one run: a mean corrupted accuracy built to follow the headline
+    hypothesis, 0.5 + 0.05 (z + noise), z the standardised headline and the noise normal
+    with sd :data:`PLANTED_NOISE` (expected r = 0.89)."""
+    metric_tables = seed_mean_tables(layer_metrics)
+    num_layers = len(next(iter(metric_tables.values())).columns)
+    headline = headline_hypothesis(num_layers).evaluate(metric_tables)
+    headline = headline[headline.index >= 1]
+    if headline.std(ddof=0) == 0:
+        raise ValueError("the headline hypothesis is constant across epochs: nothing to plant a correlation on")
+    z = (headline - headline.mean()) / headline.std(ddof=0)
+    noise = np.random.default_rng(seed).normal(0.0, PLANTED_NOISE, len(z))
+    return (0.5 + 0.05 * (z + noise)).rename("mean_corrupted_accuracy")
+
+
+def accuracy_table(accuracy: pd.Series, run: Run) -> pd.DataFrame:
+    """A ``ROBUST_ACCURACY`` table whose mean corrupted accuracy is ``accuracy`` (one
+    synthetic corruption, every severity at that accuracy; clean at the same value)."""
+    rows = [
+        {**run.context, "epoch": int(epoch), "corruption": name, "severity": severity, "accuracy": value, "n_images": 1}
+        for epoch, value in accuracy.items()
+        for name, severity in [(CLEAN, CLEAN_SEVERITY), *(("planted", s) for s in range(1, 6))]
+    ]
+    return tables.conform(pd.DataFrame(rows), tables.ROBUST_ACCURACY)
+
+
+def _passes(hypotheses: pd.DataFrame) -> pd.Series:
+    members = hypotheses[hypotheses["in_family"]]
+    return members[members["p_bonferroni"] < ALPHA]["hypothesis"]
+
+
+def robustness_checks(layer_metrics: pd.DataFrame, reading: str = "paper", seed: int = 0) -> list[dict]:
+    """The planted series found (the headline strong and Bonferroni-significant in its
+    family), and its shuffles passing the correction no more often than it allows."""
+    run = Run.from_row(layer_metrics.iloc[0])
+    accuracy = planted_accuracy(layer_metrics, seed)
+    family = correlate_hypotheses(layer_metrics, accuracy_table(accuracy, run), reading)
+    headline = family[family["hypothesis"] == headline_hypothesis(int(layer_metrics["layer"].max()) + 1).id].iloc[0]
+    best = family.loc[family[family["in_family"]]["r"].idxmax()]
+    planted_found = bool(headline["r"] >= STRONG_R and headline["p_bonferroni"] < ALPHA)
+    # The shuffles are correlated with the same evaluated family (its values do not depend on the series).
+    metric_tables = {metric: table.loc[accuracy.index] for metric, table in seed_mean_tables(layer_metrics).items()}
+    values = hypothesis_values(run, metric_tables, reading)
+    rng = np.random.default_rng(seed + 1)
+    false_alarms = 0
+    for _ in range(SHUFFLES):
+        shuffled = pd.Series(rng.permutation(accuracy.to_numpy()), index=accuracy.index)
+        false_alarms += not _passes(values.correlate(shuffled)).empty
+    rate = false_alarms / SHUFFLES
+    allowed = ALPHA + 2 * math.sqrt(ALPHA * (1 - ALPHA) / SHUFFLES)
+    n_epochs = int(headline["n_epochs"])
+    return [
+        _row(
+            PLANTED_ROBUSTNESS,
+            "a planted correlation with the headline hypothesis",
+            "r and Bonferroni p of the headline over the family of "
+            f"{int(headline['family_size'])}, against a series built to follow it",
+            f"r >= {STRONG_R} and p_bonferroni < {ALPHA}",
+            float(headline["r"]),
+            planted_found,
+            True,
+            f"{run.label}, {n_epochs} epochs: headline r = {headline['r']:.3f}, Bonferroni p = "
+            f"{headline['p_bonferroni']:.2g}; the family's largest r is {best['hypothesis']} ({best['r']:.3f})",
+        ),
+        _row(
+            SHUFFLED_ROBUSTNESS,
+            "a correlation in the shuffled series (family-wise error)",
+            f"share of {SHUFFLES} shuffles of the planted series across epochs in which any hypothesis of the "
+            "family passes Bonferroni",
+            f"> {allowed:.3f} (the {ALPHA} the correction allows, plus two binomial standard errors)",
+            rate,
+            rate > allowed,
+            False,
+            f"{false_alarms} of {SHUFFLES} shuffles had a hypothesis passing Bonferroni",
+        ),
+    ]
+
+
+def controls_table(rows: Iterable[dict]) -> pd.DataFrame:
+    """The ``controls`` table of check rows."""
+    return tables.conform(pd.DataFrame(list(rows), columns=list(CONTROLS.columns)), CONTROLS)

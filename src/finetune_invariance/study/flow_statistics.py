@@ -1,0 +1,82 @@
+"""Reading an invariance-flow matrix (Section 4.3): where it shows compression or expansion.
+
+Invariance Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i) (docs/method.md). Positive cells
+below the diagonal (j < i) mean pretrained invariances sit in earlier finetuned layers
+(compression), above it (j > i) in deeper ones (expansion). A cell counts as positive when
+its seed mean exceeds both :data:`MIN_FLOW` and its seed standard deviation; a triangle
+shows the effect when a substantial share (:data:`MIN_FLOW_SHARE`) of the pretrained layers
+have such a cell. The claims of Section 4.3 and the planted compression and expansion
+controls read the flow through these functions, so the controls test the claims' detector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MIN_FLOW = 0.01  # smallest invariance flow counted as positive: 1% of STIR's [0, 1] range
+MIN_FLOW_SHARE = 1 / 3  # "substantial": this share of the pretrained layers shows the flow
+POSITIVE_CELL = f"seed mean > max({MIN_FLOW}, seed sd)"
+BELOW, ABOVE = "below", "above"  # compression, expansion
+
+
+def flow_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (i, j) of an invariance-flow table of one pair: seed mean and seed sd (ddof=1;
+    0 for one seed) of the flow, indexed by (pretrained_layer, finetuned_layer)."""
+    cells = rows.groupby(["pretrained_layer", "finetuned_layer"])["flow"]
+    return pd.DataFrame({"mean": cells.mean(), "sd": cells.std(ddof=1).fillna(0.0)})
+
+
+def positive_cells(cells: pd.DataFrame, triangle: str) -> pd.DataFrame:
+    """The cells of one triangle ('below': j < i, 'above': j > i) whose flow is positive
+    (:data:`POSITIVE_CELL`)."""
+    if triangle not in (BELOW, ABOVE):
+        raise ValueError(f"triangle must be '{BELOW}' or '{ABOVE}', got {triangle!r}")
+    i = cells.index.get_level_values("pretrained_layer")
+    j = cells.index.get_level_values("finetuned_layer")
+    part = cells[(j < i) if triangle == BELOW else (j > i)]
+    return part[part["mean"] > np.maximum(part["sd"], MIN_FLOW)]
+
+
+@dataclass(frozen=True)
+class FlowShare:
+    """How much of a triangle shows positive flow."""
+
+    triangle: str
+    rows_with_flow: int
+    depth: int
+    largest: tuple[float, float, int, int] | None  # mean, sd, i, j of the largest positive cell
+
+    @property
+    def share(self) -> float:
+        """Share of the pretrained layers with a positive cell on the triangle's side; D of
+        the D + 1 pretrained layers have cells on each side."""
+        return self.rows_with_flow / self.depth
+
+    @property
+    def shows_flow(self) -> bool:
+        return self.share >= MIN_FLOW_SHARE
+
+    def __str__(self) -> str:
+        largest = "none"
+        if self.largest is not None:
+            mean, sd, i, j = self.largest
+            largest = f"largest {mean:+.3f}±{sd:.3f} at (i, j) = ({i}, {j})"
+        return (
+            f"{self.rows_with_flow}/{self.depth} pretrained layers ({self.share:.2f}) {self.triangle} the diagonal, "
+            f"{largest}"
+        )
+
+
+def flow_share(cells: pd.DataFrame, triangle: str) -> FlowShare:
+    """The share of the pretrained layers i with a positive cell on the triangle's side of
+    a :func:`flow_cells` table, and its largest positive cell."""
+    depth = int(cells.index.get_level_values("pretrained_layer").max())
+    positive = positive_cells(cells, triangle)
+    largest = None
+    if not positive.empty:
+        i, j = positive["mean"].idxmax()
+        largest = (float(positive.loc[(i, j), "mean"]), float(positive.loc[(i, j), "sd"]), int(i), int(j))
+    return FlowShare(triangle, positive.index.get_level_values("pretrained_layer").nunique(), depth, largest)
