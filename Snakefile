@@ -36,6 +36,7 @@ if not workflow.config_settings.configfiles:
     configfile: Path(workflow.basedir) / "config.yaml"
 
 
+SCHEMA = "workflow/schemas/config.schema.yaml"
 CONFIG_FILES = workflow.config_settings.configfiles or [
     Path(workflow.basedir) / "config.yaml"
 ]
@@ -46,14 +47,14 @@ CHECKS_RESULTS_FOLDER = workflow.exec_mode.name == "DEFAULT" and workflow.check_
 try:
     # Snakemake's YAML loading keeps the last of a repeated key without a word.
     check_config_files(CONFIG_FILES)
-    validate(config, "workflow/schemas/config.schema.yaml")
+    validate(config, SCHEMA)
     check_config(
         config,
         model_check_cache=Path(".snakemake/finetune_invariance/model_checks.json"),
     )
     check_site_values(workflow.resource_settings)
     if CHECKS_RESULTS_FOLDER:
-        check_results_folder(config, CONFIG_FILES)
+        check_results_folder(config, CONFIG_FILES, Path(workflow.basedir) / SCHEMA)
         check_published_checkpoints(StudyDesign(config))
 except WorkflowError as error:
     # Snakemake's message dumps the whole schema; name the key and what it allows instead.

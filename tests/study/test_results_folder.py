@@ -179,3 +179,17 @@ def test_a_folder_whose_job_has_not_finished_is_left_to_snakemake(tiny):
     checkpoint_path(folder, "epoch_002").unlink()
     study.layout.path("forgetting_monitor", run).unlink()
     check_published_checkpoints(study)
+
+
+def test_a_key_added_to_the_schema_since_the_stamp_counts_as_its_default(tiny, repo_root):
+    config, config_file = tiny
+    schema = repo_root / "workflow/schemas/config.schema.yaml"
+    stamp = stamp_results_folder(config, [config_file])
+    older = yaml.safe_load(stamp.read_text())
+    del older["design"]["monitor"]  # as written before the schema had 'monitor' (all defaults here)
+    older["digest"] = "0" * 64
+    stamp.write_text(yaml.safe_dump(older))
+    assert config["monitor"] == validated_config({**config, "monitor": {}})["monitor"]
+    check_results_folder(config, [config_file], schema)
+    with pytest.raises(ResultsFolderError, match=r"differs from it in monitor.until_epoch"):
+        check_results_folder(_with(config, "monitor.until_epoch", 2), [config_file], schema)

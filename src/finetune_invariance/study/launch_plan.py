@@ -421,14 +421,15 @@ def render(
     config: dict[str, Any],
     config_files: Sequence[Path],
     jobs: dict[str, RuleJobs],
+    schema: Path,
     measurements: Iterable[Measurement] = MEASUREMENTS,
 ) -> str:
-    """The launch plan of a validated config as Markdown."""
+    """The launch plan of a validated config as Markdown (``schema``: the config schema)."""
     study = StudyDesign(config)
     facts = model_facts(config)
     lines = [f"# Launch plan: {' + '.join(map(str, config_files))}", ""]
     try:
-        check_results_folder(config, config_files)
+        check_results_folder(config, config_files, schema)
         stamp = "this configuration's" if stamp_path(config).is_file() else "not written yet"
     except ConfigError as refusal:
         stamp = f"REFUSED: {refusal}"
@@ -556,12 +557,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.snakefile.is_file():
         parser.error(f"no Snakefile at {args.snakefile}; pass --snakefile")
     config_files = [path.resolve() for path in (args.configfile or [args.snakefile.parent / "config.yaml"])]
+    schema = args.snakefile.parent / "workflow/schemas/config.schema.yaml"
     try:
-        config = load_config(config_files, args.snakefile.parent / "workflow/schemas/config.schema.yaml")
+        config = load_config(config_files, schema)
         jobs = planned_jobs(config_files, args.snakefile.resolve(), args.profile.resolve() if args.profile else None)
     except (ConfigError, LaunchPlanError) as err:
         sys.exit(f"no launch plan: {err}")
-    print(render(config, config_files, jobs))
+    print(render(config, config_files, jobs, schema))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ those say where and how the study runs (folders, downloads, device, scheduler re
 warm interpreter, the inversion's memory budget, the report's title), not what it computes,
 so changing them keeps the folder. Everything else is design, keys added to the schema later
 included: a changed model, dataset, source, run, epoch count, seed, variant or analysis
-setting is another configuration. A folder without a stamp (written before stamps existed)
-is taken over by the next run that starts in it.
+setting is another configuration. A key added to the schema after a stamp was written counts
+as its default in that stamp. A folder without a stamp (written before stamps existed) is
+taken over by the next run that starts in it.
 
 **Published checkpoints intact.** A run's checkpoints folder (``finetune/<run>/checkpoints``)
 is one output of its finetune job, so Snakemake does not notice a file missing or damaged
@@ -118,8 +119,14 @@ def stamp_results_folder(config: Mapping[str, Any], config_files: Iterable[str |
     return path
 
 
-def check_results_folder(config: Mapping[str, Any], config_files: Iterable[str | os.PathLike]) -> None:
-    """Raise :class:`ResultsFolderError` when another configuration wrote ``config``'s results folder."""
+def check_results_folder(
+    config: Mapping[str, Any], config_files: Iterable[str | os.PathLike], schema: str | os.PathLike | None = None
+) -> None:
+    """Raise :class:`ResultsFolderError` when another configuration wrote ``config``'s results folder.
+
+    With the config ``schema``, the stamp's design is validated again first, so a key added
+    to the schema since the stamp was written counts as its default there, not as a change.
+    """
     import yaml
 
     path = stamp_path(config)
@@ -135,7 +142,9 @@ def check_results_folder(config: Mapping[str, Any], config_files: Iterable[str |
         ) from None
     if recorded == design_digest(config):
         return
-    differences = _differing_keys(design, design_of(config))
+    differences = _differing_keys(_with_current_defaults(design, schema), design_of(config))
+    if not differences:
+        return
     shown = ", ".join(differences[:_SHOWN_DIFFERENCES]) + (", ..." if len(differences) > _SHOWN_DIFFERENCES else "")
     results = config["results"]
     raise ResultsFolderError(
@@ -147,6 +156,21 @@ def check_results_folder(config: Mapping[str, Any], config_files: Iterable[str |
         f"afresh; if you changed the study on purpose and want Snakemake to redo only what the change "
         f"touches, delete {path}."
     )
+
+
+def _with_current_defaults(design: dict[str, Any], schema: str | os.PathLike | None) -> Any:
+    """A stamp's design with the defaults of the current schema filled in (as is without a schema)."""
+    if schema is None:
+        return design
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    filled = copy.deepcopy(design)
+    try:
+        validate(filled, str(schema))
+    except WorkflowError as err:  # a key the schema has dropped or renamed since
+        return f"<a design the current schema refuses: {err.__context__ or err}>"
+    return design_of(filled)
 
 
 def _differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
