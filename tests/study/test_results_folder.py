@@ -153,7 +153,8 @@ def test_without_a_work_copy_the_advice_is_to_train_the_run_again(tiny):
         check_published_checkpoints(study)
     message = str(refused.value)
     assert "epoch_001.safetensors is damaged" in message
-    assert f"delete {study.layout.path('history', run)} and the folder {folder}, and run again" in message
+    history = study.layout.path("history", run)
+    assert f"delete {history} and the folder {folder}, then run your usual command with --forcerun {history}" in message
     study.layout.path("history", run).unlink()  # the advice: the job is then not finished
     shutil.rmtree(folder)
     check_published_checkpoints(study)

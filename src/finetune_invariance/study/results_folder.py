@@ -228,10 +228,12 @@ def restore_published_checkpoint(path: str | os.PathLike) -> str:
     if work_copy.is_file() and _safetensors_damage(work_copy) is None:
         folder = Path(path).parent
         return f"copy it again from the run's work folder: {'' if folder.is_dir() else f'mkdir -p {folder} && '}cp {work_copy} {path}"
+    history = layout.path("history", run)
     return (
-        f"its work copy {work_copy} is gone or damaged too, so the run is trained again: delete "
-        f"{layout.path('history', run)} and the folder {layout.path('checkpoints', run)}, and run again "
-        "(the jobs that read the checkpoints then run again too)"
+        f"its work copy {work_copy} is gone or damaged too, so the run is trained again: delete {history} and "
+        f"the folder {layout.path('checkpoints', run)}, then run your usual command with --forcerun {history} "
+        "added (Snakemake does not remake a missing output whose readers are done; the jobs that read the "
+        "checkpoints run again too)"
     )
 
 
