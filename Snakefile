@@ -73,6 +73,7 @@ include: "workflow/rules/stir.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/controls.smk"
 
 
 onstart:

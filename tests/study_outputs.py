@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from finetune_invariance.study import claims, tables
+from finetune_invariance.study.control_plan import MODEL_CONTROLS, PLANTED_ROBUSTNESS, SHUFFLED_ROBUSTNESS
+from finetune_invariance.study.controls import report_section
 from finetune_invariance.study.design import StudyDesign
 from finetune_invariance.study.vocabulary import Run
 
@@ -30,6 +32,15 @@ def read_tables(results: Path) -> dict[str, pd.DataFrame]:
     return {stem: tables.read_table(results / "tables" / f"{stem}.parquet", schema) for stem, schema in tables.STUDY_TABLES.items()}
 
 
+def model_depth(model: dict) -> int:
+    """The number of blocks of the config's model, as timm builds it (on the meta device)."""
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        return len(timm.create_model(model["name"], pretrained=False, **model.get("overrides", {})).blocks)
+
+
 def assert_study_outputs(workdir: Path, config: dict) -> None:
     """The tables, figures and claims a finished study must have, checked against facts
     derived here from the config and the training histories."""
@@ -48,9 +59,11 @@ def assert_study_outputs(workdir: Path, config: dict) -> None:
 
     # Metrics: every (run, analysed epoch, seed, layer) has the three metrics.
     metrics = study_tables["layer_metrics"]
-    depth = config["model"]["overrides"]["depth"]
-    expected_rows = sum(len(study.analysed_checkpoints(run)) for run in study.runs()) * len(study.seeds) * (depth + 1) * 3
-    assert len(metrics) == expected_rows
+    depth = model_depth(config["model"])
+    # (the dynamics variants measured by the forgetting monitor alone have forgetting only)
+    per_checkpoint = {run: 1 if study.is_monitor_only(run) else 3 for run in study.runs()}
+    expected_rows = sum(len(study.analysed_checkpoints(run)) * n for run, n in per_checkpoint.items())
+    assert len(metrics) == expected_rows * len(study.seeds) * (depth + 1)
     assert set(metrics["layer"]) == set(range(depth + 1)) and set(metrics["seed"]) == set(study.seeds)
     assert metrics["value"].between(-1e-6, 1 + 1e-6).all()  # 1 - STIR or 1 - CKA
     flow = study_tables["invariance_flow"]
@@ -61,8 +74,8 @@ def assert_study_outputs(workdir: Path, config: dict) -> None:
     for run in study.dynamics_runs():
         assert sorted(run.rows(robust)["epoch"].unique()) == list(range(1, study.epochs(run) + 1))
     hypotheses = study_tables["hypotheses"]
-    per_run = hypotheses.groupby(["source", "dataset", "task", "variant"]).size()
-    assert (per_run == 40 * (depth - 1)).all() and len(per_run) == len(study.dynamics_runs())
+    for run in study.dynamics_runs():  # the whole family, or the headline of a monitor-only variant
+        assert len(run.rows(hypotheses)) == (1 if study.is_monitor_only(run) else 40 * (depth - 1)), run
     named = study_tables["named_hypotheses"]
     assert set(named["role"]) >= {"headline", "cka"}
 
@@ -79,6 +92,12 @@ def assert_study_outputs(workdir: Path, config: dict) -> None:
     picks = study_tables["checkpoint_picks"]
     assert len(picks) == 3 * len(monitored)
 
+    # Planted-effect controls: each effect found where it was planted, none in its twin.
+    if study.controls_enabled:
+        checks = tables.read_table(results / "tables" / "controls.parquet", tables.CONTROLS)
+        assert set(checks["control"]) == {*MODEL_CONTROLS, PLANTED_ROBUSTNESS, SHUFFLED_ROBUSTNESS}
+        assert checks["as_expected"].all(), checks[~checks["as_expected"]][["control", "check", "evidence"]].to_string()
+
     # Figures: every kind, each PNG with its PDF.
     pngs = sorted((results / "figures").rglob("*.png"))
     assert {p.relative_to(results / "figures").parts[0] for p in pngs} == FIGURE_KINDS
@@ -94,7 +113,8 @@ def assert_study_outputs(workdir: Path, config: dict) -> None:
     assert set(verdicts["verdict"]) <= set(claims.VERDICTS)
     plays = {name: dataset["plays"] for name, dataset in config["datasets"].items() if "plays" in dataset}
     about = claims.About(config["about"]["title"], config["about"]["summary"], config["imagenet_source"], plays)
-    report = claims.claims_report(verdicts, about)
+    sections = [report_section(tables.read_table(results / "tables/controls.parquet", tables.CONTROLS))] if study.controls_enabled else []
+    report = claims.claims_report(verdicts, about, sections)
     assert (results / "claims.md").read_text() == report.markdown()
     assert (results / "claims.html").read_text() == report.html()
     for stem in ("table1_accuracy", "learning_forgetting_correlation", "named_hypotheses", "checkpoint_picks"):

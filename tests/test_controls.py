@@ -36,8 +36,8 @@ def _layers(vit, images):
 CONTROLS = [
     lambda vit: controls.identical_copy(vit),
     lambda vit: controls.reinitialised_from(vit, 3),
-    lambda vit: controls.compressed(vit, 2),
-    lambda vit: controls.expanded(vit, 2),
+    lambda vit: controls.compressed(vit, 2, 2),
+    lambda vit: controls.expanded(vit, 2, 2),
 ]
 
 
@@ -61,8 +61,8 @@ def test_the_pretrained_model_is_left_unchanged(pretrained, images):
 
 
 def test_moved_cells_are_below_the_diagonal_for_compression_and_above_for_expansion(pretrained):
-    assert controls.compressed(pretrained, 2).moved_cells() == [(3, 2), (4, 3), (5, 4)]
-    assert controls.expanded(pretrained, 2).moved_cells() == [(1, 2), (2, 3), (3, 4), (4, 5)]
+    assert controls.compressed(pretrained, 2, 2).moved_cells() == [(4, 2), (5, 3)]
+    assert controls.expanded(pretrained, 2, 2).moved_cells() == [(1, 2), (1, 3), (2, 4), (3, 5)]
     assert controls.identical_copy(pretrained).moved_cells() == []
     assert controls.reinitialised_from(pretrained, 3).unchanged_layers() == [0, 1, 2]
 
@@ -75,7 +75,7 @@ def test_an_identity_block_returns_its_input_exactly(pretrained):
 
 def test_gradients_pass_an_identity_block_unchanged(pretrained, images):
     """Inversions through a layer behind an identity block are the original layer's."""
-    surgery = controls.with_identity_inserted(pretrained, 2).eval()
+    surgery = controls.with_identities_inserted(pretrained, 2, 1).eval()  # its layer 4 is layer 3
     grads = []
     for vit, layer in ((pretrained, 3), (surgery, 4)):
         x = images.clone().requires_grad_(True)
@@ -96,8 +96,22 @@ def test_reinitialisation_is_seeded_and_leaves_the_global_generator_alone(pretra
 
 @pytest.mark.parametrize(
     "make, block",
-    [(controls.reinitialised_from, 0), (controls.compressed, DEPTH), (controls.expanded, 0)],
+    [
+        (lambda vit, b: controls.reinitialised_from(vit, b), 0),
+        (lambda vit, b: controls.compressed(vit, b, 3), 3),  # from block 3, 3 layers move past layer 5
+        (lambda vit, b: controls.expanded(vit, b, 1), DEPTH),
+    ],
 )
 def test_blocks_outside_the_model_are_refused(pretrained, make, block):
     with pytest.raises(ValueError, match="depth 6"):
         make(pretrained, block)
+
+
+def test_rewritten_blocks_are_redrawn_at_their_scale_with_amplified_outputs(pretrained):
+    rewritten = controls.rewritten_from(pretrained, 3, seed=0)
+    for (name, before), after in zip(pretrained.blocks[3:].named_parameters(), rewritten.blocks[3:].parameters()):
+        assert not torch.equal(before, after), name
+        gain = controls.REWRITE_GAIN if name.endswith(("attn.proj.weight", "mlp.fc2.weight")) else 1.0
+        if before.numel() > 100:
+            assert after.std().item() == pytest.approx(gain * before.std().item(), rel=0.2), name
+    assert all(torch.equal(a, b) for a, b in zip(pretrained.blocks[:3].parameters(), rewritten.blocks[:3].parameters()))

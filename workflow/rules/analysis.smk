@@ -14,7 +14,8 @@ localrules:
 
 rule table1:
     input:
-        history_tables(),
+        histories=history_tables(),
+        sources=expand(LAYOUT.pattern("source_weights"), source=run_sources()),
     output:
         table=table("table1_accuracy"),
         markdown=markdown("table1_accuracy"),
@@ -29,10 +30,11 @@ rule table1:
         "../../envs/study.yaml"
     params:
         runs=[run.path for run in STUDY.runs()],
-        source_runs={
-            source: STUDY.pretraining_run(source).path
-            for source in config["sources"]
-            if STUDY.pretraining_run(source)
+        sources=run_sources(),
+        targets={
+            name: dataset["target_accuracy"]
+            for name, dataset in config["datasets"].items()
+            if "target_accuracy" in dataset
         },
         analysed_checkpoint=STUDY.analysed_checkpoint,
     script:
@@ -159,6 +161,7 @@ rule learning_forgetting_correlation:
 rule claims:
     input:
         **{stem: table(stem) for stem in STUDY_TABLES},
+        **controls_outputs(),
     output:
         markdown=LAYOUT.path("claims"),
         html=report(

@@ -2,13 +2,14 @@
 functions that expand the DAG over runs, checkpoints and seeds."""
 
 from finetune_invariance.study import warm
+from finetune_invariance.study.control_plan import MODEL_CONTROLS
 from finetune_invariance.study.cifar_c import ARCHIVES, cifar_c_dir
 from finetune_invariance.study.design import StudyDesign
 from finetune_invariance.study.layout import RUN, checkpoint_label
 from finetune_invariance.study.tables import STUDY_TABLES
 from finetune_invariance.study.vocabulary import TASKS, Run
 
-STUDY = StudyDesign(config)
+STUDY = StudyDesign(config, workflow_dir=workflow.basedir)
 LAYOUT = STUDY.layout
 RES = config["resources"]
 
@@ -150,6 +151,10 @@ def monitor_only_tables():
     ]
 
 
+def run_sources():
+    return sorted({run.source for run in STUDY.runs()})
+
+
 def history_tables():
     return [LAYOUT.path("history", run) for run in STUDY.training_runs()]
 
@@ -166,9 +171,24 @@ def monitor_tables():
     ]
 
 
+def control_tables():
+    """Every model control's STIR table, one per seed."""
+    return [
+        LAYOUT.path("control_pair_similarity", control=control, seed=seed)
+        for control in MODEL_CONTROLS
+        for seed in STUDY.seeds
+    ]
+
+
+def controls_outputs():
+    """The controls table, where config ``controls`` enables them."""
+    return {"controls": table("controls")} if STUDY.controls_enabled else {}
+
+
 def final_outputs():
     return [
         *(table(stem) for stem in STUDY_TABLES),
+        *controls_outputs().values(),
         *(markdown(stem) for stem in MARKDOWN_TABLES),
         *(table_page(stem) for stem in MARKDOWN_TABLES),
         LAYOUT.path("claims"),

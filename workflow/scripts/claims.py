@@ -12,7 +12,7 @@ run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it 
 
 from pathlib import Path
 
-from finetune_invariance.study import claims, tables
+from finetune_invariance.study import claims, controls, tables
 from finetune_invariance.study.runtime import logged_to
 
 with logged_to(snakemake.log[0]):
@@ -28,6 +28,9 @@ with logged_to(snakemake.log[0]):
         snakemake.params.imagenet_source,
         snakemake.params.plays,
     )
-    report = claims.claims_report(verdicts, about)
+    sections = []
+    if "controls" in snakemake.input.keys():
+        sections.append(controls.report_section(tables.read_table(snakemake.input.controls, tables.CONTROLS)))
+    report = claims.claims_report(verdicts, about, sections)
     Path(snakemake.output.markdown).write_text(report.markdown(), encoding="utf-8")
     Path(snakemake.output.html).write_text(report.html(), encoding="utf-8")

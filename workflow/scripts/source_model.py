@@ -14,6 +14,13 @@ with logged_to(snakemake.log[0]):
     else:
         from finetune_invariance.study import checkpoints, models
 
-        # The head is never used: runs build their own and the metrics read the backbone.
-        model = models.build_model(models.ModelSpec(**snakemake.params.model), "classification", num_classes=1, seed=0)
-        checkpoints.save_checkpoint(snakemake.output[0], model, {"source": snakemake.wildcards.source, "epoch": 0})
+        spec = models.ModelSpec(**snakemake.params.model)
+        weights_file = models.verified_weights_file(spec) if spec.weight_source()[0] in models.FILE_KINDS else None
+        if weights_file is not None and checkpoints.is_checkpoint(weights_file):
+            # A checkpoint of this study (a shipped pretrained source): copied with the
+            # metadata of the run that trained it, which Table 1 reads.
+            publish(weights_file, snakemake.output[0])
+        else:
+            # The head is never used: runs build their own and the metrics read the backbone.
+            model = models.build_model(spec, "classification", num_classes=1, seed=0)
+            checkpoints.save_checkpoint(snakemake.output[0], model, {"source": snakemake.wildcards.source, "epoch": 0})

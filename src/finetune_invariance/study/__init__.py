@@ -13,6 +13,7 @@ module imports only library modules and the study modules listed before it:
 - :mod:`.tables`: the study's table schemas;
 - :mod:`.layout`: every artifact's path pattern;
 - :mod:`.paper`: the paper's numbers and named hypotheses;
+- :mod:`.control_plan`: the planted-effect controls a study runs and where their changes sit;
 - :mod:`.config`: checks of a config beyond its schema;
 - :mod:`.slurm_site`: the SLURM profile's site values, checked before anything is submitted;
 - :mod:`.design`: the runs, checkpoints, seeds and job settings of a config;
@@ -34,7 +35,7 @@ module imports only library modules and the study modules listed before it:
 - :mod:`.flow_statistics`: where an invariance-flow matrix shows compression or expansion;
 - :mod:`.layer_statistics`: learning vs forgetting across layers (Appendix C.1);
 - :mod:`.checkpoint_selection`: the spread of forgetting as an early-stopping indicator;
-- :mod:`.controls`: planted-effect controls: would the study find an effect it was given;
 - :mod:`.claims`: the paper's findings checked on a run's tables;
+- :mod:`.controls`: planted-effect controls: would the study find an effect it was given;
 - :mod:`.figures`: every figure of the paper (drawing only).
 """

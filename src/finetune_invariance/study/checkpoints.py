@@ -69,6 +69,22 @@ def save_checkpoint(path: str | os.PathLike, model: Any, metadata: dict[str, Any
     return Path(path)
 
 
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a safetensors file written by :func:`save_checkpoint` (a weights
+    file of another origin, e.g. timm's, has no header entry of this study)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return HEADER_KEY in (f.metadata() or {})
+    except (SafetensorError, OSError):
+        return False
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata a checkpoint was saved with (epoch, test metrics, run, training
+    config, ...), from its header alone (no tensor is read)."""
+    return _read(path, tensors=False)[0]["metadata"]
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The parsed JSON header and the CPU tensors of a checkpoint file, without building a model.
 
@@ -76,13 +92,17 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     path, what was expected and how to recover for a corrupt or truncated file or one not
     written by :func:`save_checkpoint`.
     """
+    return _read(path, tensors=True)
+
+
+def _read(path: str | os.PathLike, tensors: bool) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; {restore_published_checkpoint(path)}")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             raw = (f.metadata() or {}).get(HEADER_KEY)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({err}); {restore_published_checkpoint(path)}") from err
     if raw is None:

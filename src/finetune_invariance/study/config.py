@@ -96,6 +96,7 @@ def check_config(config: dict[str, Any], model_check_cache: Path | None = None) 
     _check_epochs(config)
     _check_corruptions(config)
     _check_variant_metrics(config)
+    _check_controls(config)
     check_model(config["model"], _hub_tags(config), cache=model_check_cache)
 
 
@@ -218,6 +219,26 @@ def _check_variant_metrics(config: dict[str, Any]) -> None:
             f"config key 'variant_metrics': 'monitor' measures the dynamics variants {variants} with the "
             "forgetting monitor, which is disabled (monitor.enabled: false): enable it or set variant_metrics: stir"
         )
+
+
+def _check_controls(config: dict[str, Any]) -> None:
+    controls = config["controls"]
+    if not controls["enabled"]:
+        return
+    source = controls["source"] or config["imagenet_source"]
+    _require_known("controls.source" if controls["source"] else "imagenet_source (the controls' source)", [source], config["sources"])
+    if controls["dataset"] is not None:
+        _require_known("controls.dataset", [controls["dataset"]], config["datasets"])
+    elif not config["dynamics"]:
+        raise ConfigError("config key 'controls.dataset': without dynamics runs, name the dataset the controls use")
+    depth = config["model"].get("overrides", {}).get("depth")
+    if depth is not None:
+        from .control_plan import control_specs
+
+        try:
+            control_specs(controls["block"], controls["shift"], depth)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 def _check_corruptions(config: dict[str, Any]) -> None:

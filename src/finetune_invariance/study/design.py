@@ -60,9 +60,10 @@ class StudyDesign:
     """The design of one configured study (a config validated by the schema and
     :func:`finetune_invariance.study.config.check_config`)."""
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: dict[str, Any], workflow_dir: str | Path = "."):
         self.config = config
         self.layout = Layout(config["results"], config["data_root"])
+        self.workflow_dir = Path(workflow_dir)
 
     # --- sources ----------------------------------------------------------------------
 
@@ -191,10 +192,40 @@ class StudyDesign:
         ]
 
     def pretrained_inversions(self) -> list[PretrainedInversion]:
-        """Every source inverted on every dataset it is finetuned on, once per seed: the
-        inversions serve every task, variant and checkpoint of those runs."""
-        pairs = sorted({(run.source, run.dataset) for run in self.runs()})
-        return [PretrainedInversion(source, dataset, seed) for source, dataset in pairs for seed in self.seeds]
+        """Every source inverted on every dataset it is finetuned on (and the controls'
+        source on their dataset), once per seed: the inversions serve every task, variant
+        and checkpoint of those runs, and the controls built from the source."""
+        pairs = {(run.source, run.dataset) for run in self.runs()}
+        if self.controls_enabled:
+            pairs.add((self.controls_source, self.controls_dataset))
+        return [PretrainedInversion(source, dataset, seed) for source, dataset in sorted(pairs) for seed in self.seeds]
+
+    # --- planted-effect controls ------------------------------------------------------
+
+    @property
+    def controls_enabled(self) -> bool:
+        return self.config["controls"]["enabled"]
+
+    @property
+    def controls_source(self) -> str:
+        """The source whose model the control pairs are built from (config ``controls.source``,
+        by default the one that plays ImageNet)."""
+        return self.config["controls"]["source"] or self.config["imagenet_source"]
+
+    @property
+    def controls_dataset(self) -> str:
+        """The dataset whose test images the controls are measured on (config
+        ``controls.dataset``, by default the first dynamics run's)."""
+        dataset = self.config["controls"]["dataset"]
+        if dataset is None:
+            dataset = self.config["dynamics"][0]["dataset"] if self.config["dynamics"] else self.runs()[0].dataset
+        return dataset
+
+    def robustness_control_run(self) -> Run | None:
+        """The dynamics run whose layer metrics carry the planted robustness control: the
+        first default-variant one (None without one)."""
+        runs = [run for run in self.dynamics_runs() if run.variant == DEFAULT_VARIANT]
+        return runs[0] if runs else None
 
     # --- settings the jobs receive ----------------------------------------------------
 
@@ -227,7 +258,10 @@ class StudyDesign:
         """The ModelSpec keywords of a source's starting weights (with the checksum of a
         'url:' or 'file:' weights file when the config pins one)."""
         entry = self.config["sources"][source]
-        return self.model(entry["weights"], entry.get("sha256"))
+        weights = entry["weights"]
+        if weights.startswith("file:") and not Path(weights[len("file:") :]).is_absolute():
+            weights = f"file:{self.workflow_dir / weights[len('file:') :]}"  # relative to the workflow's folder
+        return self.model(weights, entry.get("sha256"))
 
     @property
     def image_size(self) -> int:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
 from . import tables
 from .paper import table1_values
 from .history import best_epoch
-from .vocabulary import BEST, LAST, Run
+from .vocabulary import BEST, CLASSIFICATION, LAST, Run
 
 
 def analysed_epoch(history: pd.DataFrame, analysed_checkpoint: str) -> int:
@@ -28,28 +29,36 @@ def _at_epoch(history: pd.DataFrame, epoch: int) -> pd.Series:
     return history.loc[history["epoch"] == epoch].iloc[0]
 
 
+def source_accuracy(metadata: Mapping[str, Any]) -> tuple[float, str | None]:
+    """The test accuracy a source checkpoint recorded on its own dataset and that dataset:
+    (NaN, None) for a source no run of this study trained (scratch, timm, url)."""
+    metrics, run = metadata.get("metrics"), metadata.get("run")
+    if not metrics or run is None:
+        return math.nan, None
+    return float(metrics["test_accuracy"]), Run.parse(run).dataset
+
+
 def table1(
     histories: Mapping[Run, pd.DataFrame],
-    source_histories: Mapping[str, pd.DataFrame],
+    source_metadata: Mapping[str, Mapping[str, Any]],
+    targets: Mapping[str, float],
     analysed_checkpoint: str,
 ) -> pd.DataFrame:
     """One row per run: the analysed checkpoint's epoch and test accuracy (or L1), the
-    source's test accuracy at its own analysed checkpoint (sources pretrained by the
-    workflow; NaN for others), and the paper's two values beside the setting it measured.
+    source's test accuracy on its own dataset (recorded in the source checkpoint by the run
+    that trained it: a 'pretrain:' source, or a shipped checkpoint of this study; NaN for
+    others), the targets of both datasets, and the paper's two values beside the setting it
+    measured.
 
-    ``histories``: TRAINING_HISTORY of each run; ``source_histories``: of each source's
-    pretraining run, by source name. Returns ``tables.TABLE1``.
+    ``histories``: TRAINING_HISTORY of each run; ``source_metadata``: the metadata of each
+    source's checkpoint (:func:`.checkpoints.read_metadata`), by source name; ``targets``:
+    config ``datasets.<name>.target_accuracy`` by dataset. Returns ``tables.TABLE1``.
     """
     rows = []
     for run, history in sorted(histories.items()):
         epoch = analysed_epoch(history, analysed_checkpoint)
         analysed = _at_epoch(history, epoch)
-        source_history = source_histories.get(run.source)
-        source_accuracy = (
-            math.nan
-            if source_history is None
-            else float(_at_epoch(source_history, analysed_epoch(source_history, analysed_checkpoint))["test_accuracy"])
-        )
+        accuracy_of_source, source_dataset = source_accuracy(source_metadata.get(run.source, {}))
         paper = table1_values(run)
         rows.append(
             {
@@ -59,7 +68,9 @@ def table1(
                 "epochs": int(history["epoch"].max()),
                 "test_accuracy": analysed["test_accuracy"],
                 "test_l1": analysed["test_l1"],
-                "source_accuracy": source_accuracy,
+                "target_accuracy": targets.get(run.dataset, math.nan) if run.task == CLASSIFICATION else math.nan,
+                "source_accuracy": accuracy_of_source,
+                "source_target_accuracy": targets.get(source_dataset, math.nan),
                 "paper_accuracy": paper.accuracy,
                 "paper_source_accuracy": paper.source_accuracy,
             }

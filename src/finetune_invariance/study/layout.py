@@ -48,6 +48,8 @@ RESULTS_PATTERNS: dict[str, str] = {
     # inversions and STIR
     "pretrained_inversions": "inversions/{dataset}/seed{seed}/{source}.safetensors",
     "pair_similarity": f"stir/{RUN}/{{checkpoint}}/seed{{seed}}.parquet",
+    # planted-effect controls
+    "control_pair_similarity": "controls/{control}/seed{seed}.parquet",
     # robustness
     "corrupted_testset": "data/corrupted/{dataset}.npz",
     "robust_accuracy": f"robustness/{RUN}.parquet",

@@ -257,6 +257,15 @@ def _downloaded(url: str) -> Path:
     return path
 
 
+def verified_weights_file(spec: ModelSpec) -> Path:
+    """The local weights file of a 'url:' or 'file:' spec (downloaded if needed), its
+    SHA-256 checked against ``spec.sha256`` when that is given."""
+    kind, location = spec.weight_source()
+    if kind not in FILE_KINDS:
+        raise ValueError(f"weights '{spec.weights}' are not a weights file ('url:' or 'file:')")
+    return _verified_weights_file(spec, kind, location)[0]
+
+
 def _verified_weights_file(spec: ModelSpec, kind: str, location: str) -> tuple[Path, str]:
     """The local weights file of a 'url:' or 'file:' spec and its SHA-256, checked against
     ``spec.sha256`` when that is given."""

@@ -4,10 +4,10 @@ The paper pretrains on ImageNet / CIFAR and finetunes on CIFAR, Pets and EuroSAT
 which can be downloaded on an offline machine. The embedded scale model replaces them with
 datasets generated here, in the same relationships:
 
-- ``glyphs64``, ``glyphs10``, ``glyphs40``: one procedural "glyph world" (strokes drawn
+- ``glyphs64``, ``glyphs10``, ``glyphs20``: one procedural "glyph world" (strokes drawn
   over textured backgrounds) with three disjoint sets of classes. ``glyphs64`` has the most
   classes, the most images and the most variation (the role of ImageNet); ``glyphs10`` and
-  ``glyphs40`` are two smaller datasets of one domain with 10 and 40 classes (the roles of
+  ``glyphs20`` are two smaller datasets of one domain with 10 and 20 classes (the roles of
   CIFAR10 and CIFAR100). What a pretrained model learns on one transfers to the others
   through what they share (strokes, their junctions, backgrounds to ignore), as ImageNet's
   features do to CIFAR's, while no class is shared.
@@ -331,7 +331,7 @@ class GlyphWorld:
 
     Each image draws one glyph of a balanced random class and renders it with, scaled by
     ``variation``: endpoint jitter (sd 0.06 of the unit box), a rotation of up to 0.5 rad,
-    a scale of 9-13 px per unit, a shift of the centre, strokes of half-width 0.6-1.5 px,
+    a scale of 9-13 px per unit, a shift of the centre, strokes of half-width 1.0-2.2 px,
     a background texture (flat, a sinusoidal grating or smooth blobs) of contrast up to
     0.2, up to 2 distractor strokes, and Gaussian pixel noise of sd 0.03. Colours: a
     random dark background and a foreground brighter by 0.4-0.6 (each channel +-0.15):
@@ -371,7 +371,7 @@ class GlyphWorld:
         scale = rng.uniform(9.0, 13.0, (b, 1, 1, 1))
         centre = IMAGE_SIZE / 2 + rng.uniform(-2.0, 2.0, (b, 1, 1, 2)) * (1.0 + v)
         strokes = np.einsum("bij,bmkj->bmki", rotation, strokes) * scale + centre
-        glyph = _stroke_mask(_distance_to_segments(points, strokes), rng.uniform(0.6, 1.5, (b, 1)))
+        glyph = _stroke_mask(_distance_to_segments(points, strokes), rng.uniform(1.0, 2.2, (b, 1)))
 
         background = rng.uniform(0.0, 0.45, (b, 3)) * rng.uniform(0.3, 1.0, (b, 1))
         foreground = np.clip(background + rng.uniform(0.4, 0.6, (b, 1)) + rng.uniform(-0.15, 0.15, (b, 3)), 0.0, 1.0)
@@ -418,9 +418,9 @@ def _register_glyphs(name: str, world: GlyphWorld, n_train: int, n_test: int) ->
 
 # The ImageNet role: most classes, most images, most variation.
 _register_glyphs("glyphs64", GlyphWorld(pool=0, num_classes=64, variation=0.7), n_train=16000, n_test=1000)
-# The roles of CIFAR10 and CIFAR100: one domain, 10 and 40 classes, fewer images.
+# The roles of CIFAR10 and CIFAR100: one domain, 10 and 20 classes, fewer images.
 _register_glyphs("glyphs10", GlyphWorld(pool=1, num_classes=10, variation=0.6), n_train=2000, n_test=500)
-_register_glyphs("glyphs40", GlyphWorld(pool=2, num_classes=40, variation=0.6), n_train=2000, n_test=500)
+_register_glyphs("glyphs20", GlyphWorld(pool=2, num_classes=20, variation=0.6), n_train=2000, n_test=500)
 
 
 # --- files ----------------------------------------------------------------------------

@@ -155,7 +155,9 @@ TABLE1 = TableSchema(
         "epochs": _c("int64", "number of epochs trained"),
         "test_accuracy": _c("float64", "top-1 test accuracy in [0, 1] at the analysed checkpoint (NaN for reconstruction)"),
         "test_l1": _c("float64", "test L1 in [0, 1] pixel units at the analysed checkpoint (NaN for classification)"),
-        "source_accuracy": _c("float64", "test accuracy of the pretrained source on its own dataset (NaN unless the workflow pretrained it)"),
+        "target_accuracy": _c("float64", "the accuracy the run should reach to count as trained (config datasets.<name>.target_accuracy; NaN if none, or reconstruction)"),
+        "source_accuracy": _c("float64", "test accuracy of the pretrained source on its own dataset, recorded by the run that trained it (NaN for scratch and downloaded sources)"),
+        "source_target_accuracy": _c("float64", "the target accuracy of the source's own dataset (NaN if none)"),
         "paper_accuracy": _c("float64", "the paper's Table 1 accuracy for this setting, else NaN"),
         "paper_source_accuracy": _c("float64", "the paper's Table 1 pretraining accuracy for this setting, else NaN"),
     },
@@ -187,6 +189,32 @@ LEARNING_FORGETTING_CORRELATION = TableSchema(
 
 
 #: Every table the library and the study write, by schema name (the README's results map).
+
+_CONTROL = {"control": _c("string", "planted-effect control: identical_copy, reinitialised, compressed or expanded (study.controls)")}
+CONTROL_PAIR_SIMILARITY = PAIR_SIMILARITY.with_columns(
+    "control_pair_similarity", "(control, reference model, target model, seed, reference layer, target layer)", _CONTROL
+)
+CONTROL_LAYER_METRICS = LAYER_METRICS.with_columns("control_layer_metrics", "(control, seed, layer, metric)", _CONTROL)
+CONTROL_INVARIANCE_FLOW = INVARIANCE_FLOW.with_columns(
+    "control_invariance_flow", "(control, seed, pretrained layer, finetuned layer)", _CONTROL
+)
+CONTROLS = TableSchema(
+    "controls",
+    "(control, check)",
+    {
+        "control": _c("string", "the control measured: a model pair, or the planted / shuffled robustness series"),
+        "check": _c("string", "the effect looked for"),
+        "statistic": _c("string", "what was computed"),
+        "threshold": _c("string", "when the effect counts as found"),
+        "value": _c("float64", "the statistic's value"),
+        "found": _c("bool", "whether the effect was found"),
+        "expected": _c("bool", "whether the control has the effect by construction"),
+        "as_expected": _c("bool", "found == expected: the study behaved as it should"),
+        "evidence": _c("string", "the numbers behind the verdict"),
+    },
+    keys=("control", "check"),
+)
+
 SCHEMAS: dict[str, TableSchema] = {
     s.name: s
     for s in (
@@ -203,6 +231,10 @@ SCHEMAS: dict[str, TableSchema] = {
         TABLE1,
         EARLY_EPOCH_CORRELATION,
         LEARNING_FORGETTING_CORRELATION,
+        CONTROL_PAIR_SIMILARITY,
+        CONTROL_LAYER_METRICS,
+        CONTROL_INVARIANCE_FLOW,
+        CONTROLS,
     )
 }
 

@@ -112,17 +112,27 @@ def reached_accuracy(study: StudyTables, runs: Sequence[Run]) -> list[str]:
             continue
         row = rows.iloc[0]
         if run.task == CLASSIFICATION:
-            reached = f"test accuracy {row['test_accuracy']:.3f}{_paper(row['paper_accuracy'])}"
+            accuracy = row["test_accuracy"]
+            reached = f"test accuracy {accuracy:.3f}{_against(accuracy, row['target_accuracy'], row['paper_accuracy'])}"
         else:
             reached = f"test L1 {row['test_l1']:.3f}"
         if not pd.isna(row["source_accuracy"]):
-            reached += f", its source {row['source_accuracy']:.3f}{_paper(row['paper_source_accuracy'])}"
+            reached += (
+                f", its source {row['source_accuracy']:.3f}"
+                f"{_against(row['source_accuracy'], row['source_target_accuracy'], row['paper_source_accuracy'])}"
+            )
         facts.append(f"{run.label}: {reached} at epoch {row['epoch']} of {row['epochs']}")
     return facts
 
 
-def _paper(value: float) -> str:
-    return "" if pd.isna(value) else f" (paper {value:.2f})"
+def _against(accuracy: float, target: float, paper: float) -> str:
+    """' (below its target 0.85; paper 0.97)': the stated target and the paper's value, where known."""
+    parts = []
+    if not pd.isna(target):
+        parts.append(f"{'below' if accuracy < target else 'meets'} its target {target:.2f}")
+    if not pd.isna(paper):
+        parts.append(f"paper {paper:.2f}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 # --- seed statistics -----------------------------------------------------------------------

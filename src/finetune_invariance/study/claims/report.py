@@ -140,6 +140,8 @@ td { max-width: 32em; }
 td.status-holds { background: #d9f2d9; }
 td.status-does-not-hold { background: #f8d7da; }
 td.status-not-measured-by-this-config { background: #eeeeee; color: #555; }
+td.status-true { background: #d9f2d9; }
+td.status-false { background: #f8d7da; }
 """
 
 
