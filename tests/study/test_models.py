@@ -3,7 +3,6 @@
 import hashlib
 import math
 
-import numpy as np
 import pytest
 import timm
 import torch
@@ -19,6 +18,8 @@ from finetune_invariance.study.models import (
     load_checkpoint,
     per_sample_loss,
 )
+
+from ..augreg import write_augreg_npz
 
 NAME = "vit_tiny_patch16_224"
 TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
@@ -256,41 +257,6 @@ def test_spec_round_trips_through_a_dict():
 
 
 # --- the authors' AugReg checkpoint: an original ViT .npz -----------------------------------
-
-
-def write_augreg_npz(path, seed=0, width=32, depth=2, heads=2, patch=8, grid=4, mlp=128):
-    """A checkpoint in the layout of the original ViT / AugReg ``.npz`` files (the authors'
-    ``B_32-i1k-...npz``): Flax parameter paths, kernels (in, out), patch kernel HWIO,
-    attention kernels split by head, a 1000-class head. Returns the arrays."""
-    rng = np.random.default_rng(seed)
-
-    def normal(*shape):
-        return rng.normal(size=shape).astype(np.float32)
-
-    head_dim = width // heads
-    arrays = {
-        "embedding/kernel": normal(patch, patch, 3, width),
-        "embedding/bias": normal(width),
-        "cls": normal(1, 1, width),
-        "Transformer/posembed_input/pos_embedding": normal(1, 1 + grid * grid, width),
-        "Transformer/encoder_norm/scale": normal(width),
-        "Transformer/encoder_norm/bias": normal(width),
-        "head/kernel": normal(width, 1000),
-        "head/bias": normal(1000),
-    }
-    for i in range(depth):
-        block = f"Transformer/encoderblock_{i}/"
-        for norm in ("LayerNorm_0", "LayerNorm_2"):
-            arrays[f"{block}{norm}/scale"], arrays[f"{block}{norm}/bias"] = normal(width), normal(width)
-        for name in ("query", "key", "value"):
-            arrays[f"{block}MultiHeadDotProductAttention_1/{name}/kernel"] = normal(width, heads, head_dim)
-            arrays[f"{block}MultiHeadDotProductAttention_1/{name}/bias"] = normal(heads, head_dim)
-        arrays[f"{block}MultiHeadDotProductAttention_1/out/kernel"] = normal(heads, head_dim, width)
-        arrays[f"{block}MultiHeadDotProductAttention_1/out/bias"] = normal(width)
-        arrays[f"{block}MlpBlock_3/Dense_0/kernel"], arrays[f"{block}MlpBlock_3/Dense_0/bias"] = normal(width, mlp), normal(mlp)
-        arrays[f"{block}MlpBlock_3/Dense_1/kernel"], arrays[f"{block}MlpBlock_3/Dense_1/bias"] = normal(mlp, width), normal(width)
-    np.savez(path, **arrays)
-    return {key: torch.from_numpy(value) for key, value in arrays.items()}
 
 
 def test_an_augreg_npz_lands_where_the_flax_layout_and_timms_loader_put_it(tmp_path):
