@@ -66,23 +66,29 @@ ANALYSIS_AND_FIGURE_JOBS = {
 }
 
 
-def test_mini_study_dry_run_plans_every_stage(repo_root, tmp_path):
+CONTROL_JOBS = {"controls": 1}  # the table of every planted-effect control's checks
+
+
+def test_embedded_study_dry_run_plans_every_stage(repo_root, tmp_path):
     counts = job_counts(snakemake(repo_root, "-n", "--directory", str(tmp_path)).stdout)
-    # config.yaml, by hand: runs textures -> digits, shapes (both tasks); shapes, scratch ->
-    # digits and digits, scratch -> shapes (classification); the variants high_lr and sgd of
-    # textures -> digits; plus scratch -> textures, which pretrains the textures source
-    # (scratch -> digits / shapes pretrain the digits / shapes sources and are analysed).
+    # config.yaml, by hand: runs glyphs64 -> glyphs10, glyphs20 (both tasks); glyphs20,
+    # scratch -> glyphs10 and glyphs10, scratch -> glyphs20 (classification); the variants
+    # lr_high, lr_low, augmented and adam of glyphs64 -> glyphs10. glyphs64 is a shipped
+    # checkpoint; scratch -> glyphs10 / glyphs20 pretrain those sources and are analysed.
     runs = 4 + 2 + 2
     assert counts == {
-        "generate_dataset": 3,
-        "source_model": 4,  # textures, shapes, digits, scratch
-        "finetune": runs + 2 + 1,
+        "generate_dataset": 2,  # glyphs10, glyphs20 (glyphs64 is only the shipped source's data)
+        "source_model": 4,  # glyphs64, glyphs10, glyphs20, scratch
+        "finetune": runs + 4,
         "invert_pretrained": 6 * 2,  # (source, dataset) pairs x 2 seeds
-        # 7 runs at their best checkpoint; textures -> digits every epoch: 5 (default) + 3 + 3
-        "stir": (7 + 5 + 3 + 3) * 2,
-        "robust_accuracy": 3,
+        # 7 runs at their best checkpoint, glyphs64 -> glyphs10 at each of its 20 epochs; the
+        # variants are measured by the forgetting monitor alone
+        "stir": (7 + 20) * 2,
+        "control_stir": 4 * 2,  # 4 model controls x 2 seeds
+        "robust_accuracy": 5,
         "corrupted_testset": 1,
         **ANALYSIS_AND_FIGURE_JOBS,
+        **CONTROL_JOBS,
     }
 
 
@@ -92,18 +98,20 @@ def paper_design_counts() -> dict[str, int]:
     cifar_runs = 4  # CIFAR100 and scratch -> CIFAR10, CIFAR10 and scratch -> CIFAR100 (classification)
     variants = 4  # Fig. 6/15: ImageNet -> CIFAR10 with other lr (2), no augmentation, Adam
     seeds = 3
-    # Every epoch of ImageNet -> CIFAR10 / CIFAR100 (100 each) and the variants (20 each);
-    # the other 10 runs at their best checkpoint.
-    analysed_checkpoints = 2 * 100 + variants * 20 + (imagenet_runs + cifar_runs - 2)
+    # Every epoch of ImageNet -> CIFAR10 / CIFAR100 (100 each); the other 10 runs at their
+    # best checkpoint. The variants' forgetting is measured while they train (the monitor).
+    analysed_checkpoints = 2 * 100 + (imagenet_runs + cifar_runs - 2)
     return {
         "finetune": imagenet_runs + cifar_runs + variants,  # scratch -> CIFAR is the CIFAR pretraining
         "source_model": 4,  # imagenet, cifar10, cifar100, scratch
         "invert_pretrained": (4 + 4) * seeds,  # ImageNet x 4 datasets, 4 CIFAR (source, dataset) pairs
         "stir": analysed_checkpoints * seeds,
+        "control_stir": 4 * seeds,  # beyond the paper: the planted-effect controls
         "robust_accuracy": 2 + variants,
         "corrupted_testset": 2,
         "download_cifar_c": 2,
         **ANALYSIS_AND_FIGURE_JOBS,
+        **CONTROL_JOBS,
     }
 
 

@@ -157,3 +157,17 @@ def test_the_planted_accuracy_follows_the_headline():
     assert np.corrcoef(headline, accuracy)[0, 1] > 0.7
     table = controls.accuracy_table(accuracy, Run("s", "d", "classification"))
     pd.testing.assert_series_equal(mean_corrupted_accuracy(table), accuracy, check_names=False, check_index_type=False)
+
+
+def test_shuffles_of_series_with_outlying_epochs_expose_an_anticonservative_test():
+    """Pearson's p assumes normal series. When the accuracy has one outlying epoch and many
+    hypotheses each have one at some epoch, a shuffle that puts the accuracy's on any of
+    theirs passes Bonferroni: the shuffled twin reports that rather than hiding it."""
+    metrics = _run_metrics()
+    spread = (metrics.metric == "forgetting") & (metrics.epoch == 1) & (metrics.layer % 2 == 0)
+    metrics.loc[spread, "value"] += 5.0  # the headline (and so the planted accuracy) jumps at epoch 1
+    for layer in range(1, 13):  # learning of layer l jumps at epoch l + 2
+        metrics.loc[(metrics.metric == "learning") & (metrics.layer == layer) & (metrics.epoch == layer + 2), "value"] += 5.0
+    checks = controls.controls_table(controls.robustness_checks(metrics))
+    shuffled = _check(checks, control_plan.SHUFFLED_ROBUSTNESS, "a correlation in the shuffled series")
+    assert shuffled.found and not shuffled.as_expected and shuffled.value > 3 * controls.ALPHA

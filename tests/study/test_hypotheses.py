@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from finetune_invariance.study import hypotheses as hypotheses_module
 from finetune_invariance.study import tables
 from finetune_invariance.study.hypotheses import (
     Hypothesis,
@@ -342,3 +343,14 @@ def test_forgetting_alone_gives_the_headline_with_its_family_size(planted):
     assert named.role.tolist() == ["headline"]  # no 'best' of a family that was not correlated
     with pytest.raises(ValueError, match="needs the metric"):
         correlate_hypotheses(forgetting, robust)
+
+
+def test_passing_bonferroni_is_the_tables_p_bonferroni_below_alpha(planted):
+    metrics, robust = planted
+    full = correlate_hypotheses(metrics, robust)
+    run, metric_tables, target = hypotheses_module._aligned_run(metrics, robust, None)
+    values = hypotheses_module.hypothesis_values(run, metric_tables)
+    for alpha in (0.05, 1e-6):
+        expected = sorted(full[full.in_family & (full.p_bonferroni < alpha)].hypothesis)
+        assert sorted(values.passing_bonferroni(target, alpha)) == expected
+    assert values.passing_bonferroni(target, 0.05)  # the planted hypothesis passes

@@ -37,6 +37,7 @@ from typing import Any
 from .catalog import dataset_facts
 from .cifar_c import ARCHIVES, cifar_c_dir
 from .config import ConfigError, check_config, load_config_file, n_test_images
+from .control_plan import COMPRESSED, EXPANDED, IDENTICAL, MODEL_CONTROLS, REINITIALISED
 from .design import StudyDesign
 from .measured_costs import MEASUREMENTS, Measurement
 from .results_folder import check_results_folder, stamp_path
@@ -147,7 +148,13 @@ def gpu_work(study: StudyDesign) -> dict[str, list[Counter]]:
     n, iterations = stir["n_images"], stir["iterations"]
     inversion_unit = f"inversion_image_step_{stir['precision']}"
     layers = model_facts(config)["layers"]
-    work: dict[str, list[Counter]] = {"finetune": [], "invert_pretrained": [], "stir": [], "robust_accuracy": []}
+    work: dict[str, list[Counter]] = {
+        "finetune": [],
+        "invert_pretrained": [],
+        "stir": [],
+        "control_stir": [],
+        "robust_accuracy": [],
+    }
     for run in study.training_runs():
         epochs = study.epochs(run)
         unit = f"training_image_{_training_precision(study.training(run))}"
@@ -166,6 +173,15 @@ def gpu_work(study: StudyDesign) -> dict[str, list[Counter]]:
     work["stir"] = [
         Counter({inversion_unit: iterations * n, "evaluated_image": pair_forwards}) for _ in study.pair_jobs()
     ]
+    if study.controls_enabled:
+        # A control job inverts the sides of its pair that are not the source (one, or two for
+        # compression and expansion) and compares them as a STIR job does.
+        inverted_sides = {IDENTICAL: 1, REINITIALISED: 1, COMPRESSED: 2, EXPANDED: 2}
+        work["control_stir"] = [
+            Counter({inversion_unit: inverted_sides[control] * iterations * n, "evaluated_image": pair_forwards})
+            for control in MODEL_CONTROLS
+            for _ in study.seeds
+        ]
     severities = 5 if robustness["sampling"] == "per_severity" else 5 * len(robustness["corruptions"])
     per_epoch = robustness["n_images"] * (severities + 1)  # and the clean sample
     work["robust_accuracy"] = [
