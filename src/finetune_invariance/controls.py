@@ -212,7 +212,12 @@ def expanded(vit: VisionTransformer, block: int, shift: int, seed: int = 0) -> C
     _check_shift(block, shift, depth)
     pretrained = rewritten_from(vit, block, seed)
     finetuned = with_identities_inserted(pretrained, block, shift)
-    origin = [*range(block), *(block - 1 for _ in range(shift)), *(j - shift for j in range(block + shift, depth)), None]
+    origin = [
+        *range(block),
+        *(block - 1 for _ in range(shift)),
+        *(j - shift for j in range(block + shift, depth)),
+        None,
+    ]
     return Control(f"expanded_by_{shift}_from_block_{block}", pretrained, finetuned, tuple(origin))
 
 

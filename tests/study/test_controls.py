@@ -1,6 +1,8 @@
 """The planted-effect controls' checks on hand-made tables whose answer is known: each
 planted effect found, its twin quiet, and each way the study could misbehave caught."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,14 +24,30 @@ def _metrics(changed: dict[str, dict[int, float]] | None = None) -> pd.DataFrame
     """CONTROL_LAYER_METRICS of the four controls over two seeds: every layer at the floor
     (learning = forgetting = 0.01 (l + 1), CKA divergence 0) except ``changed``: control ->
     {layer: rise above the floor} (seed 1 a little higher than seed 0)."""
-    changed = {control_plan.REINITIALISED: {layer: 0.2 for layer in range(BLOCK, DEPTH + 1)}} if changed is None else changed
+    changed = (
+        {control_plan.REINITIALISED: {layer: 0.2 for layer in range(BLOCK, DEPTH + 1)}} if changed is None else changed
+    )
     rows = []
     for control in control_plan.MODEL_CONTROLS:
         for seed in (0, 1):
             for layer in range(DEPTH + 1):
                 rise = changed.get(control, {}).get(layer, 0.0) * (1 + 0.1 * seed)
-                for metric, value in (("learning", _floor(layer) + rise), ("forgetting", _floor(layer) + rise), ("cka_divergence", rise / 2)):
-                    rows.append(dict(control=control, pretrained="pretrained", finetuned="finetuned", seed=seed, layer=layer, metric=metric, value=value))
+                for metric, value in (
+                    ("learning", _floor(layer) + rise),
+                    ("forgetting", _floor(layer) + rise),
+                    ("cka_divergence", rise / 2),
+                ):
+                    rows.append(
+                        dict(
+                            control=control,
+                            pretrained="pretrained",
+                            finetuned="finetuned",
+                            seed=seed,
+                            layer=layer,
+                            metric=metric,
+                            value=value,
+                        )
+                    )
     return tables.conform(pd.DataFrame(rows), tables.CONTROL_LAYER_METRICS)
 
 
@@ -43,8 +61,15 @@ def _flows(cells: dict[str, dict[tuple[int, int], float]] | None = None) -> pd.D
             control_plan.EXPANDED: {(j - 1, j): 0.1 for j in range(BLOCK, DEPTH)},
         }
     rows = [
-        dict(control=control, pretrained="pretrained", finetuned="finetuned", seed=seed, pretrained_layer=i, finetuned_layer=j,
-             flow=cells.get(control, {}).get((i, j), 0.0))
+        dict(
+            control=control,
+            pretrained="pretrained",
+            finetuned="finetuned",
+            seed=seed,
+            pretrained_layer=i,
+            finetuned_layer=j,
+            flow=cells.get(control, {}).get((i, j), 0.0),
+        )
         for control in control_plan.MODEL_CONTROLS
         for seed in (0, 1)
         for i in range(DEPTH + 1)
@@ -84,7 +109,9 @@ def test_an_identical_copy_whose_learning_and_forgetting_differ_is_caught():
 
 def test_a_change_that_leaks_before_the_block_is_caught():
     changed = {control_plan.REINITIALISED: {layer: 0.2 for layer in range(BLOCK - 1, DEPTH + 1)}}
-    row = _check(_checks(metrics=_metrics(changed)), control_plan.REINITIALISED, f"forgetting: any change before layer {BLOCK}")
+    row = _check(
+        _checks(metrics=_metrics(changed)), control_plan.REINITIALISED, f"forgetting: any change before layer {BLOCK}"
+    )
     assert row.found and not row.as_expected
 
 
@@ -101,7 +128,9 @@ def test_a_change_within_the_seed_spread_or_below_the_minimum_is_not_found():
 
 def test_a_change_that_shows_only_layers_after_the_block_is_found_where_it_shows():
     changed = {control_plan.REINITIALISED: {DEPTH - 1: 0.1, DEPTH: 0.3}}
-    row = _check(_checks(metrics=_metrics(changed)), control_plan.REINITIALISED, f"learning: a change from layer {BLOCK}")
+    row = _check(
+        _checks(metrics=_metrics(changed)), control_plan.REINITIALISED, f"learning: a change from layer {BLOCK}"
+    )
     assert row.found and row.as_expected and f"resolved from layer {DEPTH - 1}" in row.evidence
 
 
@@ -145,7 +174,9 @@ def test_a_planted_correlation_is_found_and_its_shuffles_stay_within_the_correct
     planted = _check(checks, control_plan.PLANTED_ROBUSTNESS, "a planted correlation")
     shuffled = _check(checks, control_plan.SHUFFLED_ROBUSTNESS, "a correlation in the shuffled series")
     assert planted.found and planted.value >= controls.STRONG_R
-    assert not shuffled.found and shuffled.value <= controls.ALPHA + 2 * np.sqrt(controls.ALPHA * 0.95 / controls.SHUFFLES)
+    assert not shuffled.found and shuffled.value <= controls.ALPHA + 2 * np.sqrt(
+        controls.ALPHA * 0.95 / controls.SHUFFLES
+    )
 
 
 def test_the_planted_accuracy_follows_the_headline():
@@ -167,7 +198,40 @@ def test_shuffles_of_series_with_outlying_epochs_expose_an_anticonservative_test
     spread = (metrics.metric == "forgetting") & (metrics.epoch == 1) & (metrics.layer % 2 == 0)
     metrics.loc[spread, "value"] += 5.0  # the headline (and so the planted accuracy) jumps at epoch 1
     for layer in range(1, 13):  # learning of layer l jumps at epoch l + 2
-        metrics.loc[(metrics.metric == "learning") & (metrics.layer == layer) & (metrics.epoch == layer + 2), "value"] += 5.0
+        metrics.loc[
+            (metrics.metric == "learning") & (metrics.layer == layer) & (metrics.epoch == layer + 2), "value"
+        ] += 5.0
     checks = controls.controls_table(controls.robustness_checks(metrics))
     shuffled = _check(checks, control_plan.SHUFFLED_ROBUSTNESS, "a correlation in the shuffled series")
     assert shuffled.found and not shuffled.as_expected and shuffled.value > 3 * controls.ALPHA
+
+
+SHIPPED_SOURCE = Path(__file__).resolve().parents[2] / "workflow/resources/glyphs64_source.safetensors"
+
+
+def test_planted_controls_are_found_on_the_scale_models_source():
+    """End to end on a real trained model (the scale model's ImageNet-role source), through
+    the code the workflow's control jobs run: every planted effect found, none in the
+    identical copy."""
+    import torch
+
+    from finetune_invariance.inversion import invert
+    from finetune_invariance.study import models, synthetic
+
+    torch.set_num_threads(1)
+    source, _ = models.load_checkpoint(SHIPPED_SOURCE)
+    test_images = synthetic.make_splits("glyphs10", 0, n_train=10, n_test=24)["test"][0]
+    images = torch.from_numpy(test_images).permute(0, 3, 1, 2).float() / 255
+    recipe = dict(iterations=30, step_size=0.5, memory_budget=2**30, precision="fp32")
+    specs = control_plan.control_specs(None, None, len(source.backbone.blocks))
+    pairs = []
+    for seed in (0, 1):
+        stored = invert(source, images, seed=seed, iterations=recipe["iterations"], progress=False)
+        pairs += [controls.measure_control(spec, source, stored, seed, recipe) for spec in specs]
+    checks = controls.evaluate_controls(*controls.control_metrics(pairs), specs)
+    assert checks.as_expected.all(), checks[~checks.as_expected][["control", "check", "evidence"]].to_string()
+    assert set(checks[checks.found].control) == {
+        control_plan.REINITIALISED,
+        control_plan.COMPRESSED,
+        control_plan.EXPANDED,
+    }

@@ -65,7 +65,9 @@ def checkpoint_picks(monitor: pd.DataFrame, robust: pd.DataFrame) -> pd.DataFram
         by_epoch = pd.DataFrame(
             {
                 "forgetting_spread": spread,
-                "clean_accuracy": per_severity[per_severity["severity"] == CLEAN_SEVERITY].set_index("epoch")["accuracy"],
+                "clean_accuracy": per_severity[per_severity["severity"] == CLEAN_SEVERITY].set_index("epoch")[
+                    "accuracy"
+                ],
                 "mean_corrupted_accuracy": mean_corrupted_accuracy(run.rows(robust)),
             }
         )

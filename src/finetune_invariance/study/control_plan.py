@@ -57,5 +57,3 @@ def control_specs(configured_block: int | None, configured_shift: int | None, de
             f"(1..{depth - 1 - block})"
         )
     return [ControlSpec(kind, block, shift) for kind in MODEL_CONTROLS]
-
-

@@ -38,7 +38,15 @@ import pandas as pd
 
 from . import tables
 from .claims import ReportSection
-from .control_plan import COMPRESSED, EXPANDED, IDENTICAL, PLANTED_ROBUSTNESS, REINITIALISED, SHUFFLED_ROBUSTNESS, ControlSpec
+from .control_plan import (
+    COMPRESSED,
+    EXPANDED,
+    IDENTICAL,
+    PLANTED_ROBUSTNESS,
+    REINITIALISED,
+    SHUFFLED_ROBUSTNESS,
+    ControlSpec,
+)
 from .tables import CONTROLS
 from .flow_statistics import ABOVE, BELOW, MIN_FLOW_SHARE, POSITIVE_CELL, flow_cells, flow_share
 from .hypotheses import correlate_hypotheses, headline_hypothesis, hypothesis_values, seed_mean_tables
@@ -79,10 +87,14 @@ def measure_control(spec: ControlSpec, source, stored, seed: int, invert_setting
     similarity = stir.pair_similarity(
         pretrained, finetuned, images, inversions_p, inversions_f, names=("pretrained", "finetuned")
     )
-    return tables.conform(similarity.assign(control=spec.name)[list(tables.CONTROL_PAIR_SIMILARITY.columns)], tables.CONTROL_PAIR_SIMILARITY)
+    return tables.conform(
+        similarity.assign(control=spec.name)[list(tables.CONTROL_PAIR_SIMILARITY.columns)],
+        tables.CONTROL_PAIR_SIMILARITY,
+    )
 
 
 # --- tables ---------------------------------------------------------------------------
+
 
 def _row(
     control: str, check: str, statistic: str, threshold: str, value: float, found: bool, expected: bool, evidence: str
@@ -183,7 +195,11 @@ def localised_change_checks(metrics: pd.DataFrame, spec: ControlSpec) -> list[di
                     expected,
                     f"{metric} - floor at {_span(after)}: "
                     + ", ".join(f"{value:+.3f}" for value in rise.mean())
-                    + (f"; resolved from layer {resolved[0]} ({len(resolved)} layers)" if resolved else "; resolved nowhere"),
+                    + (
+                        f"; resolved from layer {resolved[0]} ({len(resolved)} layers)"
+                        if resolved
+                        else "; resolved nowhere"
+                    ),
                 )
             )
     return rows
@@ -345,8 +361,10 @@ def report_section(checks: pd.DataFrame) -> ReportSection:
 def summary(checks: pd.DataFrame) -> str:
     """One sentence for the report: how many checks came out as constructed."""
     wrong = checks[~checks["as_expected"]]
-    verdict = "every control behaved as constructed" if wrong.empty else (
-        "NOT as constructed: " + "; ".join(f"{row.control}: {row.check}" for row in wrong.itertuples())
+    verdict = (
+        "every control behaved as constructed"
+        if wrong.empty
+        else ("NOT as constructed: " + "; ".join(f"{row.control}: {row.check}" for row in wrong.itertuples()))
     )
     return (
         f"{int(checks['as_expected'].sum())} of {len(checks)} checks as expected: each planted effect found, "

@@ -175,7 +175,9 @@ class Hypothesis:
         """The hypothesis's value per epoch from (epoch x layer) tables keyed by metric name."""
         missing = [metric for metric in self.metrics if metric not in metric_tables]
         if missing:
-            raise ValueError(f"hypothesis '{self.id}' needs the metric(s) {missing}; the table has {sorted(metric_tables)}")
+            raise ValueError(
+                f"hypothesis '{self.id}' needs the metric(s) {missing}; the table has {sorted(metric_tables)}"
+            )
         per_layer = FAMILY_COMBINATIONS[self.family][self.combination](metric_tables)
         selected = per_layer[self.selection.layers(sorted(per_layer.columns))]
         return AGGREGATES[self.aggregate](selected)
@@ -324,7 +326,9 @@ class HypothesisValues:
     def correlate(self, target: pd.Series) -> pd.DataFrame:
         """Every member against ``target`` (indexed by the same epochs): ``tables.HYPOTHESES``."""
         if list(target.index) != list(self.values.index):
-            raise ValueError(f"target epochs {list(target.index)} differ from the hypotheses' {list(self.values.index)}")
+            raise ValueError(
+                f"target epochs {list(target.index)} differ from the hypotheses' {list(self.values.index)}"
+            )
         r, p = pearson_columns(self.values.to_numpy(), target.to_numpy())
         rows = [
             {
@@ -346,7 +350,6 @@ class HypothesisValues:
             for k, hypothesis in enumerate(self.members)
         ]
         return tables.conform(pd.DataFrame(rows), tables.HYPOTHESES)
-
 
     def passing_bonferroni(self, target: pd.Series, alpha: float) -> list[str]:
         """The ids of the family members whose Bonferroni-corrected p against ``target`` is

@@ -279,8 +279,6 @@ def draw_digits(rng: np.random.Generator, n: int) -> tuple[Images, np.ndarray]:
 register("digits", Generator(DIGIT_CLASSES, draw_digits, default_n_train=1437, default_n_test=360))
 
 
-
-
 # --- the glyph world ------------------------------------------------------------------
 
 GLYPH_CHUNK = 256  # images rendered at once (memory: chunk x 1024 pixels x strokes)
@@ -394,13 +392,16 @@ class GlyphWorld:
             2.0 * np.pi * _grating_coordinate(rng.uniform(0.0, np.pi, shape)) / rng.uniform(3.0, 10.0, shape)
             + rng.uniform(0.0, 2.0 * np.pi, shape)
         )
-        blobs = sum(
-            np.sin(
-                2.0 * np.pi * _grating_coordinate(rng.uniform(0.0, np.pi, shape)) / rng.uniform(10.0, 24.0, shape)
-                + rng.uniform(0.0, 2.0 * np.pi, shape)
+        blobs = (
+            sum(
+                np.sin(
+                    2.0 * np.pi * _grating_coordinate(rng.uniform(0.0, np.pi, shape)) / rng.uniform(10.0, 24.0, shape)
+                    + rng.uniform(0.0, 2.0 * np.pi, shape)
+                )
+                for _ in range(4)
             )
-            for _ in range(4)
-        ) / 2.0
+            / 2.0
+        )
         kind = rng.integers(0, 3, shape)
         texture = np.where(kind == 0, 0.0, np.where(kind == 1, grating, blobs))
         return rng.uniform(0.05, 0.2, shape) * self.variation * texture
