@@ -113,14 +113,15 @@ def rehearsal(tmp_path_factory):
         "TORCH_HOME": str(workdir / "torch_home"),
     }
     args = ("--configfile", "paper_rehearsal.yaml", "--directory", str(workdir))
-    planned = job_counts(run_snakemake("-n", *args, cwd=workdir, env=env).stdout)
-    run_snakemake("--cores", "2", *args, cwd=workdir, env=env)
-    yield workdir, validated_config(config), planned
-    # Tens of gigabytes of ViT-B/32 weights; the logs, tables and figures stay for a look.
-    for folder in ("work", "finetune", "sources", "inversions"):
-        shutil.rmtree(workdir / config["results"] / folder, ignore_errors=True)
-    for folder in (fixture, workdir / "torch_home"):
-        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        planned = job_counts(run_snakemake("-n", *args, cwd=workdir, env=env).stdout)
+        run_snakemake("--cores", "2", *args, cwd=workdir, env=env)
+        yield workdir, validated_config(config), planned
+    finally:  # tens of gigabytes of ViT-B/32 weights, also after a failure; logs, tables and figures stay
+        for folder in ("work", "finetune", "sources", "inversions"):
+            shutil.rmtree(workdir / config["results"] / folder, ignore_errors=True)
+        for folder in (fixture, workdir / "torch_home"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_the_rehearsal_runs_every_rule_of_the_papers_dag(rehearsal, tmp_path):
