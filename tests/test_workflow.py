@@ -173,8 +173,8 @@ def _mini_config_with(repo_root, changes):
         ({"model.overrides.depth": 0}, r"config key 'model.overrides.depth': 0; a model needs at least 1 block"),
         ({"model.overrides.patch_size": 5}, r"config key 'model.overrides': patch size \(5, 5\) does not tile"),
         ({"stir.seeds": [0, 0]}, r"config key 'stir.seeds'.*non-unique"),
-        ({"stir.n_images": 400}, r"config key 'stir.n_images': 400 images are drawn from the test set of 'digits', which has 360"),
-        ({"variants.high_lr.epochs": 2}, r"config key 'variants.high_lr.epochs'.*needs at least 3 epochs"),
+        ({"stir.n_images": 600}, r"config key 'stir.n_images': 600 images are drawn from the test set of 'glyphs10', which has 500"),
+        ({"variants.lr_high.epochs": 2}, r"config key 'variants.lr_high.epochs'.*needs at least 3 epochs"),
         ({"robustness.corruptions": ["snow"]}, r"config key 'robustness.corruptions': \['snow'\] are not generated"),
     ],
 )

@@ -96,8 +96,8 @@ def check_config(config: dict[str, Any], model_check_cache: Path | None = None) 
     _check_epochs(config)
     _check_corruptions(config)
     _check_variant_metrics(config)
-    _check_controls(config)
     check_model(config["model"], _hub_tags(config), cache=model_check_cache)
+    _check_controls(config)
 
 
 def _require_known(key: str, values: Iterable[str], known: Iterable[str]) -> None:
@@ -225,8 +225,10 @@ def _check_controls(config: dict[str, Any]) -> None:
     controls = config["controls"]
     if not controls["enabled"]:
         return
-    source = controls["source"] or config["imagenet_source"]
-    _require_known("controls.source" if controls["source"] else "imagenet_source (the controls' source)", [source], config["sources"])
+    if controls["source"] is not None:
+        _require_known("controls.source", [controls["source"]], config["sources"])
+    elif config["imagenet_source"] not in config["sources"]:
+        return  # no source plays ImageNet: no controls (StudyDesign.controls_enabled)
     if controls["dataset"] is not None:
         _require_known("controls.dataset", [controls["dataset"]], config["datasets"])
     elif not config["dynamics"]:
@@ -238,7 +240,7 @@ def _check_controls(config: dict[str, Any]) -> None:
         try:
             control_specs(controls["block"], controls["shift"], depth)
         except ValueError as err:
-            raise ConfigError(str(err)) from None
+            raise ConfigError(f"{err} (or set controls.enabled: false)") from None
 
 
 def _check_corruptions(config: dict[str, Any]) -> None:

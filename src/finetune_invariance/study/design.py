@@ -204,7 +204,10 @@ class StudyDesign:
 
     @property
     def controls_enabled(self) -> bool:
-        return self.config["controls"]["enabled"]
+        """Config ``controls.enabled``, with a source to build the controls from: without
+        ``controls.source``, the one that plays ImageNet must be among the sources (a
+        design without it has neither the controls nor the claims about that source)."""
+        return self.config["controls"]["enabled"] and self.controls_source in self.config["sources"]
 
     @property
     def controls_source(self) -> str:
