@@ -46,3 +46,4 @@ def test_pearson_columns_is_pearson_of_each_column():
         np.testing.assert_allclose([r[k], p[k]], [expected_r, expected_p], rtol=1e-9, atol=1e-15, equal_nan=True)
     assert np.isnan(r[2]) and np.isnan(p[2])  # a constant column has no r
     assert np.all(np.isnan(statistics.pearson_columns(columns, np.ones(12))[0]))
+

@@ -192,6 +192,66 @@ def test_headline_mapped_onto_a_shallow_model(make_named_correlations):
     assert verdict == HOLDS and "(paper layers 2-12 = layers 2-4 here)" in evidence
 
 
+# --- headline_survives_permutation (beyond the paper) ----------------------------------------
+
+
+def permutation_tables(make_layer_metrics, make_robust_accuracy, make_named_correlations, make_hypotheses, spread, accuracy):
+    """The headline series proportional to ``spread`` and every severity's accuracy
+    ``accuracy``, over len(spread) epochs; the headline's named row (r only printed) and its
+    family row (352 STIR hypotheses)."""
+    from finetune_invariance.study.hypotheses import headline_hypothesis
+
+    n_epochs = len(spread)
+    r = float(np.corrcoef(spread, accuracy)[0, 1])
+    return {
+        **stabilizing_tables(make_layer_metrics, make_robust_accuracy, spread, accuracy),
+        "named_hypotheses": make_named_correlations({"headline": r}, run=IMAGENET_CLS, n_epochs=n_epochs),
+        "hypotheses": make_hypotheses({headline_hypothesis(L).id: r}, run=IMAGENET_CLS, n_epochs=n_epochs),
+    }
+
+
+def test_a_trend_shared_by_every_epoch_survives_the_permutation_test(
+    make_layer_metrics, make_robust_accuracy, make_named_correlations, make_hypotheses
+):
+    rng = np.random.default_rng(0)
+    trend = np.linspace(0.1, 0.5, 20)
+    study_tables = permutation_tables(
+        make_layer_metrics, make_robust_accuracy, make_named_correlations, make_hypotheses,
+        trend + rng.normal(0, 0.01, 20), trend + rng.normal(0, 0.01, 20),
+    )
+    verdict, evidence = evaluate(study_tables, "headline_survives_permutation")
+    # No shuffle of 20 epochs comes near r = 0.99: p = 1 / 20001, times 352 = 0.018.
+    assert verdict == HOLDS and "permutation p = 5e-05 × 352 = 0.018" in evidence
+
+
+def test_a_correlation_resting_on_the_first_epoch_fails_the_permutation_test(
+    make_layer_metrics, make_robust_accuracy, make_named_correlations, make_hypotheses
+):
+    """Independent noise but for one outlying first epoch in both series: the parametric
+    Bonferroni p is tiny, the permutation p about 1 / 20 (times 352: 1)."""
+    rng = np.random.default_rng(1)
+    spread, accuracy = 0.5 + rng.normal(0, 0.01, 20), 0.5 + rng.normal(0, 0.01, 20)
+    spread[0], accuracy[0] = 0.1, 0.1
+    study_tables = permutation_tables(
+        make_layer_metrics, make_robust_accuracy, make_named_correlations, make_hypotheses, spread, accuracy
+    )
+    assert study_tables["named_hypotheses"]["p_bonferroni"].iloc[0] < 1e-6
+    verdict, evidence = evaluate(study_tables, "headline_survives_permutation")
+    assert verdict == FAILS and "× 352 = 1; without epoch 1: r = " in evidence
+
+
+def test_a_three_epoch_run_gets_no_leave_one_out_r(
+    make_layer_metrics, make_robust_accuracy, make_named_correlations, make_hypotheses
+):
+    study_tables = permutation_tables(
+        make_layer_metrics, make_robust_accuracy, make_named_correlations, make_hypotheses,
+        np.array([0.1, 0.2, 0.3]), np.array([0.2, 0.3, 0.5]),
+    )
+    verdict, evidence = evaluate(study_tables, "headline_survives_permutation")
+    # 3 epochs have 6 orderings, 2 of them at |r| >= the observed: p = 1/3, never significant.
+    assert verdict == FAILS and "over 3 epochs" in evidence and "without epoch" not in evidence
+
+
 # --- cka_weaker_than_headline ------------------------------------------------------------------
 
 CKA_NAMED, CKA_OTHER = "cka:layers_1-8:cka_divergence:std", "cka:layer_3:cka_divergence:max"
@@ -395,3 +455,4 @@ def test_a_variant_without_an_optimizer_is_an_error_naming_it(make_named_correla
     )
     with pytest.raises(ValueError, match=r"\['lr_1em2'\]"):
         claims.evaluate_claims(study_tables, IMAGENET, {"default": "sgd", "adam": "adam"})
+

@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from finetune_invariance.study.claims.inference import drift, equivalence_interval, mcnemar_p_bound, spearman
+from finetune_invariance.study.claims.inference import (
+    drift,
+    equivalence_interval,
+    leave_one_out_r,
+    mcnemar_p_bound,
+    permutation_p_value,
+    spearman,
+)
+from finetune_invariance.study.statistics import pearson
 
 
 def exact_mcnemar(first: np.ndarray, second: np.ndarray) -> float:
@@ -53,3 +61,52 @@ def test_drift_is_the_fitted_change_across_the_span():
     epochs = pd.Index([10, 11, 12, 13, 14])
     assert drift(pd.Series(0.5 + 0.02 * epochs, index=epochs)) == pytest.approx(0.08)
     assert drift(pd.Series([0.5, 0.6, 0.5, 0.6, 0.5], index=epochs)) == pytest.approx(0.0)  # noise without a trend
+
+
+def _exact_permutation_p(x, y) -> float:
+    """Share of all n! orderings of y with |r| >= |r observed| (the permutation test's
+    exact p-value, by enumeration)."""
+    observed = abs(np.corrcoef(x, y)[0, 1])
+    hits = [abs(np.corrcoef(x, order)[0, 1]) >= observed - 1e-12 for order in itertools.permutations(y)]
+    return float(np.mean(hits))
+
+
+def test_permutation_p_approaches_the_exact_enumeration():
+    x = np.array([0.1, 0.4, 0.35, 0.8, 0.6, 0.9, 0.2])
+    y = np.array([0.2, 0.3, 0.5, 0.7, 0.4, 0.8, 0.1])
+    exact = _exact_permutation_p(x, y)  # 5040 orderings
+    estimate = permutation_p_value(x, y, permutations=20_000, seed=1)
+    assert estimate == pytest.approx(exact, abs=4 * math.sqrt(exact * (1 - exact) / 20_000) + 1e-4)
+
+
+def test_permutation_p_is_unchanged_by_monotone_affine_maps_and_never_zero():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=12), rng.normal(size=12)
+    p = permutation_p_value(x, y, permutations=2000, seed=3)
+    assert permutation_p_value(3 * x - 1, 0.5 * y + 7, permutations=2000, seed=3) == p
+    assert permutation_p_value(x, x, permutations=999, seed=0) == pytest.approx(1 / 1000)
+    assert math.isnan(permutation_p_value([1.0, 1.0, 1.0, 1.0], y[:4], permutations=10))
+
+
+def test_one_shared_outlier_fools_the_parametric_p_but_not_the_permutation_p():
+    """x is 0 but for one outlying point, y is noise with an outlier at the same point.
+    Pearson's parametric p is astronomically small, while |r| reaches its observed value
+    exactly when a shuffle puts y's outlier back on x's, 1 ordering in n: the permutation p
+    is 1 / n."""
+    rng = np.random.default_rng(0)
+    n = 20
+    x, y = np.zeros(n), rng.normal(size=n)
+    x[0], y[0] = 10.0, 10.0
+    assert pearson(x, y)[1] < 1e-6
+    assert permutation_p_value(x, y, permutations=20_000, seed=0) == pytest.approx(1 / n, rel=0.15)
+    noise = rng.normal(size=n)
+    without = leave_one_out_r(x + 0.1 * noise, y)
+    assert abs(without[0]) < 0.7 < without[1:].min()  # r rests on point 0 alone
+
+
+def test_leave_one_out_r_is_pearson_without_each_point():
+    x, y = [1.0, 2.0, 4.0, 3.0, 5.0], [0.1, 0.5, 0.7, 0.2, 0.9]
+    expected = [stats.pearsonr(np.delete(x, i), np.delete(y, i)).statistic for i in range(5)]
+    assert leave_one_out_r(x, y) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="length >= 4"):
+        leave_one_out_r([1.0, 2.0, 3.0], [1.0, 3.0, 2.0])

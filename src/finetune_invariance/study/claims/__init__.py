@@ -4,7 +4,8 @@ Each claim is declared once, where it is evaluated (:func:`.registry.claim`): th
 sentence, the statistic computed from the tables, the threshold it must pass and the
 paper's value, beside the code that decides it. The section modules register them in the
 paper's order: :mod:`.task` (4.1), :mod:`.source` (4.2), :mod:`.flow` (4.3),
-:mod:`.dynamics` (4.4), :mod:`.appendix` (C.1) and :mod:`.beyond` (beyond the paper).
+:mod:`.dynamics` (4.4, and the permutation test of its headline, beyond the paper), :mod:`.appendix`
+(C.1) and :mod:`.beyond` (beyond the paper).
 :func:`evaluate_claims` gives one verdict per claim with the numbers behind it;
 :func:`claims_report` writes them up, Markdown and HTML. Conventions shared by every claim:
 

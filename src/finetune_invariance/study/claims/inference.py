@@ -6,7 +6,9 @@
 - :func:`equivalence_interval`: the interval of a two one-sided tests (TOST) equivalence
   test on per-seed differences;
 - :func:`spearman`: Spearman's rank correlation;
-- :func:`drift`: the fitted change of a series across its span.
+- :func:`drift`: the fitted change of a series across its span;
+- :func:`permutation_p_value` and :func:`leave_one_out_r` (beyond the paper): what
+  Pearson's parametric p-value of a correlation across epochs rests on.
 
 SciPy is imported lazily: only the claims job needs it.
 """
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..statistics import pearson
+from ..statistics import pearson, pearson_columns
 
 
 def mcnemar_p_bound(correct_first: int, correct_second: int, n: int) -> float:
@@ -74,3 +76,31 @@ def drift(series: pd.Series) -> float:
     x = series.index.to_numpy(dtype=np.float64)
     slope = np.polyfit(x, series.to_numpy(dtype=np.float64), 1)[0]
     return float(slope * (x[-1] - x[0]))
+
+
+def permutation_p_value(x: Sequence[float], y: Sequence[float], permutations: int, seed: int = 0) -> float:
+    """Two-sided permutation p-value of Pearson's r: (1 + #{shuffles of y with |r| >= |r
+    observed|}) / (1 + permutations), over ``permutations`` random shuffles of ``y``. It
+    assumes only that the points are exchangeable when there is no correlation, where
+    :func:`..statistics.pearson`'s parametric p also assumes normal series: one outlying
+    point shared by both series gives a tiny parametric p, but about 1 / n here (the share
+    of shuffles that put y's outlier back on x's). NaN where r is undefined."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    observed, _ = pearson(x, y)
+    if math.isnan(observed):
+        return math.nan
+    rng = np.random.default_rng(seed)
+    shuffled = np.stack([rng.permutation(y) for _ in range(permutations)], axis=1)
+    r, _ = pearson_columns(shuffled, x)
+    # A shuffle that reorders only equal values must count as reaching |r observed|.
+    extreme = np.count_nonzero(np.abs(r) >= abs(observed) - 1e-12)
+    return (1 + extreme) / (1 + permutations)
+
+
+def leave_one_out_r(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
+    """Pearson r of the two series without point i, for each i (4 points or more): how
+    much r rests on a single point."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) != len(y) or len(x) < 4:
+        raise ValueError(f"leave_one_out_r needs two series of the same length >= 4, got {len(x)} and {len(y)}")
+    return np.array([pearson(np.delete(x, i), np.delete(y, i))[0] for i in range(len(x))])
