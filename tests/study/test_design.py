@@ -46,6 +46,16 @@ def test_a_pretraining_run_that_is_analysed_is_trained_once():
     assert len(training) == len(set(training)) == len(study.runs()) + 1  # + scratch -> pre
 
 
+def test_the_chain_of_trained_sources_is_trained_first():
+    study = design()
+    priorities = {run: study.training_priority(run) for run in study.training_runs()}
+    assert priorities[Run("scratch", "pre", "classification")] == 2  # a source's pretraining run
+    assert priorities[Run("scratch", "b", "classification")] == 2  # analysed, and the source 'b'
+    assert priorities[Run("pre", "a", "reconstruction")] == 1  # from a source trained here
+    assert priorities[Run("scratch", "a", "classification")] == 0  # nothing waits for it
+    assert sum(p == 1 for p in priorities.values()) == 4  # pre -> a, a (slow), b and a (reconstruction)
+
+
 def test_dynamics_runs_are_analysed_every_epoch_others_at_their_best_or_last_checkpoint():
     study = design()
     assert study.analysed_checkpoints(Run("pre", "a", "classification")) == [f"epoch_00{e}" for e in (1, 2, 3, 4)]

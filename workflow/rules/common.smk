@@ -86,6 +86,16 @@ def source_inputs(wildcards):
     return {"checkpoints": LAYOUT.path("checkpoints", run)} if run else {}
 
 
+def training_priority(wildcards):
+    return STUDY.training_priority(run_of(wildcards))
+
+
+def source_priority(wildcards):
+    """A trained source's copy is on its pretraining run's chain: the same priority."""
+    run = STUDY.pretraining_run(wildcards.source)
+    return STUDY.training_priority(run) if run else 0
+
+
 def source_checkpoint(wildcards):
     run = STUDY.pretraining_run(wildcards.source)
     if run is None:

@@ -16,6 +16,7 @@ rule source_model:
         LAYOUT.log("source_model", "{source}"),
     conda:
         "../../envs/study.yaml"
+    priority: source_priority
     resources:
         mem_mb=4000,
     params:
@@ -41,6 +42,7 @@ rule finetune:
     conda:
         "../../envs/study.yaml"
     threads: RES["gpu_threads"]
+    priority: training_priority
     resources:
         **GPU_RESOURCES,
         runtime=RES["train_runtime_min"],

@@ -84,6 +84,16 @@ class StudyDesign:
         """The runs that train the ``pretrain:`` sources."""
         return {self.pretraining_run(source) for source in self.config["sources"]} - {None}
 
+    def training_priority(self, run: Run) -> int:
+        """Scheduling priority of a run's training: 2 for a source's pretraining run, 1 for a
+        run finetuned from a source trained here, 0 otherwise. Other runs wait for the first
+        two, the study's longest chain; without priorities the scheduler may leave them to
+        the end (the scale model's cross-source runs then started 160 s after their sources
+        were trained)."""
+        if run in self.pretraining_runs():
+            return 2
+        return 1 if self.pretraining_run(run.source) is not None else 0
+
     def source_checkpoint(self, source: str) -> str:
         """The label of the pretraining run's checkpoint that becomes the source's weights:
         its analysed checkpoint (config ``analysed_checkpoint``)."""
