@@ -14,9 +14,9 @@ rule source_model:
         LAYOUT.pattern("source_weights"),
     log:
         LAYOUT.log("source_model", "{source}"),
+    priority: source_priority
     conda:
         "../../envs/study.yaml"
-    priority: source_priority
     resources:
         mem_mb=4000,
     params:
@@ -39,10 +39,10 @@ rule finetune:
         LAYOUT.log("finetune", RUN),
     benchmark:
         LAYOUT.benchmark("finetune", RUN)
+    priority: training_priority
     conda:
         "../../envs/study.yaml"
     threads: RES["gpu_threads"]
-    priority: training_priority
     resources:
         **GPU_RESOURCES,
         runtime=RES["train_runtime_min"],
