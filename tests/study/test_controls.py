@@ -11,6 +11,7 @@ from scipy import stats
 from finetune_invariance.study import control_plan, controls, tables
 from finetune_invariance.study.hypotheses import hypothesis_values, seed_mean_tables
 from finetune_invariance.study.robust_accuracy import mean_corrupted_accuracy
+from finetune_invariance.study.statistics import shuffled_columns
 from finetune_invariance.study.vocabulary import Run
 
 from .conftest import layer_metrics_table
@@ -185,7 +186,7 @@ def test_the_headline_pass_rate_counts_shuffles_passing_the_planted_test():
     rng = np.random.default_rng(4)
     headline = pd.Series(np.r_[0.0, rng.normal(size=7)], index=range(1, 9))
     accuracy = headline + pd.Series(rng.normal(0, 0.3, 8), index=headline.index)
-    rate = controls.headline_pass_rate(headline, accuracy, family_size=3, shuffles=500, seed=9)
+    rate = controls.headline_pass_rate(headline, shuffled_columns(accuracy, 500, seed=9), family_size=3)
     shuffles = np.random.default_rng(9)
     naive = [stats.pearsonr(headline, shuffles.permutation(accuracy.to_numpy())) for _ in range(500)]
     assert rate == pytest.approx(np.mean([r.statistic >= 0.7 and r.pvalue * 3 < 0.05 for r in naive]))
@@ -207,7 +208,7 @@ def _family_wise_error(metrics: pd.DataFrame) -> dict[str, float]:
     accuracy = controls.planted_accuracy(metrics)
     tables = {metric: table.loc[accuracy.index] for metric, table in seed_mean_tables(metrics).items()}
     values = hypothesis_values(Run.from_row(metrics.iloc[0]), tables)
-    return controls.family_wise_error(values, accuracy, shuffles=400, seed=1)
+    return controls.family_wise_error(values, shuffled_columns(accuracy, 400, seed=1))
 
 
 def test_shuffles_of_series_with_outlying_epochs_expose_an_anticonservative_test():

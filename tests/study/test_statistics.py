@@ -47,3 +47,13 @@ def test_pearson_columns_is_pearson_of_each_column():
     assert np.isnan(r[2]) and np.isnan(p[2])  # a constant column has no r
     assert np.all(np.isnan(statistics.pearson_columns(columns, np.ones(12))[0]))
 
+
+
+def test_shuffled_columns_are_orderings_of_the_values_drawn_from_the_seed():
+    values = [0.1, 0.5, 0.2, 0.9]
+    columns = statistics.shuffled_columns(values, shuffles=50, seed=7)
+    assert columns.shape == (4, 50)
+    assert (np.sort(columns, axis=0) == np.sort(values)[:, None]).all()
+    rng = np.random.default_rng(7)
+    assert (columns[:, 0] == rng.permutation(np.array(values))).all()
+    assert (columns[:, 1] == rng.permutation(np.array(values))).all()

@@ -62,7 +62,7 @@ from .hypotheses import (
     hypothesis_values,
     seed_mean_tables,
 )
-from .statistics import pearson_columns
+from .statistics import pearson_columns, shuffled_columns
 from .vocabulary import CLEAN, CLEAN_SEVERITY, Run
 
 EXACT = 1e-6  # "equal": float32 representations, CKA accumulated in float64
@@ -283,27 +283,24 @@ def accuracy_table(accuracy: pd.Series, run: Run) -> pd.DataFrame:
     return tables.conform(pd.DataFrame(rows), tables.ROBUST_ACCURACY)
 
 
-def family_wise_error(values: HypothesisValues, accuracy: pd.Series, shuffles: int, seed: int) -> dict[str, float]:
-    """Per family of ``values``: the share of ``shuffles`` shuffles of ``accuracy`` across
-    epochs in which some member passes its family's Bonferroni correction at :data:`ALPHA`
-    (which promises at most ALPHA when the parametric p-values are valid)."""
-    rng = np.random.default_rng(seed)
+def family_wise_error(values: HypothesisValues, shuffled: np.ndarray) -> dict[str, float]:
+    """Per family of ``values``: the share of the shuffled accuracy series (the columns of
+    ``shuffled``, one value per correlated epoch) in which some member passes its family's
+    Bonferroni correction at :data:`ALPHA` (which promises at most ALPHA when the
+    parametric p-values are valid)."""
     families = {h.id: h.family for h in values.members}
     false_alarms = dict.fromkeys(values.family_sizes, 0)
-    for _ in range(shuffles):
-        shuffled = pd.Series(rng.permutation(accuracy.to_numpy()), index=accuracy.index)
-        for family in {families[h] for h in values.passing_bonferroni(shuffled, ALPHA)}:
+    for column in shuffled.T:
+        for family in {families[h] for h in values.passing_bonferroni(pd.Series(column), ALPHA)}:
             false_alarms[family] += 1
-    return {family: count / shuffles for family, count in false_alarms.items()}
+    return {family: count / shuffled.shape[1] for family, count in false_alarms.items()}
 
 
-def headline_pass_rate(headline: pd.Series, accuracy: pd.Series, family_size: int, shuffles: int, seed: int) -> float:
-    """The share of ``shuffles`` shuffles of ``accuracy`` across epochs that pass the
-    planted check's test against the headline series: r >= :data:`STRONG_R` and
-    Bonferroni p (over ``family_size``) < :data:`ALPHA`."""
-    rng = np.random.default_rng(seed)
-    shuffled = np.stack([rng.permutation(accuracy.to_numpy()) for _ in range(shuffles)], axis=1)
-    r, p = pearson_columns(shuffled, headline.loc[accuracy.index].to_numpy())
+def headline_pass_rate(headline: pd.Series, shuffled: np.ndarray, family_size: int) -> float:
+    """The share of the shuffled accuracy series (the columns of ``shuffled``, aligned with
+    ``headline``) that pass the planted check's test against the headline series: r >=
+    :data:`STRONG_R` and Bonferroni p (over ``family_size``) < :data:`ALPHA`."""
+    r, p = pearson_columns(shuffled, headline.to_numpy())
     return float(np.mean((r >= STRONG_R) & (p * family_size < ALPHA)))
 
 
@@ -320,8 +317,9 @@ def robustness_checks(layer_metrics: pd.DataFrame, reading: str = "paper", seed:
     metric_tables = {metric: table.loc[accuracy.index] for metric, table in seed_mean_tables(layer_metrics).items()}
     values = hypothesis_values(run, metric_tables, reading)
     family_size = int(headline["family_size"])
-    rate = headline_pass_rate(values.values[headline["hypothesis"]], accuracy, family_size, SHUFFLES, seed + 1)
-    errors = family_wise_error(values, accuracy, SHUFFLES, seed + 1)
+    shuffled = shuffled_columns(accuracy, SHUFFLES, seed + 1)
+    rate = headline_pass_rate(values.values[headline["hypothesis"]], shuffled, family_size)
+    errors = family_wise_error(values, shuffled)
     allowed = ALPHA + 2 * math.sqrt(ALPHA * (1 - ALPHA) / SHUFFLES)
     n_epochs = int(headline["n_epochs"])
     test = f"r >= {STRONG_R} and p_bonferroni < {ALPHA}"

@@ -1,5 +1,5 @@
-"""The two statistics the study's correlation analyses share: Pearson's r with its
-p-value, and the Bonferroni correction.
+"""The statistics the study's correlation analyses share: Pearson's r with its p-value,
+the Bonferroni correction, and the shuffles of a series that permutation tests read.
 
 A series that is constant across the correlated points has no defined Pearson r (the
 std of a single layer, for instance, is 0 at every epoch): its r and p are NaN, reported
@@ -58,3 +58,11 @@ def bonferroni(p_value: float, family_size: int) -> float:
     if family_size < 1:
         raise ValueError(f"family_size must be >= 1, got {family_size}")
     return min(1.0, p_value * family_size) if not math.isnan(p_value) else math.nan
+
+
+def shuffled_columns(values: Sequence[float], shuffles: int, seed: int) -> np.ndarray:
+    """``shuffles`` random orderings of ``values`` as the columns of an n x shuffles array
+    (for :func:`pearson_columns`), drawn in order from ``numpy.random.default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    values = np.asarray(values, dtype=np.float64)
+    return np.stack([rng.permutation(values) for _ in range(shuffles)], axis=1)

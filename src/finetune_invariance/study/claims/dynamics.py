@@ -8,11 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from ..hypotheses import Hypothesis, headline_hypothesis
 from ..paper import CKA_HYPOTHESIS, HEADLINE, named_hypothesis_values
 from ..robust_accuracy import mean_corrupted_accuracy, severity_accuracy
+from ..statistics import bonferroni
 from ..vocabulary import CLEAN_SEVERITY, Run
 from .evidence import (
     ALPHA,
@@ -271,15 +273,16 @@ def headline_survives_permutation(study: StudyTables) -> list[Finding]:
         family = run.rows(hypotheses)
         family_size = int(family.loc[family["hypothesis"] == named["hypothesis"], "family_size"].iloc[0])
         p = permutation_p_value(x, y, PERMUTATIONS)
+        corrected = bonferroni(p, family_size)
         evidence = (
             f"{run.label}: r = {named['r']:.3f} over {len(epochs)} epochs, parametric Bonferroni p = "
-            f"{named['p_bonferroni']:.2g}; permutation p = {p:.2g} × {family_size} = {min(1.0, p * family_size):.2g}"
+            f"{named['p_bonferroni']:.2g}; permutation p = {p:.2g} × {family_size} = {corrected:.2g}"
         )
         if len(epochs) >= 4:  # without one of 3 epochs, r of 2 points is always +-1
             without = leave_one_out_r(x, y)
-            weakest = int(pd.Series(without).idxmin())
+            weakest = int(np.nanargmin(without))
             evidence += f"; without epoch {epochs[weakest]}: r = {without[weakest]:.3f}"
-        findings.append(Finding(p * family_size < ALPHA, evidence, (run,)))
+        findings.append(Finding(corrected < ALPHA, evidence, (run,)))
     return collect(findings, "dynamics run with both the headline's test and robust accuracy")
 
 

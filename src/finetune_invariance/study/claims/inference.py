@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..statistics import pearson, pearson_columns
+from ..statistics import pearson, pearson_columns, shuffled_columns
 
 
 def mcnemar_p_bound(correct_first: int, correct_second: int, n: int) -> float:
@@ -89,9 +89,7 @@ def permutation_p_value(x: Sequence[float], y: Sequence[float], permutations: in
     observed, _ = pearson(x, y)
     if math.isnan(observed):
         return math.nan
-    rng = np.random.default_rng(seed)
-    shuffled = np.stack([rng.permutation(y) for _ in range(permutations)], axis=1)
-    r, _ = pearson_columns(shuffled, x)
+    r, _ = pearson_columns(shuffled_columns(y, permutations, seed), x)
     # A shuffle that reorders only equal values must count as reaching |r observed|.
     extreme = np.count_nonzero(np.abs(r) >= abs(observed) - 1e-12)
     return (1 + extreme) / (1 + permutations)
