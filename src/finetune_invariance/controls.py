@@ -146,54 +146,6 @@ def reinitialised_from(vit: VisionTransformer, block: int, seed: int = 0) -> Con
     return Control(f"reinitialised_from_block_{block}", vit, rewritten_from(vit, block, seed), origin)
 
 
-def with_identities_inserted(vit: VisionTransformer, block: int, count: int) -> VisionTransformer:
-    """A copy of ``vit`` with ``count`` identity blocks inserted before block ``block`` and its
-    last ``count`` blocks dropped (same depth D): its layer j is ``vit``'s layer j for
-    j < block, the input of block ``block`` for block <= j < block + count (the token
-    embedding when ``block`` is 0), and ``vit``'s layer j - count from block + count on."""
-    depth = _depth(vit)
-    _check_block(block, depth, 0, depth - 1, "the block the identities are inserted before")
-    if not 1 <= count <= depth - block - 1:
-        raise ValueError(f"{count} identity blocks before block {block} leave no block of a model of depth {depth}")
-    surgery = copy.deepcopy(vit)
-    blocks = list(surgery.blocks)
-    identities = [identity_block(blocks[max(block - 1, 0)]) for _ in range(count)]
-    surgery.blocks = nn.Sequential(*blocks[:block], *identities, *blocks[block : depth - count])
-    return surgery
-
-
-def identical_copy(vit: VisionTransformer) -> Control:
-    """(q, q): every metric must sit at the floor an unchanged model gives."""
-    depth = _depth(vit)
-    return Control("identical_copy", vit, copy.deepcopy(vit), tuple(range(depth + 1)))
-
-
-def redrawn_from(vit: VisionTransformer, block: int, seed: int = 0) -> VisionTransformer:
-    """A copy of ``vit`` whose blocks ``block``..D-1 are redrawn at random, each tensor from
-    a normal with that tensor's own mean and standard deviation (seeded): new functions of
-    the size training gave them. (timm's initial scale, weights of sd 0.02, would add almost
-    nothing to the residual stream, and the layers would barely change.)"""
-    depth = _depth(vit)
-    _check_block(block, depth, 1, depth - 1, "the first redrawn block")
-    redrawn = copy.deepcopy(vit)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in redrawn.blocks[block:].parameters():
-            spread = parameter.std() if parameter.numel() > 1 else parameter.new_zeros(())
-            draw = torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype)
-            parameter.copy_(parameter.mean() + spread * draw)
-    return redrawn
-
-
-def reinitialised_from(vit: VisionTransformer, block: int, seed: int = 0) -> Control:
-    """(q, q with blocks ``block``..D-1 redrawn, :func:`redrawn_from`): the embedding, the
-    blocks before ``block`` and the final norm are q's, so layers 0..block-1 are unchanged
-    and the layers from ``block`` on are new."""
-    depth = _depth(vit)
-    origin = tuple(j if j < block else None for j in range(depth + 1))
-    return Control(f"reinitialised_from_block_{block}", vit, redrawn_from(vit, block, seed), origin)
-
-
 def _check_shift(block: int, shift: int, depth: int) -> None:
     if shift < 1 or block + shift > depth - 1:
         raise ValueError(

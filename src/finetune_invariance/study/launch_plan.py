@@ -41,7 +41,7 @@ from .control_plan import COMPRESSED, EXPANDED, IDENTICAL, MODEL_CONTROLS, REINI
 from .design import StudyDesign
 from .measured_costs import MEASUREMENTS, Measurement
 from .results_folder import check_results_folder, stamp_path
-from .vocabulary import CLASSIFICATION, SCRATCH, TASKS, Run
+from .vocabulary import CLASSIFICATION, TASKS, Run
 
 #: The repository holding the workflow (an editable install of this package lives in it).
 REPOSITORY = Path(__file__).resolve().parents[3]
