@@ -56,12 +56,23 @@ def test_results_map_documents_every_schema(repo_root):
     assert tables.results_map() in _readme(repo_root)
 
 
-def test_ci_runs_the_readme_install_and_test_commands(repo_root):
+def _commands(script: str) -> list[str]:
+    """The command lines of a shell script or code block, comments and blank lines left out."""
+    lines = (line.split(" #", 1)[0].strip() for line in script.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_ci_runs_exactly_the_readme_test_commands(repo_root, pytestconfig):
+    """The Tests section's commands are .ci/run's test commands, in order: the fast suite
+    (the rehearsal left out, pyproject's addopts) and the rehearsal alone."""
     readme = _readme(repo_root)
-    ci = (repo_root / ".ci" / "run").read_text()
-    for command in ("pip install -e '.[test]'", "python -m pytest"):
-        assert command in readme
-        assert command in ci
+    tests = _commands(_first_block_after(readme, "## Tests", "bash"))
+    ci = _commands((repo_root / ".ci" / "run").read_text())
+    assert [line for line in ci if "pytest" in line] == tests
+    assert tests == ["python -m pytest", "python -m pytest -m rehearsal"]
+    assert "pip install -e '.[test]'" in readme and "python -m pip install -e '.[test]'" in ci
+    addopts = pytestconfig.getini("addopts")
+    assert addopts[addopts.index("-m") + 1] == "not rehearsal"
 
 
 def _code_map_rows(readme: str) -> list[list[str]]:
