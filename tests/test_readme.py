@@ -94,7 +94,11 @@ def _resolve(dotted: str, previous_module: str | None) -> tuple[object, str]:
 def test_code_map_names_functions_and_rules_that_exist(repo_root):
     rows = _code_map_rows(_readme(repo_root))
     assert len(rows) >= 15
-    rules = set(re.findall(r"^rule (\w+):", "\n".join(p.read_text() for p in (repo_root / "workflow/rules").glob("*.smk")), re.M))
+    rules = set(
+        re.findall(
+            r"^rule (\w+):", "\n".join(p.read_text() for p in (repo_root / "workflow/rules").glob("*.smk")), re.M
+        )
+    )
     for quantity, functions, rule_cell, _ in rows:
         module = None
         for dotted in re.findall(r"`([\w.]+)`", functions):
