@@ -196,6 +196,18 @@ def test_bad_checkpoint_epochs_and_image_size(root, tmp_path):
         train(model, TrainConfig(epochs=2, image_size=64), *sets, tmp_path, set())
 
 
+@pytest.mark.parametrize("precision", ["bf16", "tf32"])
+def test_a_cuda_precision_is_refused_on_the_cpu_before_anything_is_written(root, tmp_path, precision):
+    """On the CPU, bf16 and tf32 would compute in fp32 while the checkpoints' headers and
+    the run's identity record the configured precision: refused, naming the key and the fix."""
+    model = build_model(TINY, "classification", 8)
+    sets = data.get_dataset("shapes", "train", root), data.get_dataset("shapes", "test", root)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=rf"precision '{precision}' .*CUDA.*this run's device is cpu.*precision: fp32"):
+        train(model, TrainConfig(epochs=1, precision=precision), *sets, out, {0, 1}, device="cpu")
+    assert not out.exists()
+
+
 # --- resume -------------------------------------------------------------------------------
 
 
@@ -246,7 +258,16 @@ def test_a_resumed_run_writes_the_same_bytes_as_an_uninterrupted_one(root, tmp_p
 
     def run(out_dir, seed=0, on_epoch_end=None):
         model = build_model(TINY, "classification", 8, seed=seed)
-        train(model, config, *sets, out_dir, {0, 2}, "p/shapes/classification/default", on_epoch_end=on_epoch_end, keep_best=True)
+        train(
+            model,
+            config,
+            *sets,
+            out_dir,
+            {0, 2},
+            "p/shapes/classification/default",
+            on_epoch_end=on_epoch_end,
+            keep_best=True,
+        )
 
     def stop_after_epoch_1(epoch):
         if epoch == 1:
@@ -419,7 +440,14 @@ def monitored(root, tmp_path_factory):
     for name, monitor in (("with", ForgettingMonitor(pretrained, inversions)), ("without", None)):
         model = build_model(TINY, "classification", 8, seed=0)
         histories[name] = train(
-            model, config, *sets, out / name, {2}, run_name, monitor=monitor, monitor_schedule=MonitorSchedule(every_steps=2)
+            model,
+            config,
+            *sets,
+            out / name,
+            {2},
+            run_name,
+            monitor=monitor,
+            monitor_schedule=MonitorSchedule(every_steps=2),
         )
     return out, histories, pretrained, images, inversions
 
@@ -427,7 +455,9 @@ def monitored(root, tmp_path_factory):
 def test_the_monitor_does_not_change_training(monitored):
     out, histories, *_ = monitored
     pd.testing.assert_frame_equal(histories["with"], histories["without"])
-    assert (out / "with" / "epoch_002.safetensors").read_bytes() == (out / "without" / "epoch_002.safetensors").read_bytes()
+    assert (out / "with" / "epoch_002.safetensors").read_bytes() == (
+        out / "without" / "epoch_002.safetensors"
+    ).read_bytes()
     assert monitor_table(out / "without").empty
 
 
@@ -438,7 +468,9 @@ def test_the_monitor_measures_on_its_schedule(monitored):
     assert sorted(table["step"].unique()) == [0, 2, 3, 4, 6]
     assert sorted(table["training_epochs"].unique()) == pytest.approx([0, 2 / 3, 1, 4 / 3, 2])
     assert set(table["seed"]) == {0, 1} and set(table["layer"]) == {0, 1, 2}
-    assert (table[["source", "dataset", "task", "variant"]].drop_duplicates().values.tolist() == [["p", "shapes", "classification", "default"]])
+    assert table[["source", "dataset", "task", "variant"]].drop_duplicates().values.tolist() == [
+        ["p", "shapes", "classification", "default"]
+    ]
 
 
 def test_the_monitor_at_an_epochs_end_is_the_offline_forgetting_exactly(monitored):
@@ -471,6 +503,23 @@ def test_a_resumed_monitored_run_keeps_its_measurements(root, monitored, tmp_pat
 
     arguments = dict(monitor=ForgettingMonitor(pretrained, inversions), monitor_schedule=MonitorSchedule(every_steps=2))
     with pytest.raises(KeyboardInterrupt):
-        train(build_model(TINY, "classification", 8, seed=0), config, *sets, tmp_path, {2}, "p/shapes/classification/default", on_epoch_end=stop_after_first_epoch, **arguments)
-    train(build_model(TINY, "classification", 8, seed=5), config, *sets, tmp_path, {2}, "p/shapes/classification/default", **arguments)
+        train(
+            build_model(TINY, "classification", 8, seed=0),
+            config,
+            *sets,
+            tmp_path,
+            {2},
+            "p/shapes/classification/default",
+            on_epoch_end=stop_after_first_epoch,
+            **arguments,
+        )
+    train(
+        build_model(TINY, "classification", 8, seed=5),
+        config,
+        *sets,
+        tmp_path,
+        {2},
+        "p/shapes/classification/default",
+        **arguments,
+    )
     pd.testing.assert_frame_equal(monitor_table(tmp_path), monitor_table(out / "with"))

@@ -57,7 +57,7 @@ class TrainConfig:
     :data:`~.data.AUGMENTATIONS` (the caller builds the dataset with it:
     :func:`~.data.get_dataset`). ``image_size``: model input size (None: the model's);
     images are resized to it on the device. ``precision``: 'fp32', 'tf32' or 'bf16'
-    (:mod:`.evaluation`; CUDA only, the CPU always computes in fp32). ``compile``: wrap the
+    (:mod:`.evaluation`); the last two only on CUDA (:func:`train` refuses them elsewhere). ``compile``: wrap the
     model in ``torch.compile``. ``deterministic``: enable
     ``torch.use_deterministic_algorithms`` for the run (on CUDA also set
     ``CUBLAS_WORKSPACE_CONFIG=:4096:8``).
@@ -239,6 +239,19 @@ class MonitorSchedule:
         return self.every_steps is not None and early and steps_done % self.every_steps == 0
 
 
+def _check_precision_on(device: torch.device, precision: str) -> None:
+    """Refuse a reduced precision where it would not apply: 'tf32' and 'bf16' change the
+    arithmetic on CUDA only, so elsewhere the run would compute in fp32 while its identity,
+    its checkpoints' headers and the results folder's stamp record the configured precision
+    (a run resumed on a GPU would then mix the two)."""
+    if precision != "fp32" and device.type != "cuda":
+        raise ValueError(
+            f"training precision '{precision}' (config finetune.precision, or a variant's or source's precision) "
+            f"computes in reduced precision on CUDA only; this run's device is {device.type}, where it would compute "
+            "in fp32 and record the other: set precision: fp32 for a run off the GPU, or run it on a GPU (config device)"
+        )
+
+
 def train(
     model: ImageModel,
     config: TrainConfig,
@@ -269,9 +282,10 @@ def train(
     ``forgetting_monitor.parquet`` (:data:`~finetune_invariance.study.tables.FORGETTING_MONITOR`).
     It only reads the model: the run trains exactly as it would without it.
     """
+    device = torch.device(device)
+    _check_precision_on(device, config.precision)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device)
     bad_epochs = sorted(e for e in checkpoint_epochs if not 0 <= e <= config.epochs)
     if bad_epochs:
         raise ValueError(f"checkpoint_epochs {bad_epochs} are outside 0..{config.epochs}")
@@ -291,7 +305,9 @@ def train(
         if monitor is not None:
             start = time.perf_counter()
             run.record_forgetting(monitor.measure(model), steps_done, steps_per_epoch)
-            logger.info("%s: forgetting measured after %d steps in %.2f s", run_name, steps_done, time.perf_counter() - start)
+            logger.info(
+                "%s: forgetting measured after %d steps in %.2f s", run_name, steps_done, time.perf_counter() - start
+            )
 
     if run.resume(model, optimizer):
         logger.info("%s: resuming after epoch %d", run_name, run.last_epoch)
@@ -315,7 +331,9 @@ def train(
             # loader per epoch draws the order and its workers' seeds from its own generator.
             torch.manual_seed(_epoch_seed(config.seed, epoch, TORCH_GLOBAL_STREAM))
             shuffle = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch, SHUFFLE_STREAM))
-            loader = data_loader(train_set, config.batch_size, device, config.num_workers, shuffle=True, generator=shuffle)
+            loader = data_loader(
+                train_set, config.batch_size, device, config.num_workers, shuffle=True, generator=shuffle
+            )
             with tqdm(total=len(train_set), unit="img", desc=f"{run_name} epoch {epoch}", disable=None) as progress:
                 train_loss, lr = _train_one_epoch(
                     model,
@@ -332,7 +350,14 @@ def train(
                 )
             train_seconds = time.perf_counter() - start
             test = evaluate(
-                forward, test_set, model.task, image_size, device, config.batch_size, config.num_workers, config.precision
+                forward,
+                test_set,
+                model.task,
+                image_size,
+                device,
+                config.batch_size,
+                config.num_workers,
+                config.precision,
             )
             measure(epoch * steps_per_epoch)
             row = {
