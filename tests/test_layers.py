@@ -189,3 +189,136 @@ def test_check_images_names_the_argument_and_what_is_wrong(images):
         check_images(one_too_bright, "targets")
     with pytest.raises(ValueError, match=r"targets have 6 values outside \[0, 1\] or NaN \(finite range none\)"):
         check_images(torch.full((2, 3, 1, 1), float("nan")), "targets")
+
+
+# --- every architecture family, at tiny size with random weights ------------------------------
+
+SMALL = dict(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2)
+PATCHES = (32 // 8) ** 2
+
+#: family -> (timm name, extra keywords, tokens a block outputs, written down from the papers:
+#: class (+ distillation | + registers) + patches)
+FAMILIES = {
+    "augreg_in1k": ("vit_base_patch32_224.augreg_in1k", {}, 1 + PATCHES),
+    "augreg_in21k": ("vit_base_patch32_224.augreg_in21k", {}, 1 + PATCHES),
+    "deit_distilled": ("deit_base_distilled_patch16_224.fb_in1k", {}, 2 + PATCHES),
+    "dinov2": ("vit_base_patch14_dinov2.lvd142m", {}, 1 + PATCHES),
+    "dinov2_reg4": ("vit_base_patch14_reg4_dinov2.lvd142m", {}, 1 + 4 + PATCHES),
+    "clip": ("vit_base_patch16_clip_224.openai", {}, 1 + PATCHES),
+    "mae": ("vit_base_patch16_224.mae", {}, 1 + PATCHES),
+    "mae_avg_fc_norm": ("vit_base_patch16_224.mae", {"global_pool": "avg"}, 1 + PATCHES),
+}
+
+
+def family_vit(family: str) -> nn.Module:
+    name, extra, _ = FAMILIES[family]
+    torch.manual_seed(0)
+    vit = timm.create_model(name, pretrained=False, num_classes=0, **SMALL, **extra).eval()
+    with torch.no_grad():  # random affine norms, so that a skipped or misplaced norm shows
+        for module in vit.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.normal_(1.0, 0.5)
+                module.bias.normal_(0.0, 0.5)
+    return vit
+
+
+def own_forward(vit, images):
+    """What the model's own forward computes: each block's output (forward hooks) and the
+    model's output, which is the pooled pre-logits representation (num_classes=0)."""
+    normalized = InputNormalization(vit.pretrained_cfg["mean"], vit.pretrained_cfg["std"])(images)
+    blocks = []
+    handles = [b.register_forward_hook(lambda m, i, o: blocks.append(o)) for b in vit.blocks]
+    with torch.no_grad():
+        output = vit(normalized)
+    for h in handles:
+        h.remove()
+    return blocks, output
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_familys_layers_are_its_own_forwards_block_outputs_and_output(family, images):
+    vit = family_vit(family)
+    with torch.no_grad():
+        reps = ViTLayers(vit).representations(images)
+    blocks, output = own_forward(vit, images)
+    tokens = FAMILIES[family][2]
+    assert [r.shape for r in reps] == [(5, tokens * 32)] * 3 + [(5, 32)]
+    for ours, block in zip(reps, blocks):
+        torch.testing.assert_close(ours, block.flatten(1), rtol=0, atol=0)
+    torch.testing.assert_close(reps[-1], output, rtol=0, atol=0)
+
+
+def test_the_last_layer_pools_what_each_family_pools(images):
+    """The pooled layer against its definition written out with torch's layer_norm."""
+
+    def norm(module, x):
+        return nn.functional.layer_norm(x, (32,), module.weight, module.bias, module.eps)
+
+    expected = {
+        # the class token after the final norm
+        "augreg_in1k": lambda vit, last: norm(vit.norm, last[:, 0]),
+        "clip": lambda vit, last: norm(vit.norm, last[:, 0]),
+        "dinov2_reg4": lambda vit, last: norm(vit.norm, last[:, 0]),
+        # DeiT: the mean of the class and distillation tokens after the final norm
+        "deit_distilled": lambda vit, last: (norm(vit.norm, last[:, 0]) + norm(vit.norm, last[:, 1])) / 2,
+        # MAE's finetuning recipe: the mean of the patch tokens, then fc_norm
+        "mae_avg_fc_norm": lambda vit, last: norm(vit.fc_norm, last[:, 1:].mean(dim=1)),
+    }
+    for family, pooled in expected.items():
+        vit = family_vit(family)
+        blocks, _ = own_forward(vit, images)
+        with torch.no_grad():
+            ours = ViTLayers(vit).representations(images, [3])[0]
+        torch.testing.assert_close(ours, pooled(vit, blocks[-1]), rtol=1e-5, atol=1e-5, msg=family)
+
+
+def test_clip_norm_pre_comes_before_the_first_block(images):
+    vit = family_vit("clip")
+    inputs = []
+    handle = vit.blocks[0].register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    layered = ViTLayers(vit)
+    with torch.no_grad():
+        layered.representations(images, [0])
+        embedded = vit._pos_embed(vit.patch_embed(layered.normalization(images)))
+    handle.remove()
+    torch.testing.assert_close(inputs[0], vit.norm_pre(embedded), rtol=0, atol=0)
+    assert not torch.allclose(inputs[0], embedded)  # the pre-norm is there, and it matters
+
+
+def test_register_tokens_can_be_left_out_of_the_block_layers(images):
+    vit = family_vit("dinov2_reg4")
+    blocks, _ = own_forward(vit, images)
+    with torch.no_grad():
+        reps = ViTLayers(vit, register_tokens=False).representations(images)
+        per_sample = ViTLayers(vit, register_tokens=False).representations_per_sample(images, [0, 1, 2, 3, 0])
+    for ours, block in zip(reps, blocks):  # tokens 1-4 are the registers
+        torch.testing.assert_close(ours, torch.cat([block[:, :1], block[:, 5:]], dim=1).flatten(1), rtol=0, atol=0)
+    torch.testing.assert_close(ViTLayers(vit, register_tokens=False).representations(images)[3], reps[3])
+    groups = {group.layer: group for group in per_sample}
+    torch.testing.assert_close(groups[0].features, reps[0][[0, 4]], rtol=0, atol=0)
+    torch.testing.assert_close(groups[2].features, reps[2][[2]], rtol=0, atol=0)
+    assert "register_tokens=False" in repr(ViTLayers(vit, register_tokens=False))
+    assert "register_tokens" not in repr(ViTLayers(vit))
+
+
+@pytest.mark.parametrize(
+    "family, words",
+    [
+        ("augreg_in1k", "class token + 16 patches; last layer: the class token after the final norm"),
+        (
+            "dinov2_reg4",
+            "class token + 4 register tokens + 16 patches; last layer: the class token after the final norm",
+        ),
+        ("deit_distilled", "class token + distillation token + 16 patches; last layer: the mean of the class and"),
+        (
+            "mae_avg_fc_norm",
+            "class token + 16 patches; last layer: global avg pooling of the patch tokens, then fc_norm",
+        ),
+    ],
+)
+def test_token_layout_says_which_tokens_a_layer_holds(family, words):
+    from finetune_invariance.layers import token_layout
+
+    layout = token_layout(family_vit(family))
+    assert layout.describe().startswith(words)
+    assert layout.prefix_tokens + layout.patch_tokens == FAMILIES[family][2]

@@ -6,8 +6,12 @@ For a timm Vision Transformer of depth D (:class:`ViTLayers`) there are D + 1 la
 layer l < D is the output of transformer block l (all tokens, class/prefix tokens
 included, flattened to T * D numbers) and layer D is the final normalised, pooled
 representation (``norm`` as at the end of timm's ``forward_features``, then
-``forward_head(pre_logits=True)``: pool and fc_norm). Any other network can be read
-through forward hooks on named modules (:class:`HookedLayers`).
+``forward_head(pre_logits=True)``: pool and fc_norm). The same definition serves every
+family timm builds as a ``VisionTransformer`` (:func:`token_layout` says which tokens a
+layer holds: class, distillation and register tokens, patches; and what the last layer
+pools); only the register tokens have an alternative (``register_tokens=False`` leaves
+them out of the block layers). Any other network can be read through forward hooks on
+named modules (:class:`HookedLayers`).
 
 Images are in [0, 1]; the model's input normalisation (clamp, then mean/std) is the
 first step of every forward, so the inversion works in pixel space.
@@ -163,14 +167,66 @@ def measuring(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
+class TokenLayout(NamedTuple):
+    """The tokens a timm ViT's blocks output, in their order, and what its last layer pools."""
+
+    class_tokens: int  # 0 or 1, first
+    distillation_tokens: int  # 0 or 1 (DeiT distilled), after the class token
+    register_tokens: int  # DINOv2 'reg4': 4, after the class token
+    patch_tokens: int  # the image's patches, last
+    pooled: str  # the last layer, in words
+
+    @property
+    def prefix_tokens(self) -> int:
+        return self.class_tokens + self.distillation_tokens + self.register_tokens
+
+    def describe(self) -> str:
+        """E.g. 'class token + 4 register tokens + 256 patches; last layer: ...'."""
+        parts = [
+            f"{n} {word}" if n > 1 else word
+            for n, word in (
+                (self.class_tokens, "class token"),
+                (self.distillation_tokens, "distillation token"),
+                (self.register_tokens, "register tokens" if self.register_tokens > 1 else "register token"),
+            )
+            if n
+        ]
+        return " + ".join([*parts, f"{self.patch_tokens} patches"]) + f"; last layer: {self.pooled}"
+
+
+def token_layout(vit: VisionTransformer) -> TokenLayout:
+    """Which tokens the blocks of ``vit`` output and what :meth:`ViTLayers._pooled` reads
+    (docs/method.md, "Which tokens a layer's representation holds, per family")."""
+    if not isinstance(vit, VisionTransformer):
+        raise TypeError(f"token_layout needs a timm VisionTransformer, got {type(vit).__name__}")
+    classes = int(getattr(vit, "cls_token", None) is not None)
+    distillation = int(getattr(vit, "dist_token", None) is not None)
+    registers = int(getattr(vit, "num_reg_tokens", 0))
+    norm = "fc_norm" if not isinstance(vit.fc_norm, nn.Identity) else "norm"
+    if distillation:
+        pooled = "the mean of the class and distillation tokens after the final norm (DeiT's two heads, averaged)"
+    elif getattr(vit, "attn_pool", None) is not None:
+        pooled = "attention pooling (MAP head) of the final normalised tokens"
+    elif vit.global_pool == "token":
+        pooled = f"the class token after the final {norm}"
+    elif vit.global_pool:
+        tokens = "all tokens" if getattr(vit, "pool_include_prefix", False) else "the patch tokens"
+        pooled = f"global {vit.global_pool} pooling of {tokens}, then {norm}"
+    else:
+        pooled = f"every token after the final {norm}, flattened (no pooling)"
+    return TokenLayout(classes, distillation, registers, vit.patch_embed.num_patches, pooled)
+
+
 class ViTLayers(LayeredModel):
     """The D + 1 layers of a timm :class:`VisionTransformer` of depth D (docs/method.md, "Models and layers").
 
     ``normalization`` is the model's input step; by default
     ``InputNormalization(vit.pretrained_cfg["mean"], vit.pretrained_cfg["std"])``.
+    ``register_tokens``: whether the block layers hold the register tokens (DINOv2 'reg4')
+    as they hold every other token the block outputs (the default), or leave them out.
     """
 
-    def __init__(self, vit: VisionTransformer, normalization: nn.Module | None = None):
+    def __init__(self, vit: VisionTransformer, normalization: nn.Module | None = None, register_tokens: bool = True):
         if not isinstance(vit, VisionTransformer):
             raise TypeError(f"ViTLayers needs a timm VisionTransformer, got {type(vit).__name__}")
         super().__init__()
@@ -178,6 +234,23 @@ class ViTLayers(LayeredModel):
         self.normalization = normalization if normalization is not None else _default_normalization(vit)
         self.depth = len(vit.blocks)
         self.num_layers = self.depth + 1
+        layout = token_layout(vit)
+        # Positions of the register tokens to leave out of the block layers (none: keep all).
+        first = layout.class_tokens + layout.distillation_tokens
+        self._dropped = (
+            (first, first + layout.register_tokens) if not register_tokens and layout.register_tokens else None
+        )
+
+    def extra_repr(self) -> str:
+        """Whether the register tokens are left out (the inversion cache's key tells the layers apart)."""
+        return "register_tokens=False" if self._dropped else ""
+
+    def _block_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """A block's output (n, T, D) as the layer's (n, F) representation."""
+        if self._dropped is not None:
+            start, stop = self._dropped
+            x = torch.cat([x[:, :start], x[:, stop:]], dim=1)
+        return x.flatten(1).float()
 
     def _forward(self, images: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         """One forward that stops after the deepest requested layer."""
@@ -187,7 +260,7 @@ class ViTLayers(LayeredModel):
         for b in range(min(max(layers) + 1, self.depth)):
             x = self.vit.blocks[b](x)
             if b in wanted:
-                outputs[b] = x.flatten(1).float()
+                outputs[b] = self._block_layer(x)
         if self.depth in wanted:
             outputs[self.depth] = self._pooled(x).float()
         return [outputs[layer] for layer in layers]
@@ -214,7 +287,7 @@ class ViTLayers(LayeredModel):
             x = self.vit.blocks[b](x)
             done = counts[b]
             if done:
-                groups.append(LayerGroup(b, order_dev[running - done : running], x[-done:].flatten(1).float()))
+                groups.append(LayerGroup(b, order_dev[running - done : running], self._block_layer(x[-done:])))
                 x = x[:-done]
                 running -= done
         if running:

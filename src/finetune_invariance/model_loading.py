@@ -127,15 +127,40 @@ def load_timm_weights(vit: VisionTransformer, path: str | Path) -> None:
             f"weights file {path} cannot be read as a state dict ({type(err).__name__}: {err}); expected the hub's "
             "model.safetensors (or a .pth/.bin state dict) of the model: download it again"
         ) from err
-    state = {k: v for k, v in checkpoint_filter_fn(state, vit).items() if not k.startswith("head.")}
+    load_timm_state(vit, checkpoint_filter_fn(state, vit), f"weights file {path}")
+
+
+#: The keys of a fresh ``fc_norm``, which MAE's finetuning recipe adds (below).
+_FC_NORM_KEYS = {"fc_norm.weight", "fc_norm.bias"}
+
+
+def load_timm_state(vit: VisionTransformer, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Load a state dict already in timm's keys into ``vit`` (built without a classifier),
+    strictly: the classifier's keys are dropped, every other key must fit, or
+    :class:`WeightsFileError` names ``what`` and the keys that do not.
+
+    One exception, MAE's finetuning recipe (He et al. 2022, their ``main_finetune.py``): a
+    model that pools through ``fc_norm`` and has no final ``norm`` (timm's
+    ``global_pool='avg'``) gets a fresh ``fc_norm`` (its initialisation, weight 1 and bias 0)
+    when the weights have none, and the pretraining's final ``norm`` is left out.
+    """
+    state = {k: v for k, v in state.items() if not k.startswith(("head.", "head_dist."))}
+    fresh_fc_norm = (
+        isinstance(vit.norm, nn.Identity)
+        and not isinstance(vit.fc_norm, nn.Identity)
+        and not _FC_NORM_KEYS & set(state)
+    )
+    if fresh_fc_norm:
+        state = {k: v for k, v in state.items() if not k.startswith("norm.")}
+    architecture = f"timm '{vit.pretrained_cfg.get('architecture')}' with its model arguments"
     try:
         result = vit.load_state_dict(state, strict=False)
     except RuntimeError as err:  # tensors of another shape: another width, depth or patch size
-        raise WeightsFileError(f"weights file {path} holds another architecture than {architecture}: {err}") from err
-    if result.missing_keys or result.unexpected_keys:
+        raise WeightsFileError(f"{what} holds another architecture than {architecture}: {err}") from err
+    missing = sorted(set(result.missing_keys) - (_FC_NORM_KEYS if fresh_fc_norm else set()))
+    if missing or result.unexpected_keys:
         raise WeightsFileError(
-            f"weights file {path} does not fit {architecture}: "
-            f"missing keys {result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}"
+            f"{what} does not fit {architecture}: missing keys {missing[:5]}, unexpected keys {result.unexpected_keys[:5]}"
         )
 
 

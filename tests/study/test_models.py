@@ -60,7 +60,9 @@ def test_head_init_trunc_normal_or_torchs_default_as_the_authors():
         default, authors = (getattr(head, "conv", head) for head in (default, authors))
         assert torch.all(default.bias == 0) and default.weight.std().item() == pytest.approx(0.02, rel=0.2)
         assert authors.weight.abs().max() <= bound and authors.bias.abs().max() <= bound
-        assert authors.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.2) and torch.all(authors.bias != 0)
+        assert authors.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.2) and torch.all(
+            authors.bias != 0
+        )
     with pytest.raises(ValueError, match=r"head_init must be one of \['trunc_normal', 'pytorch'\]"):
         ModelSpec(NAME, TINY, head_init="zeros")
 
@@ -160,7 +162,9 @@ def test_unreadable_or_wider_weights_files_are_named_with_the_fix(tmp_path):
 
     for name in ("random.safetensors", "random.pth"):
         (tmp_path / name).write_bytes(os.urandom(300))
-        with pytest.raises(ValueError, match=f"weights file .*{name} cannot be read as a state dict.*download it again"):
+        with pytest.raises(
+            ValueError, match=f"weights file .*{name} cannot be read as a state dict.*download it again"
+        ):
             build_model(tiny(f"file:{tmp_path / name}"), "classification", 2)
     wider = timm.create_model(NAME, pretrained=False, num_classes=0, **{**TINY, "embed_dim": 64})
     path = tmp_path / "wider.safetensors"
@@ -268,7 +272,9 @@ def test_an_augreg_npz_lands_where_the_flax_layout_and_timms_loader_put_it(tmp_p
     # kernels (in, out) act as x @ kernel; attention kernels (in, heads, head_dim).
     assert torch.equal(vit.patch_embed.proj.weight, w["embedding/kernel"].permute(3, 2, 0, 1))
     assert torch.equal(vit.patch_embed.proj.bias, w["embedding/bias"])
-    assert torch.equal(vit.cls_token, w["cls"]) and torch.equal(vit.pos_embed, w["Transformer/posembed_input/pos_embedding"])
+    assert torch.equal(vit.cls_token, w["cls"]) and torch.equal(
+        vit.pos_embed, w["Transformer/posembed_input/pos_embedding"]
+    )
     assert torch.equal(vit.norm.weight, w["Transformer/encoder_norm/scale"])
     x = torch.randn(5, 32)
     for i, block in enumerate(vit.blocks):
@@ -327,3 +333,88 @@ def test_a_checkpoint_of_url_weights_keeps_their_provenance_and_loads_without_th
     loaded, _ = load_checkpoint(path)
     assert loaded.spec == model.spec
     assert_same_tensors(loaded.state_dict(), model.state_dict())
+
+
+# --- other pretrained families ------------------------------------------------------------------
+
+SMALL = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
+MAE = "vit_base_patch16_224"  # timm's MAE weights are the tag 'mae' of this architecture
+
+
+def saved_timm_model(path, name, **overrides):
+    """A timm model's state dict as the hub's model.safetensors holds it (its head included)."""
+    torch.manual_seed(1)
+    model = timm.create_model(name, pretrained=False, **SMALL, **overrides)
+    save_file(model.state_dict(), str(path))
+    return model
+
+
+def test_mae_weights_load_into_average_pooling_with_a_fresh_fc_norm(tmp_path):
+    """MAE's finetuning recipe: its final norm is left out, fc_norm starts at weight 1, bias 0."""
+    saved = saved_timm_model(tmp_path / "mae.safetensors", f"{MAE}.mae", num_classes=0)
+    with torch.no_grad():
+        saved.norm.weight.fill_(3.0)  # so that a norm copied into fc_norm would show
+    save_file(saved.state_dict(), str(tmp_path / "mae.safetensors"))
+    spec = ModelSpec(f"{MAE}.mae", {**SMALL, "global_pool": "avg"}, f"file:{tmp_path / 'mae.safetensors'}")
+    model = build_model(spec, "classification", 3)
+    blocks = {k: v for k, v in saved.state_dict().items() if not k.startswith("norm.")}
+    assert_same_tensors({k: v for k, v in backbone_state(model).items() if not k.startswith("fc_norm.")}, blocks)
+    assert torch.equal(model.backbone.fc_norm.weight, torch.ones(32)) and torch.equal(
+        model.backbone.fc_norm.bias, torch.zeros(32)
+    )
+    # the same weights without the pooling override load strictly, their final norm included
+    token = build_model(ModelSpec(f"{MAE}.mae", SMALL, spec.weights), "classification", 3)
+    assert torch.equal(token.backbone.norm.weight, torch.full((32,), 3.0))
+
+
+def test_a_file_that_lacks_other_weights_is_still_refused_with_average_pooling(tmp_path):
+    saved = saved_timm_model(tmp_path / "mae.safetensors", f"{MAE}.mae", num_classes=0)
+    save_file(
+        {k: v for k, v in saved.state_dict().items() if k != "blocks.1.mlp.fc2.bias"}, str(tmp_path / "mae.safetensors")
+    )
+    spec = ModelSpec(MAE, {**SMALL, "global_pool": "avg"}, f"file:{tmp_path / 'mae.safetensors'}")
+    with pytest.raises(WeightsFileError, match=r"missing keys \['blocks.1.mlp.fc2.bias'\]"):
+        build_model(spec, "classification", 3)
+
+
+def test_hub_weights_with_another_pooling_come_from_the_hubs_own_architecture(monkeypatch):
+    from finetune_invariance.study import models
+
+    created = []
+    real = models.create_vit
+
+    def fake_create_vit(name, model_args=None, *, pretrained, offline_fix=""):
+        created.append((name, dict(model_args or {}), pretrained))
+        if pretrained:  # the hub, offline: a seeded model of the hub's architecture
+            torch.manual_seed(5)
+        return real(name, model_args, pretrained=False)
+
+    monkeypatch.setattr(models, "create_vit", fake_create_vit)
+    model = build_model(ModelSpec(MAE, {**SMALL, "global_pool": "avg"}, "timm:mae"), "classification", 3)
+    assert created[:2] == [(f"{MAE}.mae", SMALL, True), (f"{MAE}.mae", {**SMALL, "global_pool": "avg"}, False)]
+    torch.manual_seed(5)
+    hub = real(f"{MAE}.mae", SMALL, pretrained=False)
+    assert torch.equal(model.backbone.blocks[1].attn.qkv.weight, hub.blocks[1].attn.qkv.weight)
+    assert model.backbone.global_pool == "avg" and torch.equal(model.backbone.fc_norm.weight, torch.ones(32))
+
+
+def test_deit_distilled_hub_file_loads_without_its_two_heads(tmp_path):
+    name = "deit_base_distilled_patch16_224"
+    saved = saved_timm_model(tmp_path / "deit.safetensors", name, num_classes=10)
+    model = build_model(ModelSpec(name, SMALL, f"file:{tmp_path / 'deit.safetensors'}"), "classification", 3)
+    assert torch.equal(model.backbone.dist_token, saved.dist_token)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_register_tokens_setting_reaches_the_layers_and_round_trips():
+    name = "vit_base_patch14_reg4_dinov2"
+    spec = ModelSpec(name, {**SMALL, "patch_size": 8}, register_tokens=False, mean=(0.5,) * 3, std=(0.25,) * 3)
+    model = build_model(spec, "classification", 3)
+    with torch.no_grad():
+        reps = model.layered().representations(torch.rand(2, 3, 32, 32), [0])
+    assert reps[0].shape == (2, (1 + 16) * 32)  # class token and 16 patches: the 4 registers left out
+    assert ModelSpec.from_dict(model.spec.to_dict()) == model.spec
+    assert model.spec.mean == (0.5,) * 3 and model.spec.std == (0.25,) * 3
+    assert build_model(ModelSpec(name, {**SMALL, "patch_size": 8}), "classification", 3).layered().representations(
+        torch.rand(2, 3, 32, 32), [0]
+    )[0].shape == (2, (1 + 4 + 16) * 32)

@@ -13,7 +13,10 @@ Starting weights (``ModelSpec.weights``):
 
 - ``"scratch"``: random initialisation, seeded;
 - ``"timm:<tag>"``: timm's pretrained weights ``<name>.<tag>`` from the Hugging Face hub
-  (cached; with ``HF_HUB_OFFLINE=1`` they must already be in the cache);
+  (cached; with ``HF_HUB_OFFLINE=1`` they must already be in the cache); overrides that
+  change the pooling (``global_pool``, ``fc_norm``: MAE's average pooling with a fresh
+  ``fc_norm``) take the weights from the hub's own architecture
+  (:func:`..model_loading.load_timm_state`);
 - ``"url:<url>"``: a weights file downloaded once into torch's hub cache
   (``$TORCH_HOME/hub/checkpoints``), e.g. the authors' AugReg ``.npz`` from the public
   bucket ``https://storage.googleapis.com/vit_models/augreg/``;
@@ -50,6 +53,7 @@ from ..model_loading import (
     WeightsUnavailableError,
     check_timm_name,
     create_vit,
+    load_timm_state,
     load_timm_weights,
 )
 from ..preprocessing import InputNormalization
@@ -70,6 +74,9 @@ PAPER_MODEL = "vit_base_patch32_224"
 HEAD_INITS = ("trunc_normal", "pytorch")
 HEAD_INIT_STD = 0.02
 
+#: timm keywords that change how the backbone pools its last layer, not its weights.
+POOLING_KEYS = ("global_pool", "fc_norm")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -81,7 +88,8 @@ class ModelSpec:
     ``checkpoint:`` source, to that checkpoint's); ``sha256`` is the expected checksum of a
     ``url:``/``file:`` weights file (None: not checked). Models built by
     :func:`build_model` carry all three resolved. ``head_init``: how the task head starts
-    (:data:`HEAD_INITS`).
+    (:data:`HEAD_INITS`). ``register_tokens``: whether the block layers hold the register
+    tokens (:class:`..layers.ViTLayers`; only models with registers, DINOv2 'reg4', have any).
     """
 
     name: str = PAPER_MODEL
@@ -91,6 +99,7 @@ class ModelSpec:
     std: tuple[float, ...] | None = None
     sha256: str | None = None
     head_init: str = "trunc_normal"
+    register_tokens: bool = True
 
     def __post_init__(self) -> None:
         kind, _ = self.weight_source()  # validates
@@ -100,7 +109,9 @@ class ModelSpec:
             raise ValueError("ModelSpec.overrides must not set num_classes: the head is built by build_model")
         if self.sha256 is not None:
             if kind not in FILE_KINDS:
-                raise ValueError(f"ModelSpec.sha256 checks a 'url:' or 'file:' weights file; weights are '{self.weights}'")
+                raise ValueError(
+                    f"ModelSpec.sha256 checks a 'url:' or 'file:' weights file; weights are '{self.weights}'"
+                )
             if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
                 raise ValueError(f"ModelSpec.sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
 
@@ -123,7 +134,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
-        unknown = set(d) - {"name", "overrides", "weights", "mean", "std", "sha256", "head_init"}
+        unknown = set(d) - {"name", "overrides", "weights", "mean", "std", "sha256", "head_init", "register_tokens"}
         if unknown:
             raise ValueError(f"unknown ModelSpec fields {sorted(unknown)}")
         mean, std = d.get("mean"), d.get("std")
@@ -135,6 +146,7 @@ class ModelSpec:
             std=None if std is None else tuple(float(s) for s in std),
             sha256=d.get("sha256"),
             head_init=d.get("head_init", "trunc_normal"),
+            register_tokens=bool(d.get("register_tokens", True)),
         )
 
 
@@ -199,7 +211,7 @@ class ImageModel(nn.Module):
         """The model's layers 0..depth (docs/method.md) as a ``layers.ViTLayers`` module."""
         from ..layers import ViTLayers  # lazy: the metrics side is optional for training
 
-        return ViTLayers(self.backbone, self.normalization)
+        return ViTLayers(self.backbone, self.normalization, register_tokens=self.spec.register_tokens)
 
 
 def per_sample_loss(task: str, outputs: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -227,12 +239,16 @@ def _check_pretrained_tag(name: str, tag: str) -> None:
 
 def _hub_backbone(spec: ModelSpec, tag: str) -> VisionTransformer:
     _check_pretrained_tag(spec.name, tag)
-    return create_vit(
-        f"{spec.name}.{tag}",
-        spec.overrides,
-        pretrained=True,
-        offline_fix="copy the weights file to this machine and use weights 'file:<path>'",
-    )
+    name, fix = f"{spec.name}.{tag}", "copy the weights file to this machine and use weights 'file:<path>'"
+    if not set(POOLING_KEYS) & set(spec.overrides):
+        return create_vit(name, spec.overrides, pretrained=True, offline_fix=fix)
+    # timm loads hub weights strictly into the architecture asked for: another pooling (MAE's
+    # average pooling with a fresh fc_norm) takes them from the hub's own architecture.
+    own = {key: value for key, value in spec.overrides.items() if key not in POOLING_KEYS}
+    hub = create_vit(name, own, pretrained=True, offline_fix=fix)
+    backbone = create_vit(name, spec.overrides, pretrained=False)
+    load_timm_state(backbone, hub.state_dict(), f"timm weights '{name}'")
+    return backbone
 
 
 def _downloaded(url: str) -> Path:
@@ -274,7 +290,9 @@ def _verified_weights_file(spec: ModelSpec, kind: str, location: str) -> tuple[P
         raise FileNotFoundError(f"weights file {path} does not exist")
     digest = sha256(path)
     if spec.sha256 is None:
-        logger.info("weights %s: SHA-256 %s (pin it in the config: the source's sha256: %s)", spec.weights, digest, digest)
+        logger.info(
+            "weights %s: SHA-256 %s (pin it in the config: the source's sha256: %s)", spec.weights, digest, digest
+        )
     elif digest != spec.sha256:
         fix = f"delete {path} to download it again" if kind == "url" else "copy the file again"
         raise WeightsFileError(
