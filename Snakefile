@@ -74,6 +74,7 @@ include: "workflow/rules/robustness.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/controls.smk"
+include: "workflow/rules/properties.smk"
 
 
 onstart:

@@ -59,6 +59,7 @@ ANALYSIS_AND_FIGURE_JOBS = {
     "robustness_correlations": 1,
     "learning_forgetting_correlation": 1,
     "claims": 1,
+    "matched_properties": 1,  # the properties of the paper's setting matched (docs/scale-model.md)
     "figure_layer_profiles": 1,
     "figure_invariance_flow": 1,
     "figure_dynamics": 1,

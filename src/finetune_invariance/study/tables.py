@@ -112,6 +112,8 @@ HYPOTHESES = TableSchema(
         "p_bonferroni": _c("float64", "min(1, p_value * family_size)"),
         "family_size": _c("int64", "number of hypotheses of the family, the Bonferroni factor (352 / 88 for 13 layers)"),
         "n_epochs": _c("int64", "number of epochs correlated"),
+        "p_permutation": _c("float64", "beyond the paper: two-sided p of r over the 2n circular shifts and reversals of the accuracy series (statistics.surrogate_p_values; at least 1 / (2 n_epochs)); NaN if r is undefined"),
+        "p_permutation_fwer": _c("float64", "beyond the paper: the same test family-wise, Westfall-Young single-step max-T over the hypothesis's family (the counterpart of p_bonferroni)"),
     },
 )
 
@@ -127,6 +129,8 @@ NAMED_HYPOTHESES = TableSchema(
         "p_value": HYPOTHESES.columns["p_value"],
         "p_bonferroni": HYPOTHESES.columns["p_bonferroni"],
         "n_epochs": HYPOTHESES.columns["n_epochs"],
+        "p_permutation": HYPOTHESES.columns["p_permutation"],
+        "p_permutation_fwer": HYPOTHESES.columns["p_permutation_fwer"],
         "paper_r": _c("float64", "the paper's r for this run's setting, NaN where it reports none"),
         "paper_p_value": _c("float64", "the paper's p-value, NaN where it reports none"),
     },
@@ -172,6 +176,7 @@ EARLY_EPOCH_CORRELATION = TableSchema(
         "last_epoch": _c("int64", "e: the correlation uses epochs 1..e"),
         "r": _c("float64", "Pearson r over epochs 1..e with the mean corrupted accuracy; NaN if undefined"),
         "p_value": _c("float64", "two-sided p-value of r; NaN if undefined"),
+        "p_permutation": _c("float64", "beyond the paper: two-sided p of r over the 2e circular shifts and reversals of the accuracy series over epochs 1..e (at least 1 / (2e)); NaN if undefined"),
     },
 )
 
@@ -215,6 +220,24 @@ CONTROLS = TableSchema(
     keys=("control", "check"),
 )
 
+MATCHED_PROPERTIES = TableSchema(
+    "matched_properties",
+    "property of the paper's setting (finetune_invariance.study.matched_properties.PROPERTIES)",
+    {
+        "property": _c("string", "the property's key"),
+        "description": _c("string", "the property of the paper's setting"),
+        "paper_value": _c("string", "the paper's value"),
+        "paper_source": _c("string", "where the paper's value is read"),
+        "value": _c("string", "this configuration's value, with the numbers behind it (what was missing, if not measured)"),
+        "measured_by": _c("string", "how this configuration's value is measured"),
+        "criterion": _c("string", "when it counts as matched (stated before the scale model was measured)"),
+        "status": _c("string", "'matched', 'unmatched' or 'not measured'"),
+        "bears_on": _c("string", "claims (ids, or sections of the paper) whose verdicts an unmatched value makes conditional"),
+        "calibrates": _c("string", "claims the property's calibration partly fixes (not independent evidence)"),
+    },
+    keys=("property",),
+)
+
 SCHEMAS: dict[str, TableSchema] = {
     s.name: s
     for s in (
@@ -235,6 +258,7 @@ SCHEMAS: dict[str, TableSchema] = {
         CONTROL_LAYER_METRICS,
         CONTROL_INVARIANCE_FLOW,
         CONTROLS,
+        MATCHED_PROPERTIES,
     )
 }
 
@@ -251,6 +275,7 @@ STUDY_TABLES: dict[str, TableSchema] = {
     "table1_accuracy": TABLE1,
     "forgetting_monitor": FORGETTING_MONITOR,
     "checkpoint_picks": CHECKPOINT_PICKS,
+    "matched_properties": MATCHED_PROPERTIES,
 }
 
 

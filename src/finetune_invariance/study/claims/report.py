@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ...tables import html_page, html_table, markdown_table
+from ..matched_properties import beside_verdicts
 from .evidence import NotMeasured, StudyTables
 from .registry import BEYOND, CLAIMS, FAILS, HOLDS, NOT_MEASURED, SECTIONS, VERDICTS, Claim, Finding
 
@@ -71,7 +72,7 @@ def evaluate_claims(
         records.append(
             dict(claim=claim.id, section=claim.section, **prose, verdict=verdict, evidence=evidence, facts=facts)
         )
-    return pd.DataFrame(records, columns=COLUMNS)
+    return beside_verdicts(pd.DataFrame(records, columns=COLUMNS), tables.get("matched_properties"))
 
 
 # --- the report -------------------------------------------------------------------------------
