@@ -56,6 +56,7 @@ try:
     if CHECKS_RESULTS_FOLDER:
         check_results_folder(config, CONFIG_FILES, Path(workflow.basedir) / SCHEMA)
         check_published_checkpoints(StudyDesign(config))
+        workflow_dir=workflow.basedir,
 except WorkflowError as error:
     # Snakemake's message dumps the whole schema; name the key and what it allows instead.
     raise WorkflowError(describe_schema_error(error.__context__)) from None

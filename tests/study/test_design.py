@@ -16,7 +16,11 @@ def design(**changes) -> StudyDesign:
             "b": {"kind": "generated"},
             "pre": {"kind": "generated"},
         },
-        "sources": {"pre": {"weights": "pretrain:pre"}, "b": {"weights": "pretrain:b"}, "scratch": {"weights": "scratch"}},
+        "sources": {
+            "pre": {"weights": "pretrain:pre"},
+            "b": {"weights": "pretrain:b"},
+            "scratch": {"weights": "scratch"},
+        },
         "finetune": {"epochs": 4, "lr": 0.1},
         "variants": {"default": {}, "slow": {"lr": 0.01, "epochs": 3, "schedule_epochs": 4}},
         "finetune_runs": [
@@ -59,7 +63,11 @@ def test_the_chain_of_trained_sources_is_trained_first():
 def test_dynamics_runs_are_analysed_every_epoch_others_at_their_best_or_last_checkpoint():
     study = design()
     assert study.analysed_checkpoints(Run("pre", "a", "classification")) == [f"epoch_00{e}" for e in (1, 2, 3, 4)]
-    assert study.analysed_checkpoints(Run("pre", "a", "classification", "slow")) == ["epoch_001", "epoch_002", "epoch_003"]
+    assert study.analysed_checkpoints(Run("pre", "a", "classification", "slow")) == [
+        "epoch_001",
+        "epoch_002",
+        "epoch_003",
+    ]
     assert study.analysed_checkpoints(Run("scratch", "b", "classification")) == ["best"]
     last = design(analysed_checkpoint="last")
     assert last.analysed_checkpoints(Run("scratch", "b", "classification")) == ["epoch_004"]
@@ -152,7 +160,106 @@ def test_the_schemas_stir_defaults_are_the_inversion_recipes(repo_root):
 
     from finetune_invariance import inversion
 
-    stir = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())["properties"]["stir"]["properties"]
-    assert stir["iterations"]["default"] == inversion.DEFAULT_ITERATIONS == 500  # docs/method.md: 500 in the authors' runs
+    stir = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())["properties"]["stir"][
+        "properties"
+    ]
+    assert (
+        stir["iterations"]["default"] == inversion.DEFAULT_ITERATIONS == 500
+    )  # docs/method.md: 500 in the authors' runs
     assert stir["step_size"]["default"] == inversion.DEFAULT_STEP_SIZE == 0.5
     assert stir["precision"]["default"] == "fp32"
+
+
+# --- a model per source, your own data ----------------------------------------------------------
+
+CLIP = {
+    "name": "vit_base_patch16_clip_224.openai",
+    "overrides": {"img_size": 32, "patch_size": 8},
+    "mean": [0.4] * 3,
+    "std": [0.3] * 3,
+}
+
+
+def per_source_design(tmp_path=None, **changes) -> StudyDesign:
+    return design(
+        sources={
+            "pre": {"weights": "pretrain:pre"},
+            "b": {"weights": "pretrain:b"},
+            "scratch": {"weights": "scratch"},
+            "clip": {"weights": "file:weights/clip.safetensors", "model": CLIP},
+            "dino": {
+                "weights": "timm:lvd142m",
+                "model": {
+                    "name": "vit_base_patch14_reg4_dinov2",
+                    "register_tokens": False,
+                    "image_size": 224,
+                    "overrides": {"img_size": 224},
+                },
+            },
+        },
+        finetune_runs=[{"sources": ["pre", "clip", "dino"], "datasets": ["a"], "tasks": ["classification"]}],
+        **changes,
+    )
+
+
+def test_a_source_with_its_own_model_gives_it_to_the_source_and_every_run_from_it():
+    study = per_source_design()
+    clip = study.source_model("clip")
+    assert clip == {
+        "name": "vit_base_patch16_clip_224.openai",
+        "overrides": {"img_size": 32, "patch_size": 8},
+        "weights": "file:weights/clip.safetensors",
+        "head_init": "trunc_normal",
+        "mean": [0.4] * 3,
+        "std": [0.3] * 3,
+    }
+    assert study.model("checkpoint:x", source="dino")["register_tokens"] is False
+    assert study.training(Run("clip", "a", "classification"))["image_size"] == 32
+    assert study.training(Run("dino", "a", "classification"))["image_size"] == 224
+    # the top-level model stays the default, and a 'pretrain:' source is the scratch source's model
+    top = study.model("checkpoint:x", source="pre")
+    assert (
+        top
+        == study.model("checkpoint:x")
+        == {"name": "vit_tiny_patch16_224", "overrides": {}, "weights": "checkpoint:x", "head_init": "trunc_normal"}
+    )
+    assert study.source_image_size("pre") == study.image_size == 224
+    assert study.compares_models and not design().compares_models
+
+
+def test_a_pretrain_source_is_the_scratch_sources_model():
+    small = {"name": "vit_tiny_patch16_224", "overrides": {"img_size": 32, "depth": 2}}
+    study = design(sources={"pre": {"weights": "pretrain:pre"}, "scratch": {"weights": "scratch", "model": small}})
+    assert study.model_entry("pre") == study.model_entry("scratch") != study.model_entry()
+    assert study.training(study.pretraining_run("pre"))["image_size"] == 32
+    assert not study.compares_models  # every run starts from the scratch source's model
+
+
+def test_a_folder_dataset_is_read_from_its_root_in_the_workflows_folder_at_its_native_size(tmp_path):
+    from .test_config import image_folder
+
+    image_folder(tmp_path / "images", train=("x", "y", "z"), test=("x", "y"))
+    datasets = {
+        "a": {"kind": "folder", "root": "images", "image_size": 16},
+        "b": {"kind": "generated"},
+        "pre": {"kind": "generated"},
+    }
+    config = validated_config(
+        {
+            "model": {"name": "vit_tiny_patch16_224"},
+            "datasets": datasets,
+            "sources": {"pre": {"weights": "pretrain:pre"}, "scratch": {"weights": "scratch"}},
+            "finetune_runs": [{"sources": ["pre"], "datasets": ["a"], "tasks": ["classification", "reconstruction"]}],
+            "data_root": "data",
+        }
+    )
+    study = StudyDesign(config, workflow_dir=tmp_path)
+    assert study.data("a") == {"root": str(tmp_path / "images"), "download": False, "folder_size": 16}
+    assert study.data("b") == {"root": "data", "download": False}
+    assert study.num_classes(Run("pre", "a", "classification")) == 3
+    assert study.num_classes(Run("pre", "a", "reconstruction")) is None
+    assert study.is_folder("a") and not study.is_generated("a")
+    absolute = validated_config(
+        {**config, "datasets": {**datasets, "a": {**datasets["a"], "root": str(tmp_path / "images")}}}
+    )
+    assert StudyDesign(absolute, workflow_dir="/elsewhere").data("a")["root"] == str(tmp_path / "images")

@@ -36,7 +36,7 @@ rule corrupted_testset:
     params:
         robustness=STUDY.robustness,
         published=lambda wc: STUDY.corrupted_kind(wc.dataset) == "published",
-        data=STUDY.data(),
+        data=lambda wc: STUDY.data(wc.dataset),
     script:
         "../scripts/corrupted_testset.py"
 

@@ -25,7 +25,7 @@ rule robust_accuracy:
             )
             for epoch in STUDY.checkpoint_epochs(run_of(wc))
         },
-        image_size=STUDY.image_size,
+        image_size=lambda wc: STUDY.source_image_size(wc.source),
         device=config["device"],
     script:
         "../scripts/robust_accuracy.py"

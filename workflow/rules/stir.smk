@@ -21,8 +21,8 @@ rule invert_pretrained:
         runtime=RES["invert_runtime_min"],
     params:
         stir=STUDY.stir,
-        data=STUDY.data(),
-        image_size=STUDY.image_size,
+        data=lambda wc: STUDY.data(wc.dataset),
+        image_size=lambda wc: STUDY.source_image_size(wc.source),
         device=config["device"],
     script:
         "../scripts/invert_pretrained.py"

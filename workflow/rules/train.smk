@@ -48,9 +48,12 @@ rule finetune:
         runtime=RES["train_runtime_min"],
     params:
         run=lambda wc: run_of(wc).path,
-        model=lambda wc, input: STUDY.model(f"checkpoint:{input.source}"),
+        model=lambda wc, input: STUDY.model(
+            f"checkpoint:{input.source}", source=wc.source
+        ),
+        num_classes=lambda wc: STUDY.num_classes(run_of(wc)),
         training=lambda wc: STUDY.training(run_of(wc)),
-        data=STUDY.data(),
+        data=lambda wc: STUDY.data(wc.dataset),
         device=config["device"],
         # Resume state lives outside the declared outputs, which Snakemake deletes
         # before rerunning a job; a killed run restarts from its last complete epoch.

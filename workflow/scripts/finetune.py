@@ -5,17 +5,18 @@ from finetune_invariance.study.warm import run_warm
 
 run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
 
-from finetune_invariance.study import catalog, data, models, run_folder, tables, training
+from finetune_invariance.study import data, models, run_folder, tables, training
 from finetune_invariance.study.layout import checkpoint_path
 from finetune_invariance.study.runtime import logged_to, publish, resolve_device
-from finetune_invariance.study.vocabulary import CLASSIFICATION, Run
+from finetune_invariance.study.vocabulary import Run
 
 with logged_to(snakemake.log[0]):
     run = Run.parse(snakemake.params.run)
     device = resolve_device(snakemake.params.device)
     config = training.TrainConfig(**snakemake.params.training)
-    num_classes = catalog.dataset_facts(run.dataset).num_classes if run.task == CLASSIFICATION else None
-    model = models.build_model(models.ModelSpec(**snakemake.params.model), run.task, num_classes, seed=config.seed)
+    model = models.build_model(
+        models.ModelSpec(**snakemake.params.model), run.task, snakemake.params.num_classes, seed=config.seed
+    )
     monitor = None
     if snakemake.params.monitor is not None:
         from finetune_invariance.inversion import Inversions

@@ -3,8 +3,10 @@
 The schema (``workflow/schemas/config.schema.yaml``) checks each key on its own and holds
 every default; :func:`check_config` checks what depends on several keys or on facts
 outside the config: names that refer to other entries, sample sizes against the test
-sets, epochs against the analyses that need them, corruption names, and the model
-(:func:`check_model`, which asks timm). Every message names the config key.
+sets, epochs against the analyses that need them, corruption names, a folder dataset's
+folder (:func:`.catalog.folder_index`), and each model (the top-level ``model`` and every
+``sources.<name>.model``: :func:`check_model`, which asks timm). Every message names the
+config key.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .catalog import dataset_facts
+from .catalog import configured_facts, dataset_facts
 from .cifar_c import ALL_CIFAR_C_CORRUPTIONS
 from .corruptions import CORRUPTIONS
+from .design import model_image_size
 from .vocabulary import DEFAULT_VARIANT, SCRATCH
 
 #: The fewest finetuned epochs a dynamics run may have: Pearson r of fewer points is
@@ -89,14 +92,16 @@ def describe_schema_error(error) -> str:
     return message
 
 
-def check_config(config: dict[str, Any], model_check_cache: Path | None = None) -> None:
-    """Raise :class:`ConfigError` for the first inconsistency of a schema-valid config."""
-    _check_references(config)
-    _check_sample_sizes(config)
+def check_config(config: dict[str, Any], model_check_cache: Path | None = None, workflow_dir: str | Path = ".") -> None:
+    """Raise :class:`ConfigError` for the first inconsistency of a schema-valid config
+    (``workflow_dir``: the workflow's folder, which a relative folder-dataset root is in)."""
+    _check_references(config, workflow_dir)
+    _check_sample_sizes(config, workflow_dir)
     _check_epochs(config)
     _check_corruptions(config)
     _check_variant_metrics(config)
-    check_model(config["model"], _hub_tags(config), cache=model_check_cache)
+    for key, model, tags in _models(config):
+        check_model(model, tags, cache=model_check_cache, key=key)
     _check_controls(config)
 
 
@@ -107,18 +112,41 @@ def _require_known(key: str, values: Iterable[str], known: Iterable[str]) -> Non
         raise ConfigError(f"config key '{key}': {unknown} not defined (defined: {sorted(known)})")
 
 
-def _check_references(config: dict[str, Any]) -> None:
+#: Dataset keys only a kind reads.
+_KIND_KEYS = {"folder": ("root", "image_size"), "generated": ("n_train", "n_test")}
+
+
+def _check_dataset(name: str, entry: dict[str, Any], workflow_dir: str | Path) -> None:
+    for kind, keys in _KIND_KEYS.items():
+        stray = [key for key in keys if key in entry and entry["kind"] != kind]
+        if stray:
+            raise ConfigError(f"config key 'datasets.{name}.{stray[0]}': only a '{kind}' dataset has it")
+    if entry["kind"] == "folder":
+        if entry.get("corrupted") == "published":
+            raise ConfigError(
+                f"config key 'datasets.{name}.corrupted': no published corrupted set exists for your own images; "
+                "use 'generated' (the CIFAR-C corruptions applied to its test split)"
+            )
+        try:
+            configured_facts(name, entry, workflow_dir)
+        except ValueError as err:  # catalog.FolderDatasetError
+            raise ConfigError(f"config key 'datasets.{name}.root': {err}") from None
+        return
+    try:
+        facts = dataset_facts(name)
+    except ValueError as err:
+        raise ConfigError(f"config key 'datasets.{name}': {err} (or kind 'folder' for your own images)") from None
+    kind = "generated" if facts.generated else "torchvision"
+    if entry["kind"] != kind:
+        raise ConfigError(f"config key 'datasets.{name}.kind': '{name}' is a {kind} dataset, not {entry['kind']}")
+
+
+def _check_references(config: dict[str, Any], workflow_dir: str | Path = ".") -> None:
     datasets, sources, variants = config["datasets"], config["sources"], config["variants"]
     if DEFAULT_VARIANT not in variants:
         raise ConfigError("config key 'variants' must define 'default' (the finetune hyperparameters unchanged)")
     for name, entry in datasets.items():
-        try:
-            facts = dataset_facts(name)
-        except ValueError as err:
-            raise ConfigError(f"config key 'datasets.{name}': {err}") from None
-        kind = "generated" if facts.generated else "torchvision"
-        if entry["kind"] != kind:
-            raise ConfigError(f"config key 'datasets.{name}.kind': '{name}' is a {kind} dataset, not {entry['kind']}")
+        _check_dataset(name, entry, workflow_dir)
     for name, entry in sources.items():
         weights = entry["weights"]
         if weights.startswith("pretrain:"):
@@ -157,24 +185,30 @@ def _check_references(config: dict[str, Any]) -> None:
         raise ConfigError(f"config key 'stir.seeds': {seeds} repeats a seed, which would fake replication")
 
 
-def n_test_images(config: dict[str, Any], dataset: str) -> int:
+def n_test_images(config: dict[str, Any], dataset: str, workflow_dir: str | Path = ".") -> int:
     """The number of test images of a configured dataset."""
-    return int(config["datasets"][dataset].get("n_test", dataset_facts(dataset).test_size))
+    entry = config["datasets"][dataset]
+    return int(entry.get("n_test", configured_facts(dataset, entry, workflow_dir).test_size))
 
 
-def _check_sample_sizes(config: dict[str, Any]) -> None:
+def _check_sample_sizes(config: dict[str, Any], workflow_dir: str | Path = ".") -> None:
     analysed = {d for block in config["finetune_runs"] for d in block["datasets"]}
     analysed |= {entry["dataset"] for entry in config["dynamics"]}
     n_images = config["stir"]["n_images"]
     for dataset in sorted(analysed):
-        if n_images > n_test_images(config, dataset):
+        if n_images > test_images[dataset]:
             raise ConfigError(
                 f"config key 'stir.n_images': {n_images} images are drawn from the test set of '{dataset}', "
-                f"which has {n_test_images(config, dataset)}"
+                f"which has {test_images[dataset]}"
             )
     robustness = config["robustness"]
     for dataset in sorted({entry["dataset"] for entry in config["dynamics"]}):
-        pool = n_test_images(config, dataset)
+        if weights.startswith("pretrain:") and "model" in entry:
+            raise ConfigError(
+                f"config key 'sources.{name}.model': a 'pretrain:' source is the model of the source "
+                f"'{SCRATCH}' trained; give that source the model instead"
+            )
+        pool = test_images[dataset]
         if robustness["sampling"] == "per_severity":
             pool *= len(robustness["corruptions"])
         if robustness["n_images"] > pool:
@@ -219,6 +253,7 @@ def _check_variant_metrics(config: dict[str, Any]) -> None:
             f"config key 'variant_metrics': 'monitor' measures the dynamics variants {variants} with the "
             "forgetting monitor, which is disabled (monitor.enabled: false): enable it or set variant_metrics: stir"
         )
+    test_images = {dataset: n_test_images(config, dataset, workflow_dir) for dataset in analysed}
 
 
 def _check_controls(config: dict[str, Any]) -> None:
@@ -233,7 +268,9 @@ def _check_controls(config: dict[str, Any]) -> None:
         _require_known("controls.dataset", [controls["dataset"]], config["datasets"])
     elif not config["dynamics"]:
         raise ConfigError("config key 'controls.dataset': without dynamics runs, name the dataset the controls use")
-    depth = config["model"].get("overrides", {}).get("depth")
+    source = controls["source"] or config["imagenet_source"]
+    model = config["sources"][source].get("model", config["model"])
+    depth = model.get("overrides", {}).get("depth")
     if depth is not None:
         from .control_plan import control_specs
 
@@ -258,39 +295,49 @@ def _check_corruptions(config: dict[str, Any]) -> None:
             )
 
 
-def _hub_tags(config: dict[str, Any]) -> dict[str, str]:
-    """Source name -> timm pretrained tag of the 'timm:<tag>' sources."""
-    return {
+def _models(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+    """Each model of the config with its key and the timm tags of the 'timm:<tag>' sources
+    that use it (source name -> tag): the top-level ``model`` and every ``sources.<name>.model``."""
+    shared = {
         name: entry["weights"].split(":", 1)[1]
         for name, entry in config["sources"].items()
-        if entry["weights"].startswith("timm:")
+        if entry["weights"].startswith("timm:") and "model" not in entry
     }
+    models = [("model", config["model"], shared)]
+    for name, entry in config["sources"].items():
+        if "model" in entry:
+            weights = entry["weights"]
+            tags = {name: weights.split(":", 1)[1]} if weights.startswith("timm:") else {}
+            models.append((f"sources.{name}.model", entry["model"], tags))
+    return models
 
 
-def check_model(model: dict[str, Any], hub_tags: dict[str, str], cache: Path | None = None) -> None:
-    """Check the config's ``model`` (and the sources' timm tags) by building it on the meta
-    device: the name and tags known to timm, the overrides timm keywords that make a
-    Vision Transformer with at least one block, heads dividing the width, patches tiling
-    the image exactly, and ``image_size`` the model's input size.
+def check_model(model: dict[str, Any], hub_tags: dict[str, str], cache: Path | None = None, key: str = "model") -> None:
+    """Check a config model block (``key``: where it is, e.g. ``sources.dino.model``) and the
+    timm tags of its sources by building it on the meta device: the name (and a tag it
+    carries) and tags known to timm, the overrides timm keywords that make a Vision
+    Transformer with at least one block, heads dividing the width, patches tiling the image
+    exactly, the input size the study resizes to (:func:`.design.model_image_size`) the
+    model's own, and ``mean``/``std`` one value per input channel.
 
     timm is slow to import, so a passing check is remembered in ``cache`` (a JSON file of
     the checked settings' hashes, with the timm version) and not repeated.
     """
     import importlib.metadata
 
-    key = hashlib.sha256(
+    digest = hashlib.sha256(
         json.dumps([model, hub_tags, importlib.metadata.version("timm")], sort_keys=True).encode()
     ).hexdigest()
     passed = json.loads(cache.read_text()) if cache is not None and cache.is_file() else []
-    if key in passed:
+    if digest in passed:
         return
-    _check_model_with_timm(model, hub_tags)
+    _check_model_with_timm(model, hub_tags, key)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(sorted({*passed, key})))
+        cache.write_text(json.dumps(sorted({*passed, digest})))
 
 
-def _check_model_with_timm(model: dict[str, Any], hub_tags: dict[str, str]) -> None:
+def _check_model_with_timm(model: dict[str, Any], hub_tags: dict[str, str], key: str = "model") -> None:
     import difflib
 
     import timm
@@ -300,43 +347,69 @@ def _check_model_with_timm(model: dict[str, Any], hub_tags: dict[str, str]) -> N
     name, overrides = model["name"], dict(model.get("overrides", {}))
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-        raise ConfigError(f"config key 'model.name': timm has no model '{name}'" + (f"; close: {close}" if close else ""))
+        raise ConfigError(
+            f"config key '{key}.name': timm has no model '{name}'" + (f"; close: {close}" if close else "")
+        )
+    tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{architecture}.*")]
+    if own_tag and own_tag not in tags:
+        raise ConfigError(f"config key '{key}.name': timm has no pretrained config '{name}'; tags: {tags}")
     for source, tag in hub_tags.items():
-        tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{name}.*")]
+        if own_tag:
+            raise ConfigError(
+                f"config key '{key}.name': '{name}' carries a tag, and the source '{source}' names its weights "
+                f"'timm:{tag}': give the name without the tag ('{architecture}')"
+            )
         if tag not in tags:
-            raise ConfigError(f"config key 'sources.{source}.weights': timm has no weights '{name}.{tag}'; tags: {tags}")
+            raise ConfigError(
+                f"config key 'sources.{source}.weights': timm has no weights '{name}.{tag}'; tags: {tags}"
+            )
     if "num_classes" in overrides:
-        raise ConfigError("config key 'model.overrides.num_classes': the task heads are built by the study")
+        raise ConfigError(f"config key '{key}.overrides.num_classes': the task heads are built by the study")
     if overrides.get("depth", 1) < 1:
-        raise ConfigError(f"config key 'model.overrides.depth': {overrides['depth']}; a model needs at least 1 block")
+        raise ConfigError(f"config key '{key}.overrides.depth': {overrides['depth']}; a model needs at least 1 block")
     embed_dim, heads = overrides.get("embed_dim"), overrides.get("num_heads")
     try:
         with torch.device("meta"):
             vit = timm.create_model(name, pretrained=False, num_classes=0, **overrides)
     except TypeError as err:
-        raise ConfigError(f"config key 'model.overrides': timm's '{name}' does not take these keywords ({err})") from err
+        raise ConfigError(
+            f"config key '{key}.overrides': timm's '{name}' does not take these keywords ({err})"
+        ) from err
     except (AssertionError, ValueError, RuntimeError) as err:
         detail = str(err) or type(err).__name__
         if embed_dim is not None and heads is not None and embed_dim % heads:
             detail = f"embed_dim {embed_dim} is not divisible by num_heads {heads}"
-        raise ConfigError(f"config key 'model.overrides': timm cannot build '{name}' with {overrides}: {detail}") from err
+        raise ConfigError(
+            f"config key '{key}.overrides': timm cannot build '{name}' with {overrides}: {detail}"
+        ) from err
     if not isinstance(vit, VisionTransformer):
-        raise ConfigError(f"config key 'model.name': '{name}' is a {type(vit).__name__}, not a Vision Transformer")
+        raise ConfigError(f"config key '{key}.name': '{name}' is a {type(vit).__name__}, not a Vision Transformer")
     if len(vit.blocks) < 1:
-        raise ConfigError("config key 'model.overrides.depth': the model has no transformer block")
+        raise ConfigError(f"config key '{key}.overrides.depth': the model has no transformer block")
     if vit.embed_dim % vit.blocks[0].attn.num_heads:
         raise ConfigError(
-            f"config key 'model.overrides': embed_dim {vit.embed_dim} is not divisible by "
+            f"config key '{key}.overrides': embed_dim {vit.embed_dim} is not divisible by "
             f"num_heads {vit.blocks[0].attn.num_heads}"
         )
     img_size, patch = tuple(vit.patch_embed.img_size), tuple(vit.patch_embed.patch_size)
     if any(side % p for side, p in zip(img_size, patch)):
         raise ConfigError(
-            f"config key 'model.overrides': patch size {patch} does not tile the image size {img_size}; "
+            f"config key '{key}.overrides': patch size {patch} does not tile the image size {img_size}; "
             "pixels would be left out of every patch"
         )
-    if "image_size" in model and (model["image_size"], model["image_size"]) != img_size:
+    size = model_image_size(model)
+    if (size, size) != img_size:
+        given = f"'{key}.image_size': {size}" if "image_size" in model else f"'{key}': the default input size {size}"
         raise ConfigError(
-            f"config key 'model.image_size': {model['image_size']}, but the model takes {img_size} images "
-            "(set model.overrides.img_size to change the model's input size)"
+            f"config key {given}, but the model takes {img_size} images (set {key}.overrides.img_size to change "
+            "the model's input size: timm resamples its position embeddings)"
         )
+    architecture, _, own_tag = name.partition(".")
+    channels = vit.patch_embed.proj.in_channels
+    for stat in ("mean", "std"):
+        if stat in model and len(model[stat]) != channels:
+            raise ConfigError(
+                f"config key '{key}.{stat}': {model[stat]} has {len(model[stat])} values for {channels} channels"
+            )
+    if ("mean" in model) != ("std" in model):
+        raise ConfigError(f"config key '{key}': give mean and std together (the input normalisation needs both)")

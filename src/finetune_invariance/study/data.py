@@ -31,6 +31,16 @@ Real datasets (torchvision classes, files under a configurable ``root``):
 
 Generated datasets of the offline mini study (``shapes``, ``textures``, ``digits``):
 ``<root>/<name>/<split>.npz`` written by :mod:`finetune_invariance.study.synthetic`.
+
+Your own images (config ``kind: folder``, :class:`FolderImageDataset`): ``root/train/<class>/*``
+and ``root/test/<class>/*``, any image Pillow reads, converted to RGB; classes sorted by
+name (:func:`.catalog.folder_index`). Their native size is the config's ``image_size``:
+each image is loaded as Pets' are (:func:`shorter_side_crop`), so a square image of that
+size is read unchanged.
+
+Every kind reaches a model the same way: items at the native size, resized per batch to
+the model's input size by :func:`resize_to_model` (the authors' augmentation alone crops
+to the model's size itself).
 """
 
 from __future__ import annotations
@@ -47,7 +57,16 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from . import synthetic
-from .catalog import EUROSAT_TEST_FRACTION, PETS_NATIVE_SIZE, PETS_SPLITS, SPLITS, dataset_facts, sample_indices
+from .catalog import (
+    EUROSAT_TEST_FRACTION,
+    PETS_NATIVE_SIZE,
+    PETS_SPLITS,
+    SPLITS,
+    dataset_facts,
+    folder_facts,
+    folder_index,
+    sample_indices,
+)
 
 EUROSAT_SPLIT_SEED = 0
 AUGMENTATIONS = ("none", "crop_flip", "authors")
@@ -143,12 +162,19 @@ def _load_eurosat(root: Path, split: str, download: bool, decode: Transform | No
     return Subset(full, eurosat_split_indices(np.asarray(full.targets), split).tolist())
 
 
-def pets_native() -> Transform:
-    """Pets' native loading: the authors' test transform (``Resize(224)``: shorter side to
-    224, bilinear; ``CenterCrop(224)``) on the decoded image, then a float32 tensor."""
+def shorter_side_crop(size: int) -> Transform:
+    """The native loading of images of varying size (Pets, your folders): the authors' test
+    transform (``Resize(size)``: shorter side to ``size``, bilinear, aspect ratio kept;
+    ``CenterCrop(size)``) on the decoded image, then a float32 tensor. A square image of
+    ``size`` pixels passes unchanged."""
     from torchvision.transforms import v2
 
-    return v2.Compose([v2.Resize(PETS_NATIVE_SIZE), v2.CenterCrop(PETS_NATIVE_SIZE), _to_tensor()])
+    return v2.Compose([v2.Resize(size), v2.CenterCrop(size), _to_tensor()])
+
+
+def pets_native() -> Transform:
+    """Pets' native loading: :func:`shorter_side_crop` to 224."""
+    return shorter_side_crop(PETS_NATIVE_SIZE)
 
 
 def _load_pets(root: Path, split: str, download: bool, decode: Transform | None) -> Dataset:
@@ -161,6 +187,34 @@ def _load_pets(root: Path, split: str, download: bool, decode: Transform | None)
         transform=decode or pets_native(),
         download=download,
     )
+
+
+class FolderImageDataset(Dataset):
+    """One split of a ``kind: folder`` dataset (:func:`.catalog.folder_index`): each image
+    decoded by Pillow as RGB and passed through ``decode`` (None: :func:`shorter_side_crop`
+    to ``image_size``, the native size). An image Pillow cannot read raises a ValueError
+    naming the file."""
+
+    def __init__(self, root: Path, split: str, image_size: int, decode: Transform | None = None):
+        self.items = folder_index(root).images[split]
+        self.decode = decode or shorter_side_crop(image_size)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        path, label = self.items[index]
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as err:  # UnidentifiedImageError is an OSError
+            raise ValueError(
+                f"image {path} cannot be read ({type(err).__name__}: {err}): replace it with an image Pillow reads "
+                "(PNG, JPEG, ...) or remove it from the dataset folder"
+            ) from None
+        return self.decode(rgb), label
 
 
 _LOADERS: dict[str, Loader] = {
@@ -233,15 +287,21 @@ def get_dataset(
     download: bool = False,
     augment: str = "none",
     image_size: int | None = None,
+    folder_size: int | None = None,
 ) -> Dataset:
     """One split of a dataset: items (float32 C x H x W image in [0, 1], int label), at the
     native size, or at ``image_size`` (the model's input size) with ``augment='authors'``.
 
-    ``augment`` is one of :data:`AUGMENTATIONS` (module docstring). Raises
-    :class:`DatasetNotFoundError` naming the expected location and how to obtain the files
-    when they are absent and ``download`` is False.
+    ``augment`` is one of :data:`AUGMENTATIONS` (module docstring). ``folder_size``: the
+    dataset is a folder of your own images at ``root`` of that native size (config ``kind:
+    folder``; ``name`` only names it). Raises :class:`DatasetNotFoundError` naming the
+    expected location and how to obtain the files when they are absent and ``download`` is
+    False.
     """
-    info = dataset_facts(name)
+    root = Path(root)
+    if folder_size is not None and not root.is_dir():
+        raise DatasetNotFoundError(f"dataset '{name}' ({split}) not found: its folder {root} does not exist")
+    info = dataset_facts(name) if folder_size is None else folder_facts(name, root, folder_size)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
     if augment not in AUGMENTATIONS:
@@ -251,16 +311,23 @@ def get_dataset(
         )
     if augment == "authors" and image_size is None:
         raise ValueError("augment='authors' crops to the model's input size: give image_size")
-    root = Path(root)
     expected = info.expected_path(root, split)
     if not download and not expected.exists():
         raise DatasetNotFoundError(
             f"dataset '{name}' ({split}) not found: expected {expected}; {info.how_to_get.format(root=root)}"
         )
+    load = _LOADERS[name] if folder_size is None else _folder_loader(folder_size)
     if augment == "authors":
-        return _LOADERS[name](root, split, download, authors_augmentation(image_size))
-    dataset = _LOADERS[name](root, split, download, None)
+        return load(root, split, download, authors_augmentation(image_size))
+    dataset = load(root, split, download, None)
     return AugmentedDataset(dataset, crop_flip(info.image_size)) if augment == "crop_flip" else dataset
+
+
+def _folder_loader(image_size: int) -> Loader:
+    def load(root: Path, split: str, download: bool, decode: Transform | None) -> Dataset:
+        return FolderImageDataset(root, split, image_size, decode)
+
+    return load
 
 
 def resize_to_model(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -288,6 +355,8 @@ def sample_images(dataset: Dataset, n: int, seed: int, image_size: int | tuple[i
 def uint8_images(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Every image of ``dataset`` as uint8 (N, H, W, C) with its int64 label: the layout of
     the published CIFAR-C files (exact for 8-bit sources, whose [0, 1] floats are k / 255)."""
-    images = np.stack([(dataset[i][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for i in range(len(dataset))])
+    images = np.stack(
+        [(dataset[i][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for i in range(len(dataset))]
+    )
     labels = np.array([dataset[i][1] for i in range(len(dataset))], dtype=np.int64)
     return images, labels

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .catalog import DatasetFacts, configured_facts, folder_root
 from .layout import BEST_LABEL, Layout, checkpoint_label
 from .vocabulary import BEST, CLASSIFICATION, DEFAULT_VARIANT, SCRATCH, Run
 
@@ -36,6 +37,17 @@ TRAINING_KEYS = (
     "compile",
     "seed",
 )
+
+
+#: The model input size when neither ``image_size`` nor ``overrides.img_size`` says it
+#: (the paper's ViT-B/32; config.check_model refuses a model whose own size differs).
+DEFAULT_IMAGE_SIZE = 224
+
+
+def model_image_size(model: dict[str, Any]) -> int:
+    """The input size of a config model block: ``image_size``, else ``overrides.img_size``,
+    else :data:`DEFAULT_IMAGE_SIZE`."""
+    return int(model.get("image_size", model.get("overrides", {}).get("img_size", DEFAULT_IMAGE_SIZE)))
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,24 @@ class StudyDesign:
 
     def source_weights(self, source: str) -> str:
         return self.config["sources"][source]["weights"]
+
+    def model_entry(self, source: str | None = None) -> dict[str, Any]:
+        """The config model block of ``source`` (None: the top-level ``model``): its own
+        ``sources.<name>.model``, for a ``pretrain:`` source the scratch source's (it is that
+        model trained), else the top-level ``model``."""
+        if source is None:
+            return self.config["model"]
+        entry = self.config["sources"][source]
+        if entry["weights"].startswith("pretrain:") and SCRATCH in self.config["sources"]:
+            return self.model_entry(SCRATCH)
+        return entry.get("model", self.config["model"])
+
+    @property
+    def compares_models(self) -> bool:
+        """Whether the analysed runs start from more than one model (sources with their own
+        ``model``): the study then compares the models (the source-model comparison)."""
+        names = {repr(sorted(self.model_entry(run.source).items())) for run in self.runs()}
+        return len(names) > 1
 
     def pretraining_run(self, source: str) -> Run | None:
         """The run that trains a ``pretrain:<dataset>`` source: classification of the dataset
@@ -133,9 +163,7 @@ class StudyDesign:
         every epoch's end, no STIR job): the hyperparameter variants of the dynamics runs
         under config ``variant_metrics: monitor``. Figs. 6 and 15 and their claims read
         only the std of forgetting, which needs the source's inversions only."""
-        return (
-            self.config["variant_metrics"] == "monitor" and run.variant != DEFAULT_VARIANT and self.is_dynamics(run)
-        )
+        return self.config["variant_metrics"] == "monitor" and run.variant != DEFAULT_VARIANT and self.is_dynamics(run)
 
     def variant_groups(self) -> dict[tuple[str, str, str], list[str]]:
         """(source, dataset, task) of the dynamics settings with more than one variant (Figs. 6, 15)."""
@@ -254,17 +282,24 @@ class StudyDesign:
         }
         if isinstance(settings.get("augment"), bool):  # the old spelling of the augmentation
             settings["augment"] = "crop_flip" if settings["augment"] else "none"
-        return {key: settings[key] for key in TRAINING_KEYS if key in settings} | {"image_size": self.image_size}
+        return {key: settings[key] for key in TRAINING_KEYS if key in settings} | {
+            "image_size": self.source_image_size(run.source)
+        }
 
-    def model(self, weights: str, sha256: str | None = None) -> dict[str, Any]:
-        """A :class:`~finetune_invariance.study.models.ModelSpec` as keywords."""
-        model = self.config["model"]
+    def model(self, weights: str, sha256: str | None = None, source: str | None = None) -> dict[str, Any]:
+        """A :class:`~finetune_invariance.study.models.ModelSpec` as keywords: the model of
+        ``source`` (:meth:`model_entry`; None: the top-level ``model``). Keys at their
+        ModelSpec default are left out, so a config without them gives the jobs the
+        parameters it always gave."""
+        model = self.model_entry(source)
         spec = {
             "name": model["name"],
             "overrides": dict(model.get("overrides", {})),
             "weights": weights,
             "head_init": model["head_init"],
         }
+        spec |= {key: list(model[key]) for key in ("mean", "std") if key in model}
+        spec |= {} if model.get("register_tokens", True) else {"register_tokens": False}
         return spec | ({"sha256": sha256} if sha256 is not None else {})
 
     def source_model(self, source: str) -> dict[str, Any]:
@@ -274,16 +309,33 @@ class StudyDesign:
         weights = entry["weights"]
         if weights.startswith("file:") and not Path(weights[len("file:") :]).is_absolute():
             weights = f"file:{self.workflow_dir / weights[len('file:') :]}"  # relative to the workflow's folder
-        return self.model(weights, entry.get("sha256"))
+        return self.model(weights, entry.get("sha256"), source)
 
     @property
     def image_size(self) -> int:
-        model = self.config["model"]
-        return int(model.get("image_size", model.get("overrides", {}).get("img_size", 224)))
+        """The input size of the top-level ``model``."""
+        return model_image_size(self.config["model"])
 
-    def data(self) -> dict[str, Any]:
-        """Where datasets are read: :func:`~finetune_invariance.study.data.get_dataset` keywords."""
+    def source_image_size(self, source: str) -> int:
+        """The input size of the model of ``source`` and of every run from it."""
+        return model_image_size(self.model_entry(source))
+
+    def data(self, dataset: str) -> dict[str, Any]:
+        """Where ``dataset`` is read: :func:`~finetune_invariance.study.data.get_dataset` keywords
+        (a folder dataset: its root, relative to the workflow's folder, and native size)."""
+        entry = self.config["datasets"][dataset]
+        if entry["kind"] == "folder":
+            root = folder_root(entry["root"], self.workflow_dir)
+            return {"root": str(root), "download": False, "folder_size": entry["image_size"]}
         return {"root": self.config["data_root"], "download": self.config["download"]}
+
+    def facts(self, dataset: str) -> DatasetFacts:
+        """What the study knows about ``dataset`` (:func:`.catalog.configured_facts`)."""
+        return configured_facts(dataset, self.config["datasets"][dataset], self.workflow_dir)
+
+    def num_classes(self, run: Run) -> int | None:
+        """The classes of a classification run's dataset (None for reconstruction)."""
+        return self.facts(run.dataset).num_classes if run.task == CLASSIFICATION else None
 
     def generated_sizes(self, dataset: str) -> dict[str, int]:
         entry = self.config["datasets"][dataset]
@@ -291,6 +343,9 @@ class StudyDesign:
 
     def is_generated(self, dataset: str) -> bool:
         return self.config["datasets"][dataset]["kind"] == "generated"
+
+    def is_folder(self, dataset: str) -> bool:
+        return self.config["datasets"][dataset]["kind"] == "folder"
 
     def corrupted_kind(self, dataset: str) -> str | None:
         """'published' (CIFAR-10-C / CIFAR-100-C files), 'generated', or None."""
