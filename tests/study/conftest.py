@@ -166,7 +166,14 @@ def early_epoch_correlation_table(
     """EARLY_EPOCH_CORRELATION of one run: hypothesis id -> r over epochs 1..e for
     e = first_last_epoch, first_last_epoch + 1, ... (p-values made up)."""
     rows = [
-        {**run.context, "hypothesis": hypothesis, "last_epoch": first_last_epoch + i, "r": value, "p_value": 0.01}
+        {
+            **run.context,
+            "hypothesis": hypothesis,
+            "last_epoch": first_last_epoch + i,
+            "r": value,
+            "p_value": 0.01,
+            "p_permutation": np.nan,
+        }
         for hypothesis, values in r.items()
         for i, value in enumerate(values)
     ]
@@ -185,6 +192,8 @@ def named_hypotheses_table(roles: Mapping[str, str], run: Run = PAPER_RUN) -> pd
             "p_value": 0.01,
             "p_bonferroni": 0.5,
             "n_epochs": 10,
+            "p_permutation": np.nan,
+            "p_permutation_fwer": np.nan,
             "paper_r": np.nan,
             "paper_p_value": np.nan,
         }
@@ -210,11 +219,13 @@ def named_correlations_table(
     num_layers: int = 13,
     n_epochs: int = 20,
     paper_r: Mapping[str, float] | None = None,
+    p_permutation_fwer: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """NAMED_HYPOTHESES of one run with the paper's named hypotheses ('headline', 'cka') of a
     model with ``num_layers`` layers: role -> r and role -> uncorrected p (default: from r
     over ``n_epochs`` points); p_bonferroni is p times the family's size, 32 (D - 1) STIR and
-    8 (D - 1) CKA hypotheses for depth D (352 and 88 for the paper's 13 layers)."""
+    8 (D - 1) CKA hypotheses for depth D (352 and 88 for the paper's 13 layers); role -> the
+    family-wise permutation p (default NaN, not computed; the uncorrected one is NaN)."""
     from finetune_invariance.study.hypotheses import named_hypothesis
     from finetune_invariance.study.paper import NAMED_HYPOTHESES
 
@@ -228,6 +239,7 @@ def named_correlations_table(
         p_bonferroni=[min(1.0, p[role] * family_size[named[role].family]) for role in table["role"]],
         n_epochs=n_epochs,
         paper_r=table["role"].map(paper_r or {}).astype("float64"),
+        p_permutation_fwer=table["role"].map(p_permutation_fwer or {}).astype("float64"),
     )
     return tables.conform(filled, tables.NAMED_HYPOTHESES)
 
@@ -260,6 +272,8 @@ def hypotheses_table(
                 "p_bonferroni": min(1.0, p * family_size[hypothesis.family]) if not np.isnan(p) else np.nan,
                 "family_size": family_size[hypothesis.family],
                 "n_epochs": n_epochs,
+                "p_permutation": np.nan,
+                "p_permutation_fwer": np.nan,
             }
         )
     return tables.conform(pd.DataFrame(rows), tables.HYPOTHESES)

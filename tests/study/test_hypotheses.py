@@ -338,7 +338,11 @@ def test_forgetting_alone_gives_the_headline_with_its_family_size(planted):
     headline = correlate_hypotheses(forgetting, robust, only=[HEADLINE])
     full = correlate_hypotheses(metrics, robust)
     assert headline.hypothesis.tolist() == ["stir:layers_2-12:forgetting:std"]
-    pd.testing.assert_frame_equal(headline.reset_index(drop=True), full[full.hypothesis == headline.hypothesis[0]].reset_index(drop=True))
+    same = full[full.hypothesis == headline.hypothesis[0]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        headline.drop(columns="p_permutation_fwer").reset_index(drop=True), same.drop(columns="p_permutation_fwer")
+    )
+    assert headline.p_permutation_fwer.isna().all()  # a maximum over the family needs the whole family
     named = named_hypotheses(headline)
     assert named.role.tolist() == ["headline"]  # no 'best' of a family that was not correlated
     with pytest.raises(ValueError, match="needs the metric"):
@@ -354,3 +358,56 @@ def test_passing_bonferroni_is_the_tables_p_bonferroni_below_alpha(planted):
         expected = sorted(full[full.in_family & (full.p_bonferroni < alpha)].hypothesis)
         assert sorted(values.passing_bonferroni(target, alpha)) == expected
     assert values.passing_bonferroni(target, 0.05)  # the planted hypothesis passes
+
+
+# --- beyond the paper: the permutation test that respects time series -------------------
+
+
+def _naive_shift_p(x, y) -> tuple[float, list[float]]:
+    """|r| of x with y and with every circular shift of y and of y reversed (scipy's r)."""
+    transforms = [np.roll(y, s) for s in range(len(y))] + [np.roll(y[::-1], s) for s in range(len(y))]
+    r = [abs(stats.pearsonr(x, t).statistic) for t in transforms]
+    return float(np.mean([v >= r[0] - 1e-12 for v in r])), r
+
+
+def test_permutation_p_values_are_the_circular_shift_test_per_member_and_over_its_family(planted, family_table):
+    metrics, robust = planted
+    y = naive_target(robust, EPOCHS)
+    noise_id = "stir:layers_1-4:learning:mean"
+    x = naive_values(metrics, "stir", [1, 2, 3, 4], "learning", "mean", EPOCHS)
+    row = family_table.set_index("hypothesis").loc[noise_id]
+    expected, _ = _naive_shift_p(x, y)
+    assert row["p_permutation"] == pytest.approx(expected)
+    # Family-wise: the share of transforms whose largest |r| over the 352 STIR members reaches it.
+    stir = family_table[family_table.family == "stir"]
+    assert (stir.p_permutation_fwer.dropna() >= stir.p_permutation.dropna()).all()
+    planted_row = family_table.set_index("hypothesis").loc[PLANTED]
+    assert planted_row["p_permutation"] == planted_row["p_permutation_fwer"] == pytest.approx(1 / (2 * len(EPOCHS)))
+    undefined = family_table[family_table.r.isna()]
+    assert undefined.p_permutation.isna().all() and undefined.p_permutation_fwer.isna().all()
+    named = named_hypotheses(family_table).set_index("role")
+    headline = family_table.set_index("hypothesis").loc[named.loc["headline", "hypothesis"]]
+    assert named.loc["headline", ["p_permutation", "p_permutation_fwer"]].tolist() == pytest.approx(
+        [headline["p_permutation"], headline["p_permutation_fwer"]]
+    )
+
+
+def test_family_wise_permutation_p_reads_the_maximum_over_the_family_not_bonferroni(planted, family_table):
+    """A member's family-wise p is at least its own p and is the same for every member with
+    the same |r|; the CKA family's maximum is over its 88 members only."""
+    cka = family_table[family_table.family == "cka"].dropna(subset=["r"])
+    stir = family_table[family_table.family == "stir"].dropna(subset=["r"])
+    for members in (cka, stir):
+        order = members.sort_values("r", key=abs)
+        assert order.p_permutation_fwer.is_monotonic_decreasing  # larger |r|, smaller family-wise p
+
+
+def test_early_windows_have_the_permutation_p_of_their_epochs(planted):
+    metrics, robust = planted
+    noise_id = "stir:layers_1-4:learning:mean"
+    rows = early_epoch_correlation(metrics, robust, [noise_id]).set_index("last_epoch")
+    x = naive_values(metrics, "stir", [1, 2, 3, 4], "learning", "mean", EPOCHS)
+    y = naive_target(robust, EPOCHS)
+    for e in (3, 10, 25):
+        expected, _ = _naive_shift_p(x[:e], y[:e])
+        assert rows.loc[e, "p_permutation"] == pytest.approx(expected)

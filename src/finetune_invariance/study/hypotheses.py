@@ -20,6 +20,12 @@ readings (config ``robustness.layer_selections``):
 Bonferroni correction is per family (352 STIR, 88 CKA), with the family's full size even
 where a member's r is undefined (the std of one layer is constant).
 
+Beyond the paper, every r also gets the permutation test that respects time series
+(:func:`.statistics.surrogate_p_values`: the accuracy series shifted along a circle and
+reversed, 2n surrogates over n epochs), uncorrected and family-wise (Westfall-Young's
+single-step max-T over the same families), beside the paper's parametric p and Bonferroni
+(config ``robustness.inference`` says which of the two the claims' verdicts read).
+
 Conventions: the metrics are averaged over STIR seeds before anything else, and epochs
 from 1 on are correlated: epoch 0 is the starting checkpoint, where the finetuned and the
 pretrained model coincide.
@@ -36,7 +42,7 @@ import pandas as pd
 from . import tables
 from .paper import HEADLINE, NAMED_HYPOTHESES, NamedHypothesis, named_hypothesis_values, scaled_count
 from .robust_accuracy import mean_corrupted_accuracy
-from .statistics import bonferroni, pearson, pearson_columns
+from .statistics import bonferroni, pearson, pearson_columns, surrogate_p_values
 from ..finetuning_metrics import summarize_over_seeds
 from .vocabulary import METRICS, RUN_KEYS, Run, runs_in, with_context
 
@@ -329,7 +335,9 @@ class HypothesisValues:
             raise ValueError(
                 f"target epochs {list(target.index)} differ from the hypotheses' {list(self.values.index)}"
             )
-        r, p = pearson_columns(self.values.to_numpy(), target.to_numpy())
+        values = self.values.to_numpy()
+        r, p = pearson_columns(values, target.to_numpy())
+        p_permutation, p_fwer = self._permutation_p_values(values, target.to_numpy())
         rows = [
             {
                 **self.run.context,
@@ -346,10 +354,32 @@ class HypothesisValues:
                 "p_bonferroni": bonferroni(p[k], self.family_sizes[hypothesis.family]),
                 "family_size": self.family_sizes[hypothesis.family],
                 "n_epochs": len(target),
+                "p_permutation": p_permutation[k],
+                "p_permutation_fwer": p_fwer[k],
             }
             for k, hypothesis in enumerate(self.members)
         ]
         return tables.conform(pd.DataFrame(rows), tables.HYPOTHESES)
+
+    def _permutation_p_values(self, values: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per member: the surrogate test's p, and its family-wise p over the member's family
+        (its in-family members, and the member itself where it lies outside the family);
+        NaN family-wise where the whole family was not evaluated (``only``)."""
+        p, _ = surrogate_p_values(values, target)
+        p_fwer = np.full(len(self.members), np.nan)
+        for family in FAMILY_COMBINATIONS:
+            of_family = [k for k, h in enumerate(self.members) if h.family == family and h in self.in_family]
+            if len(of_family) < self.family_sizes[family]:
+                continue  # the maximum over a family needs every member
+            outside = [k for k, h in enumerate(self.members) if h.family == family and h not in self.in_family]
+            for extra in [None, *outside]:
+                columns = of_family + ([extra] if extra is not None else [])
+                _, family_p = surrogate_p_values(values[:, columns], target)
+                if extra is None:
+                    p_fwer[of_family] = family_p[: len(of_family)]
+                else:
+                    p_fwer[extra] = family_p[-1]
+        return p, p_fwer
 
     def passing_bonferroni(self, target: pd.Series, alpha: float) -> list[str]:
         """The ids of the family members whose Bonferroni-corrected p against ``target`` is
@@ -445,6 +475,8 @@ def named_hypotheses(hypotheses: pd.DataFrame) -> pd.DataFrame:
                     "p_value": row["p_value"],
                     "p_bonferroni": row["p_bonferroni"],
                     "n_epochs": row["n_epochs"],
+                    "p_permutation": row["p_permutation"],
+                    "p_permutation_fwer": row["p_permutation_fwer"],
                     "paper_r": paper_r,
                     "paper_p_value": paper_p,
                 }
@@ -458,7 +490,8 @@ def early_epoch_correlation(
     hypotheses: Iterable[Hypothesis | str],
     min_epochs: int = 3,
 ) -> pd.DataFrame:
-    """r and p of each hypothesis over epochs 1..e, for every e (paper Fig. 14).
+    """r, p and the surrogate test's p (:func:`.statistics.surrogate_p_values`) of each
+    hypothesis over epochs 1..e, for every e (paper Fig. 14).
 
     ``last_epoch`` e runs from the ``min_epochs``-th epoch >= 1 to the last. Returns
     ``tables.EARLY_EPOCH_CORRELATION``.
@@ -472,8 +505,16 @@ def early_epoch_correlation(
         values = hypothesis.evaluate(metric_tables)
         for n in range(min_epochs, len(target) + 1):
             r, p = pearson(values.iloc[:n], target.iloc[:n])
+            p_permutation, _ = surrogate_p_values(values.iloc[:n].to_numpy()[:, None], target.iloc[:n].to_numpy())
             rows.append(
-                {**run.context, "hypothesis": hypothesis.id, "last_epoch": target.index[n - 1], "r": r, "p_value": p}
+                {
+                    **run.context,
+                    "hypothesis": hypothesis.id,
+                    "last_epoch": target.index[n - 1],
+                    "r": r,
+                    "p_value": p,
+                    "p_permutation": p_permutation[0],
+                }
             )
     return tables.concat([pd.DataFrame(rows)] if rows else [], tables.EARLY_EPOCH_CORRELATION)
 
