@@ -114,8 +114,6 @@ HYPOTHESES = TableSchema(
         "n_epochs": _c("int64", "number of epochs correlated"),
         "p_permutation": _c("float64", "beyond the paper: two-sided p of r over the 2n circular shifts and reversals of the accuracy series (statistics.surrogate_p_values; at least 1 / (2 n_epochs)); NaN if r is undefined"),
         "p_permutation_fwer": _c("float64", "beyond the paper: the same test family-wise, Westfall-Young single-step max-T over the hypothesis's family (the counterpart of p_bonferroni)"),
-        "p_permutation": _c("float64", "beyond the paper: two-sided p of r over the 2n circular shifts and reversals of the accuracy series (statistics.surrogate_p_values; at least 1 / (2 n_epochs)); NaN if r is undefined"),
-        "p_permutation_fwer": _c("float64", "beyond the paper: the same test family-wise, Westfall-Young single-step max-T over the hypothesis's family (the counterpart of p_bonferroni)"),
     },
 )
 
@@ -131,8 +129,6 @@ NAMED_HYPOTHESES = TableSchema(
         "p_value": HYPOTHESES.columns["p_value"],
         "p_bonferroni": HYPOTHESES.columns["p_bonferroni"],
         "n_epochs": HYPOTHESES.columns["n_epochs"],
-        "p_permutation": HYPOTHESES.columns["p_permutation"],
-        "p_permutation_fwer": HYPOTHESES.columns["p_permutation_fwer"],
         "p_permutation": HYPOTHESES.columns["p_permutation"],
         "p_permutation_fwer": HYPOTHESES.columns["p_permutation_fwer"],
         "paper_r": _c("float64", "the paper's r for this run's setting, NaN where it reports none"),
@@ -180,7 +176,6 @@ EARLY_EPOCH_CORRELATION = TableSchema(
         "last_epoch": _c("int64", "e: the correlation uses epochs 1..e"),
         "r": _c("float64", "Pearson r over epochs 1..e with the mean corrupted accuracy; NaN if undefined"),
         "p_value": _c("float64", "two-sided p-value of r; NaN if undefined"),
-        "p_permutation": _c("float64", "beyond the paper: two-sided p of r over the 2e circular shifts and reversals of the accuracy series over epochs 1..e (at least 1 / (2e)); NaN if undefined"),
         "p_permutation": _c("float64", "beyond the paper: two-sided p of r over the 2e circular shifts and reversals of the accuracy series over epochs 1..e (at least 1 / (2e)); NaN if undefined"),
     },
 )
