@@ -125,7 +125,7 @@ class Facts:
         return runs[0]
 
     def n_train(self, dataset: str) -> int:
-        return int(self.config["datasets"][dataset].get("n_train", catalog.dataset_facts(dataset).train_size))
+        return int(self.config["datasets"][dataset].get("n_train", self.design.facts(dataset).train_size))
 
     def classification_runs(self) -> list[Run]:
         """Every default-variant classification run and every run that trains a source,
@@ -172,7 +172,7 @@ def _upsampling(facts: Facts) -> Measurement:
         dataset = facts.role(role)
         if dataset is None:
             continue
-        native = catalog.dataset_facts(dataset).image_size
+        native = facts.design.facts(dataset).image_size
         factors.append((size / native, paper_factor))
         parts.append(
             f"{role} role {dataset}: {native} -> {size} px, {_fmt(size / native)}x (paper {_fmt(paper_factor)}x)"
@@ -182,7 +182,7 @@ def _upsampling(facts: Facts) -> Measurement:
         raise NotMeasured("no dataset plays CIFAR10, CIFAR100 or EuroSAT")
     imagenet = facts.role(IMAGENET_ROLE)
     if imagenet is not None:  # its power above the first role's band, for comparison
-        native = catalog.dataset_facts(imagenet).image_size
+        native = facts.design.facts(imagenet).image_size
         parts.append(
             f"ImageNet role {imagenet}: {native} -> {size} px" + _high_band_share(facts, imagenet, factors[0][0])
         )
@@ -408,14 +408,14 @@ def _roles_10_100(facts: Facts) -> tuple[str, str]:
 
 def _class_ratio(facts: Facts) -> Measurement:
     ten, hundred = _roles_10_100(facts)
-    k10, k100 = catalog.dataset_facts(ten).num_classes, catalog.dataset_facts(hundred).num_classes
+    k10, k100 = facts.design.facts(ten).num_classes, facts.design.facts(hundred).num_classes
     ratio = k100 / k10
     return Measurement(f"{_fmt(ratio)} ({hundred} {k100} / {ten} {k10})", ratio >= PAPER_CLASS_RATIO)
 
 
 def _per_class_ratio(facts: Facts) -> Measurement:
     ten, hundred = _roles_10_100(facts)
-    per = {d: facts.n_train(d) / catalog.dataset_facts(d).num_classes for d in (ten, hundred)}
+    per = {d: facts.n_train(d) / facts.design.facts(d).num_classes for d in (ten, hundred)}
     ratio = per[hundred] / per[ten]
     return Measurement(
         f"{_fmt(ratio)} ({hundred} {_fmt(per[hundred])} / {ten} {_fmt(per[ten])} per class)",
