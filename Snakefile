@@ -22,6 +22,7 @@ from finetune_invariance.study.design import StudyDesign
 from finetune_invariance.study.results_folder import (
     check_published_checkpoints,
     check_results_folder,
+    check_weights_files,
     stamp_results_folder,
 )
 from finetune_invariance.study.slurm_site import check_site_values
@@ -32,6 +33,10 @@ min_version("9.0")
 # The embedded miniature study is the default; `--configfile other.yaml` replaces it
 # (rather than being merged into it, which would mix the two designs).
 if not workflow.config_settings.configfiles:
+    try:  # a YAML syntax error named with its line (profiles/default does it for --configfile)
+        check_config_files([Path(workflow.basedir) / "config.yaml"])
+    except ConfigError as error:
+        raise WorkflowError(str(error)) from None
 
     configfile: Path(workflow.basedir) / "config.yaml"
 
@@ -56,6 +61,10 @@ try:
     if CHECKS_RESULTS_FOLDER:
         check_results_folder(config, CONFIG_FILES, Path(workflow.basedir) / SCHEMA)
         check_published_checkpoints(StudyDesign(config))
+        check_weights_files(
+            StudyDesign(config, workflow_dir=workflow.basedir),
+            cache=Path(".snakemake/finetune_invariance/file_hashes.json"),
+        )
         workflow_dir=workflow.basedir,
 except WorkflowError as error:
     # Snakemake's message dumps the whole schema; name the key and what it allows instead.

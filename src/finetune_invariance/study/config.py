@@ -47,14 +47,67 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), path, ())
         config = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        raise ConfigError(_describe_yaml_error(path, text, err)) from None
     return {} if config is None else config
+
+
+#: What a YAML syntax error most often means in a config file, by PyYAML's problem.
+_YAML_HINTS = {
+    "mapping values are not allowed": "a value holding ': ' must be quoted, and a key must line up with the keys "
+    "beside it",
+    "cannot start any token": "YAML indents with spaces, never tabs",
+    "end of stream": "a quoted string or a bracket is not closed",
+    "expected ',' or ']'": "a '[' list is not closed where it should be",
+    "expected ',' or '}'": "a '{' mapping is not closed where it should be",
+    "expected <block end>": "a line is indented less or more than the keys beside it",
+}
+
+
+def _describe_yaml_error(path: Path, text: str, err: Exception) -> str:
+    """One line naming the file, the line and column, the line's text, PyYAML's problem and a hint."""
+    mark = getattr(err, "problem_mark", None)
+    if mark is None:
+        return f"config file {path} is not valid YAML: {err}"
+    problem = getattr(err, "problem", None) or str(err)
+    lines = text.splitlines()
+    shown = f" ({lines[mark.line].strip()!r})" if mark.line < len(lines) else ""
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    started = f", {context} begun on line {context_mark.line + 1}" if context and context_mark else ""
+    hint = next((f"; {hint}" for key, hint in _YAML_HINTS.items() if key in problem), "")
+    return f"config file {path}, line {mark.line + 1}, column {mark.column + 1}{shown}: {problem}{started}{hint}"
 
 
 def check_config_files(paths: Iterable[str | Path]) -> None:
     """:func:`load_config_file` of each path, for the files Snakemake parsed itself."""
     for path in paths:
         load_config_file(path)
+
+
+def check_command_line_config_files(argv: list[str] | None = None) -> None:
+    """Exit with :func:`load_config_file`'s message for a ``--configfile`` on Snakemake's
+    command line (``sys.argv``) that is not valid YAML or repeats a key.
+
+    Snakemake reads those files before the workflow runs, and says only that one of them
+    is "not valid JSON or YAML", naming neither the file nor the line: the workflow's
+    profile (``profiles/default``) calls this before Snakemake reads them.
+    """
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    files, taking = [], False
+    for arg in argv:
+        option, _, value = arg.partition("=")
+        if option in ("--configfile", "--configfiles"):
+            taking = not value
+            files += [value] if value else []
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            files.append(arg)
+    try:
+        check_config_files(path for path in files if Path(path).is_file())
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
 
 
 def _refuse_duplicate_keys(node: Any, path: Path, parents: tuple[str, ...]) -> None:

@@ -37,13 +37,13 @@ from ..atomic import atomic_path
 from .checkpoints import save_checkpoint
 from .history import best_epoch
 from .layout import BEST_LABEL, checkpoint_label, checkpoint_path
+from .results_folder import RESUME_FILE
 from .runtime import sha256
 from .tables import FORGETTING_MONITOR, TRAINING_HISTORY, conform, read_table, write_table
 from .vocabulary import Run
 
 HISTORY_FILE = "history.parquet"
 MONITOR_FILE = "forgetting_monitor.parquet"
-RESUME_FILE = "resume.safetensors"
 RESUME_FORMAT_VERSION = 3
 #: The resume state of format 2 (a pickle), which this version does not read.
 OLD_RESUME_FILE = "resume.pt"
@@ -95,7 +95,9 @@ def _join_optimizer_state(settings: dict[str, Any], tensors: dict[str, torch.Ten
     return {"state": state, "param_groups": settings["param_groups"]}
 
 
-def write_resume_state(path: Path, header: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+def write_resume_state(
+    path: Path, header: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> None:
     """Write the resume state atomically: ``header`` (JSON values) and the optimizer's
     settings in one sorted-JSON header entry, the model's and optimizer's tensors beside it."""
     settings, optimizer_tensors = _split_optimizer_state(optimizer.state_dict())
@@ -213,7 +215,12 @@ class RunFolder:
         write_table(pd.DataFrame(self.history), self.out_dir / HISTORY_FILE, TRAINING_HISTORY)
         if self.forgetting:
             write_table(_monitor_table(self.forgetting), self.out_dir / MONITOR_FILE, FORGETTING_MONITOR)
-        metadata = {"epoch": epoch, "run": self.identity["run"], "metrics": row, "train_config": self.identity["config"]}
+        metadata = {
+            "epoch": epoch,
+            "run": self.identity["run"],
+            "metrics": row,
+            "train_config": self.identity["config"],
+        }
         if keep:
             self.save_checkpoint(model, epoch, metadata)
         if keep_best and best_epoch(self.history) == epoch:
