@@ -56,6 +56,7 @@ try:
     check_config(
         config,
         model_check_cache=Path(".snakemake/finetune_invariance/model_checks.json"),
+        workflow_dir=workflow.basedir,
     )
     check_site_values(workflow.resource_settings)
     if CHECKS_RESULTS_FOLDER:
@@ -65,7 +66,6 @@ try:
             StudyDesign(config, workflow_dir=workflow.basedir),
             cache=Path(".snakemake/finetune_invariance/file_hashes.json"),
         )
-        workflow_dir=workflow.basedir,
 except WorkflowError as error:
     # Snakemake's message dumps the whole schema; name the key and what it allows instead.
     raise WorkflowError(describe_schema_error(error.__context__)) from None
@@ -84,6 +84,7 @@ include: "workflow/rules/robustness.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/controls.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/properties.smk"
 
 

@@ -310,6 +310,7 @@ def test_register_tokens_can_be_left_out_of_the_block_layers(images):
             "class token + 4 register tokens + 16 patches; last layer: the class token after the final norm",
         ),
         ("deit_distilled", "class token + distillation token + 16 patches; last layer: the mean of the class and"),
+        ("clip", "class token + 16 patches (normalised by norm_pre before block 0); last layer: the class token"),
         (
             "mae_avg_fc_norm",
             "class token + 16 patches; last layer: global avg pooling of the patch tokens, then fc_norm",

@@ -175,6 +175,7 @@ class TokenLayout(NamedTuple):
     register_tokens: int  # DINOv2 'reg4': 4, after the class token
     patch_tokens: int  # the image's patches, last
     pooled: str  # the last layer, in words
+    norm_pre: bool = False  # the embedded tokens are normalised before block 0 (CLIP)
 
     @property
     def prefix_tokens(self) -> int:
@@ -191,7 +192,8 @@ class TokenLayout(NamedTuple):
             )
             if n
         ]
-        return " + ".join([*parts, f"{self.patch_tokens} patches"]) + f"; last layer: {self.pooled}"
+        pre = " (normalised by norm_pre before block 0)" if self.norm_pre else ""
+        return " + ".join([*parts, f"{self.patch_tokens} patches"]) + f"{pre}; last layer: {self.pooled}"
 
 
 def token_layout(vit: VisionTransformer) -> TokenLayout:
@@ -214,7 +216,8 @@ def token_layout(vit: VisionTransformer) -> TokenLayout:
         pooled = f"global {vit.global_pool} pooling of {tokens}, then {norm}"
     else:
         pooled = f"every token after the final {norm}, flattened (no pooling)"
-    return TokenLayout(classes, distillation, registers, vit.patch_embed.num_patches, pooled)
+    norm_pre = not isinstance(vit.norm_pre, nn.Identity)
+    return TokenLayout(classes, distillation, registers, vit.patch_embed.num_patches, pooled, norm_pre)
 
 
 class ViTLayers(LayeredModel):

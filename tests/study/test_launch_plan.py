@@ -20,6 +20,8 @@ from finetune_invariance.study.launch_plan import (
     load_config,
     model_facts,
     parse_dry_run,
+    study_model_facts,
+    work_ratios,
 )
 from finetune_invariance.study.measured_costs import MEASUREMENTS, Measurement
 
@@ -29,7 +31,8 @@ from ..test_workflow import paper_design_counts
 @pytest.fixture(scope="module")
 def paper(repo_root):
     config = load_config([repo_root / "config/paper.yaml"], repo_root / "workflow/schemas/config.schema.yaml")
-    return config, StudyDesign(config), model_facts(config)
+    study = StudyDesign(config)
+    return config, study, study_model_facts(study)
 
 
 #: The paper's inversions: 13 layers (12 blocks and the pooled output) of n = 500 images of
@@ -39,10 +42,10 @@ LAYERS, N, PIXELS, ITERATIONS = 13, 500, 3 * 224 * 224, 500
 
 def test_each_gpu_job_does_the_work_the_paper_describes(paper):
     _, study, facts = paper
-    work = gpu_work(study)
+    work = gpu_work(study, facts)
     counts = paper_design_counts()
     assert {rule: len(jobs) for rule, jobs in work.items()} == {rule: counts[rule] for rule in work}
-    assert facts["layers"] == LAYERS
+    assert {f["layers"] for f in facts.values()} == {LAYERS}
     inversion = Counter({"inversion_image_step_fp32": ITERATIONS * N})
     assert all(job == inversion for job in work["invert_pretrained"])
     # A STIR job inverts the checkpoint once more, then passes X and the 13 layers'
@@ -57,7 +60,7 @@ def test_gpu_hours_of_the_inversions_are_the_measured_step_times_the_steps(paper
     h200 = MEASUREMENTS[0]
     assert h200.device == "NVIDIA H200" and h200.date
     inversions_only = Measurement(**{**h200.__dict__, "derived": {"evaluated_image": (0.0, "left out")}})
-    hours = {row.rule: row.hours for row in gpu_hours(gpu_work(study), inversions_only)}
+    hours = {row.rule: row.hours for row in gpu_hours(gpu_work(study, study_model_facts(study)), inversions_only)}
     # 1.59 s per step of 13 layers x 500 images (the H200 measurement).
     assert hours["stir"] == pytest.approx(paper_design_counts()["stir"] * ITERATIONS * 1.59 / 3600)
     assert hours["invert_pretrained"] == pytest.approx(24 * ITERATIONS * 1.59 / 3600)
@@ -72,7 +75,7 @@ def test_a_cost_measured_for_another_model_does_not_apply(repo_root):
 def test_a_unit_without_a_cost_leaves_its_rules_uncounted(paper):
     _, study, _ = paper
     no_inversion = Measurement(**{**MEASUREMENTS[0].__dict__, "seconds": {"training_image_fp32": 1e-4}})
-    rows = {row.rule: row for row in gpu_hours(gpu_work(study), no_inversion)}
+    rows = {row.rule: row for row in gpu_hours(gpu_work(study, study_model_facts(study)), no_inversion)}
     assert rows["stir"].hours is None and rows["stir"].missing == ("inversion_image_step_fp32",)
     assert rows["finetune"].hours is not None
 
@@ -179,3 +182,55 @@ def test_the_plan_with_the_slurm_profile_names_the_placeholders_to_fill(repo_roo
     assert result.returncode != 0
     for variable in ("FTI_SLURM_ACCOUNT", "FTI_SLURM_CPU_PARTITION", "FTI_SLURM_GPU_PARTITION"):
         assert variable in result.stderr
+
+
+# --- sources of other models (config/foundation.yaml) ---------------------------------------------
+
+
+def test_forward_macs_are_the_published_counts_and_scale_the_costs():
+    b32 = model_facts({"name": "vit_base_patch32_224"})
+    b16 = model_facts({"name": "vit_base_patch16_224"})
+    # ViT-B/32 at 224: 4.4 GMAC per image (measured_costs); ViT-B/16: 17.6 GMAC (Dosovitskiy et al.)
+    assert b32["forward_macs"] == pytest.approx(4.4e9, rel=0.01) and b16["forward_macs"] == pytest.approx(
+        17.6e9, rel=0.01
+    )
+    ratios = work_ratios(b16, b32)
+    assert ratios["forward"] == pytest.approx(b16["forward_macs"] / b32["forward_macs"])
+    assert ratios["inversion"] == pytest.approx(ratios["forward"])  # the same depth
+    half = model_facts({"name": "vit_base_patch32_224", "overrides": {"depth": 6}})
+    # layers 0..5 need 1..6 blocks and the pooled layer 6: 27 block passes of 6, against 90 of 12
+    # (the patch embedding, not a block, adds a few percent)
+    assert work_ratios(half, b32)["inversion"] == pytest.approx(27 / 90, rel=0.05)
+
+
+def test_a_model_of_another_size_is_estimated_by_scaling_and_says_so(paper):
+    from finetune_invariance.study.launch_plan import _model_ratios
+
+    config, paper_study, paper_facts = paper
+    b16 = {
+        **config,
+        "sources": {
+            **config["sources"],
+            "imagenet": {
+                **config["sources"]["imagenet"],
+                "model": {
+                    "name": "vit_base_patch16_224",
+                    "head_init": "pytorch",
+                    "register_tokens": True,
+                    "overrides": {},
+                },
+            },
+        },
+    }
+    study = StudyDesign(b16)
+    facts = study_model_facts(study)
+    work = gpu_work(study, facts)
+    ratios, scaled, reason = _model_ratios(study, facts, work, MEASUREMENTS[0])
+    assert reason is None and scaled == ["imagenet"]
+    assert ratios["cifar10"] == {"forward": 1.0, "inversion": 1.0}
+    measured = {row.rule: row.hours for row in gpu_hours(gpu_work(paper_study, paper_facts), MEASUREMENTS[0])}
+    estimated = {row.rule: row.hours for row in gpu_hours(work, MEASUREMENTS[0], ratios)}
+    # B/16 does 17.6 / 4.4 GMAC per image of B/32 at the same depth; 12 of the 24 inversions are its
+    assert ratios["imagenet"]["inversion"] == pytest.approx(17.6 / 4.4, rel=0.01)
+    expected = measured["invert_pretrained"] * (12 * ratios["imagenet"]["inversion"] + 12) / 24
+    assert estimated["invert_pretrained"] == pytest.approx(expected)

@@ -195,10 +195,34 @@ def controls_outputs():
     return {"controls": table("controls")} if STUDY.controls_enabled else {}
 
 
+#: Beyond the paper: the models compared (rule model_comparison), as table, Markdown and report page.
+MODEL_COMPARISON_OUTPUTS = {
+    "table": table("model_comparison"),
+    "markdown": markdown("model_comparison"),
+    "html": report(
+        table_page("model_comparison"),
+        caption="../report/model_comparison.rst",
+        category="10. Beyond the paper: the sources' models compared",
+    ),
+}
+
+
+def model_comparison_outputs():
+    """The model comparison, where the runs start from more than one model."""
+    if not STUDY.compares_models:
+        return []
+    return [
+        table("model_comparison"),
+        markdown("model_comparison"),
+        table_page("model_comparison"),
+    ]
+
+
 def final_outputs():
     return [
         *(table(stem) for stem in STUDY_TABLES),
         *controls_outputs().values(),
+        *model_comparison_outputs(),
         *(markdown(stem) for stem in MARKDOWN_TABLES),
         *(table_page(stem) for stem in MARKDOWN_TABLES),
         LAYOUT.path("claims"),

@@ -202,6 +202,11 @@ def _check_references(config: dict[str, Any], workflow_dir: str | Path = ".") ->
         _check_dataset(name, entry, workflow_dir)
     for name, entry in sources.items():
         weights = entry["weights"]
+        if weights.startswith("pretrain:") and "model" in entry:
+            raise ConfigError(
+                f"config key 'sources.{name}.model': a 'pretrain:' source is the model of the source "
+                f"'{SCRATCH}' trained; give that source the model instead"
+            )
         if weights.startswith("pretrain:"):
             _require_known(f"sources.{name}.weights", [weights.split(":", 1)[1]], datasets)
             _require_known(f"sources.{name}.variant", [entry.get("variant", DEFAULT_VARIANT)], variants)
@@ -248,6 +253,7 @@ def _check_sample_sizes(config: dict[str, Any], workflow_dir: str | Path = ".") 
     analysed = {d for block in config["finetune_runs"] for d in block["datasets"]}
     analysed |= {entry["dataset"] for entry in config["dynamics"]}
     n_images = config["stir"]["n_images"]
+    test_images = {dataset: n_test_images(config, dataset, workflow_dir) for dataset in analysed}
     for dataset in sorted(analysed):
         if n_images > test_images[dataset]:
             raise ConfigError(
@@ -256,11 +262,6 @@ def _check_sample_sizes(config: dict[str, Any], workflow_dir: str | Path = ".") 
             )
     robustness = config["robustness"]
     for dataset in sorted({entry["dataset"] for entry in config["dynamics"]}):
-        if weights.startswith("pretrain:") and "model" in entry:
-            raise ConfigError(
-                f"config key 'sources.{name}.model': a 'pretrain:' source is the model of the source "
-                f"'{SCRATCH}' trained; give that source the model instead"
-            )
         pool = test_images[dataset]
         if robustness["sampling"] == "per_severity":
             pool *= len(robustness["corruptions"])
@@ -306,7 +307,6 @@ def _check_variant_metrics(config: dict[str, Any]) -> None:
             f"config key 'variant_metrics': 'monitor' measures the dynamics variants {variants} with the "
             "forgetting monitor, which is disabled (monitor.enabled: false): enable it or set variant_metrics: stir"
         )
-    test_images = {dataset: n_test_images(config, dataset, workflow_dir) for dataset in analysed}
 
 
 def _check_controls(config: dict[str, Any]) -> None:
@@ -398,6 +398,7 @@ def _check_model_with_timm(model: dict[str, Any], hub_tags: dict[str, str], key:
     from timm.models.vision_transformer import VisionTransformer
 
     name, overrides = model["name"], dict(model.get("overrides", {}))
+    architecture, _, own_tag = name.partition(".")
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
         raise ConfigError(
@@ -457,7 +458,6 @@ def _check_model_with_timm(model: dict[str, Any], hub_tags: dict[str, str], key:
             f"config key {given}, but the model takes {img_size} images (set {key}.overrides.img_size to change "
             "the model's input size: timm resamples its position embeddings)"
         )
-    architecture, _, own_tag = name.partition(".")
     channels = vit.patch_embed.proj.in_channels
     for stat in ("mean", "std"):
         if stat in model and len(model[stat]) != channels:

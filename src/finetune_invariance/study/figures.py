@@ -65,7 +65,7 @@ from ..plots import (
     styled,
 )
 from .hypotheses import Hypothesis
-from .paper import HEADLINE
+from .paper import HEADLINE, PAPER_DEPTH, paper_position
 from .tables import EARLY_EPOCH_CORRELATION, NAMED_HYPOTHESES, TABLE1, TableSchema, conform
 from .vocabulary import CLASSIFICATION, CLEAN_SEVERITY, RECONSTRUCTION, RUN_KEYS, SCRATCH, Run, runs_in
 
@@ -276,6 +276,10 @@ def _plot_layer_profiles(
     palette = palette_for(df[hue].unique())
     datasets = sorted(df["dataset"].unique())
     n_layers = int(df["layer"].max()) + 1
+    # Lines of models of different depths are drawn at the paper's layer of their relative
+    # depth (paper.paper_position); the legend gives each model's own numbering.
+    depths = {name: int(depth) for name, depth in df.groupby(hue)["layer"].max().items()}
+    relative = len(set(depths.values())) > 1
     fig = Figure(figsize=(3.1 * len(datasets) + 1.8, 2.5 * len(metrics) + 1.3))
     axes = fig.subplots(len(metrics), len(datasets), sharex=True, sharey="row", squeeze=False)
     for row, metric in enumerate(metrics):
@@ -285,16 +289,19 @@ def _plot_layer_profiles(
             for name, colour in palette.items():
                 line = panel[panel[hue] == name].sort_values("layer")
                 if not line.empty:
-                    line_with_band(
-                        ax, line["layer"], line["mean"], line["std"], colour, marker="o", markersize=4, label=name
-                    )
+                    x = paper_position(line["layer"], depths[name]) if relative else line["layer"]
+                    line_with_band(ax, x, line["mean"], line["std"], colour, marker="o", markersize=4, label=name)
             if panel.empty:
                 ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", color="grey")
-            format_layer_axis(ax, n_layers)
+            format_layer_axis(ax, PAPER_DEPTH + 1 if relative else n_layers)
+            if relative:
+                ax.set_xlabel(f"paper layer = {PAPER_DEPTH} x layer / depth ({PAPER_DEPTH} = pooled output)")
             ax.set_ylabel(METRIC_LABELS[metric] if col == 0 else "")
             if row == 0:
                 column_runs = [run for run in checkpoints if run.dataset == dataset]
                 ax.set_title(_column_title(column_runs, checkpoints, hue, list(palette)), fontsize="small")
+    if relative:
+        palette = {f"{name} (depth {depths[name]})": colour for name, colour in palette.items()}
     fig.legend(handles=_legend_handles(palette, "o"), title=hue, loc="outside right center")
     fig.suptitle(
         f"{title}\nvariant {_joined(df['variant'])}, each run at its analysed checkpoint; "

@@ -17,8 +17,11 @@ prints, as Markdown:
 - **downloads**: what is fetched from where, and the **files an offline cluster must
   provide** instead, where they must be.
 
-Sizes of the models and their files are computed from the config's model (built on the
-meta device); download sizes are the publishers' (approximate).
+Sizes of the models and their files are computed from each source's model (built on the
+meta device); download sizes are the publishers' (approximate). A model other than the
+measured one, at the measured input size, is estimated from the measurement by the ratio
+of forward MACs (counted on the meta device), and for inversions also of the work of
+inverting every layer (:func:`work_ratios`); the plan says so.
 """
 
 from __future__ import annotations
@@ -127,8 +130,17 @@ def planned_jobs(config_files: Sequence[Path], snakefile: Path, profile: Path | 
 # --- GPU work and GPU-hours ----------------------------------------------------------
 
 
-def _train_images(config: dict[str, Any], dataset: str) -> int:
-    return int(config["datasets"][dataset].get("n_train", dataset_facts(dataset).train_size))
+def _train_images(study: StudyDesign, dataset: str) -> int:
+    return int(study.config["datasets"][dataset].get("n_train", study.facts(dataset).train_size))
+
+
+class Work(Counter):
+    """One GPU job's work: amounts per unit of :mod:`.measured_costs`, done by the model of
+    the source ``model`` names (the costs of another model are scaled, :func:`work_ratios`)."""
+
+    def __init__(self, amounts: dict[str, float], model: str):
+        super().__init__(amounts)
+        self.model = model
 
 
 def _training_precision(training: dict[str, Any]) -> str:
@@ -137,8 +149,9 @@ def _training_precision(training: dict[str, Any]) -> str:
     return "bf16" if training.get("bf16", True) else "fp32"  # the older spelling
 
 
-def gpu_work(study: StudyDesign) -> dict[str, list[Counter]]:
-    """Each GPU job's work in the units of :mod:`.measured_costs`, by rule.
+def gpu_work(study: StudyDesign, facts: dict[str, dict[str, Any]]) -> dict[str, list[Work]]:
+    """Each GPU job's work in the units of :mod:`.measured_costs`, by rule (``facts``:
+    :func:`study_model_facts`).
 
     The forgetting monitor's measurements during training, data loading and start-up are
     not counted.
@@ -147,8 +160,7 @@ def gpu_work(study: StudyDesign) -> dict[str, list[Counter]]:
     stir, robustness = study.stir, study.robustness
     n, iterations = stir["n_images"], stir["iterations"]
     inversion_unit = f"inversion_image_step_{stir['precision']}"
-    layers = model_facts(config)["layers"]
-    work: dict[str, list[Counter]] = {
+    work: dict[str, list[Work]] = {
         "finetune": [],
         "invert_pretrained": [],
         "stir": [],
@@ -158,34 +170,41 @@ def gpu_work(study: StudyDesign) -> dict[str, list[Counter]]:
     for run in study.training_runs():
         epochs = study.epochs(run)
         unit = f"training_image_{_training_precision(study.training(run))}"
-        work["finetune"].append(
-            Counter(
-                {
-                    unit: epochs * _train_images(config, run.dataset),
-                    "evaluated_image": epochs * n_test_images(config, run.dataset),
-                }
-            )
-        )
-    work["invert_pretrained"] = [Counter({inversion_unit: iterations * n}) for _ in study.pretrained_inversions()]
-    # A STIR job inverts the checkpoint, then passes X and every layer's inversions through
-    # both models in both directions.
-    pair_forwards = 2 * 2 * (layers + 1) * n
+        amounts = {
+            unit: epochs * _train_images(study, run.dataset),
+            "evaluated_image": epochs * n_test_images(config, run.dataset, study.workflow_dir),
+        }
+        work["finetune"].append(Work(amounts, run.source))
+    work["invert_pretrained"] = [
+        Work({inversion_unit: iterations * n}, job.source) for job in study.pretrained_inversions()
+    ]
+
+    def pair_forwards(source: str) -> int:
+        """X and every layer's inversions through both models in both directions."""
+        return 2 * 2 * (facts[source]["layers"] + 1) * n
+
+    # A STIR job inverts the checkpoint, then compares it with its source.
     work["stir"] = [
-        Counter({inversion_unit: iterations * n, "evaluated_image": pair_forwards}) for _ in study.pair_jobs()
+        Work({inversion_unit: iterations * n, "evaluated_image": pair_forwards(job.run.source)}, job.run.source)
+        for job in study.pair_jobs()
     ]
     if study.controls_enabled:
         # A control job inverts the sides of its pair that are not the source (one, or two for
         # compression and expansion) and compares them as a STIR job does.
         inverted_sides = {IDENTICAL: 1, REINITIALISED: 1, COMPRESSED: 2, EXPANDED: 2}
+        source = study.controls_source
         work["control_stir"] = [
-            Counter({inversion_unit: inverted_sides[control] * iterations * n, "evaluated_image": pair_forwards})
+            Work(
+                {inversion_unit: inverted_sides[control] * iterations * n, "evaluated_image": pair_forwards(source)},
+                source,
+            )
             for control in MODEL_CONTROLS
             for _ in study.seeds
         ]
     severities = 5 if robustness["sampling"] == "per_severity" else 5 * len(robustness["corruptions"])
     per_epoch = robustness["n_images"] * (severities + 1)  # and the clean sample
     work["robust_accuracy"] = [
-        Counter({"evaluated_image": study.epochs(run) * per_epoch}) for run in study.dynamics_runs()
+        Work({"evaluated_image": study.epochs(run) * per_epoch}, run.source) for run in study.dynamics_runs()
     ]
     return work
 
@@ -198,7 +217,11 @@ class RuleHours:
     missing: tuple[str, ...]  # units without a measured or derived cost
 
 
-def gpu_hours(work: dict[str, list[Counter]], measurement: Measurement) -> list[RuleHours]:
+def gpu_hours(
+    work: dict[str, list[Work]], measurement: Measurement, ratios: dict[str, dict[str, float]] | None = None
+) -> list[RuleHours]:
+    """Hours per rule: each job's work at the measured costs, scaled by ``ratios`` of its
+    model (:func:`work_ratios`; None: every job's model is the measured one)."""
     rows = []
     for rule, jobs in work.items():
         units = sorted({unit for job in jobs for unit in job})
@@ -206,34 +229,62 @@ def gpu_hours(work: dict[str, list[Counter]], measurement: Measurement) -> list[
         if missing or not jobs:
             rows.append(RuleHours(rule, None if missing else 0.0, None if missing else 0.0, missing))
             continue
-        seconds = [sum(amount * measurement.cost(unit) for unit, amount in job.items()) for job in jobs]
+        seconds = [
+            sum(
+                amount * measurement.cost(unit) * (ratios[job.model][_ratio_kind(unit)] if ratios else 1.0)
+                for unit, amount in job.items()
+            )
+            for job in jobs
+        ]
         rows.append(RuleHours(rule, sum(seconds) / 3600, max(seconds) / 3600, ()))
     return rows
+
+
+def _ratio_kind(unit: str) -> str:
+    return "inversion" if unit.startswith("inversion_") else "forward"
+
+
+def work_ratios(facts: dict[str, Any], measured: dict[str, Any]) -> dict[str, float]:
+    """A model's work per unit relative to the measured model's (both :func:`model_facts`):
+    'forward', the ratio of forward MACs per image (a training step and an evaluation are a
+    fixed multiple of the forward pass); 'inversion', of the work of one inversion step of
+    every layer, each layer's forward and backward reaching its depth: for D uniform blocks,
+    forward MACs x (D + 3) / 2 (layers 0..D-1 need 1..D blocks, the pooled layer D)."""
+    forward = facts["forward_macs"] / measured["forward_macs"]
+    depth, measured_depth = facts["layers"] - 1, measured["layers"] - 1
+    return {"forward": forward, "inversion": forward * (depth + 3) / (measured_depth + 3)}
 
 
 # --- the model's sizes -----------------------------------------------------------------
 
 
-def model_facts(config: dict[str, Any]) -> dict[str, Any]:
-    """Layers (blocks + the pooled output), trainable parameters and file bytes of the
-    config's model: the backbone, and a checkpoint per (task, classes), built on the meta device."""
+def model_facts(model: dict[str, Any], classes: Iterable[int] = (1,)) -> dict[str, Any]:
+    """Layers (blocks + the pooled output), trainable parameters, file bytes and forward MACs
+    per image of a config model block: the backbone, and a checkpoint per (task, classes),
+    built on the meta device."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
+    from .design import model_image_size
     from .models import ModelSpec, build_model
 
-    model = config["model"]
     spec = ModelSpec(model["name"], dict(model.get("overrides", {})), "scratch")
-    classes = {dataset_facts(name).num_classes for name in config["datasets"]} | {1}
+    size = model_image_size(model)
 
     def state_bytes(module) -> int:
         return sum(t.numel() * t.element_size() for t in module.state_dict().values())
 
     with torch.device("meta"):
-        built = {(CLASSIFICATION, k): build_model(spec, CLASSIFICATION, k) for k in classes}
+        built = {(CLASSIFICATION, k): build_model(spec, CLASSIFICATION, k) for k in {*classes, 1}}
         built |= {(task, None): build_model(spec, task) for task in TASKS if task != CLASSIFICATION}
-    any_model = next(iter(built.values()))
+        any_model = next(iter(built.values()))
+        with FlopCounterMode(display=False) as counter:
+            any_model.backbone(torch.empty(1, 3, size, size))
     return {
+        "name": model["name"],
+        "image_size": size,
         "layers": len(any_model.backbone.blocks) + 1,
+        "forward_macs": counter.get_total_flops() / 2,
         "backbone_bytes": state_bytes(any_model.backbone),
         "checkpoint_bytes": {key: state_bytes(m) for key, m in built.items()},
         "trainable_bytes": {
@@ -243,8 +294,23 @@ def model_facts(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _model_key(run: Run) -> tuple[str, int | None]:
-    return (run.task, dataset_facts(run.dataset).num_classes if run.task == CLASSIFICATION else None)
+def study_model_facts(study: StudyDesign) -> dict[str, dict[str, Any]]:
+    """:func:`model_facts` of each source's model (:meth:`.design.StudyDesign.model_entry`),
+    with a checkpoint for every dataset's classes; sources of one model share one entry."""
+    classes = {study.facts(name).num_classes for name in study.config["datasets"]}
+    built: dict[str, dict[str, Any]] = {}
+    facts = {}
+    for source in study.config["sources"]:
+        entry = study.model_entry(source)
+        key = repr(sorted(entry.items()))
+        if key not in built:
+            built[key] = model_facts(entry, classes)
+        facts[source] = built[key]
+    return facts
+
+
+def _model_key(study: StudyDesign, run: Run) -> tuple[str, int | None]:
+    return (run.task, study.num_classes(run))
 
 
 # --- disk --------------------------------------------------------------------------------
@@ -258,28 +324,36 @@ class FolderUse:
     what: str
 
 
-def disk_use(study: StudyDesign, facts: dict[str, Any]) -> list[FolderUse]:
-    """Bytes per folder at the peak of the run and at its end (``work/`` may be deleted then)."""
+def disk_use(study: StudyDesign, facts: dict[str, dict[str, Any]]) -> list[FolderUse]:
+    """Bytes per folder at the peak of the run and at its end (``work/`` may be deleted then)
+    (``facts``: :func:`study_model_facts`)."""
     config, layout = study.config, study.layout
     results, data_root = layout.results, layout.data_root
-    checkpoint = facts["checkpoint_bytes"]
     runs = study.training_runs()
-    published = sum(len(study.kept_checkpoints(run)) * checkpoint[_model_key(run)] for run in runs)
+
+    def checkpoint(run: Run) -> int:
+        return facts[run.source]["checkpoint_bytes"][_model_key(study, run)]
+
+    published = sum(len(study.kept_checkpoints(run)) * checkpoint(run) for run in runs)
     keep_best = study.analysed_checkpoint == "best"
     optimizer_copies = {run: 2 if study.training(run)["optimizer"] == "adam" else 1 for run in runs}
     work = sum(
-        (len(study.checkpoint_epochs(run)) + keep_best + 1) * checkpoint[_model_key(run)]
-        + optimizer_copies[run] * facts["trainable_bytes"][_model_key(run)]
+        (len(study.checkpoint_epochs(run)) + keep_best + 1) * checkpoint(run)
+        + optimizer_copies[run] * facts[run.source]["trainable_bytes"][_model_key(study, run)]
         for run in runs
     )
-    n, side, layers = study.stir["n_images"], study.image_size, facts["layers"]
-    inversion_file = ((layers + 1) * n * 3 * side * side + layers * n) * _FLOAT32
-    inversions = len(study.pretrained_inversions()) * inversion_file
-    sources = len(config["sources"]) * facts["backbone_bytes"]
-    pair_rows = len(study.pair_jobs()) * 2 * layers * layers
+    n = study.stir["n_images"]
+
+    def inversion_file(source: str) -> int:
+        layers, side = facts[source]["layers"], facts[source]["image_size"]
+        return ((layers + 1) * n * 3 * side * side + layers * n) * _FLOAT32
+
+    inversions = sum(inversion_file(job.source) for job in study.pretrained_inversions())
+    sources = sum(facts[source]["backbone_bytes"] for source in config["sources"])
+    pair_rows = sum(2 * facts[job.run.source]["layers"] ** 2 for job in study.pair_jobs())
     robustness = config["robustness"]
     corrupted = sum(
-        robustness["n_images"] * 6 * dataset_facts(d).image_size ** 2 * 3
+        robustness["n_images"] * 6 * study.facts(d).image_size ** 2 * 3
         for d in {run.dataset for run in study.dynamics_runs()}
     )
     n_jobs = len(runs) + len(study.pretrained_inversions()) + len(study.pair_jobs()) + len(study.dynamics_runs()) + 40
@@ -326,7 +400,11 @@ _CIFAR_C_FOLDERS = {archive.folder for archive in ARCHIVES.values()}
 
 
 def _datasets_read(study: StudyDesign) -> list[str]:
-    return sorted({run.dataset for run in study.training_runs()})
+    """The downloadable datasets the design reads (not generated, not your own folders)."""
+    return sorted(
+        {run.dataset for run in study.training_runs()}
+        - {d for d in study.config["datasets"] if study.is_generated(d) or study.is_folder(d)}
+    )
 
 
 def _published_corrupted(study: StudyDesign) -> list[str]:
@@ -335,7 +413,7 @@ def _published_corrupted(study: StudyDesign) -> list[str]:
 
 def _downloaded_data(study: StudyDesign) -> dict[str, tuple[int, int]]:
     """Sizes of the downloadable data the design reads, by dataset name or CIFAR-C folder."""
-    sizes = {d: DOWNLOAD_BYTES[d] for d in _datasets_read(study) if not study.is_generated(d) and d in DOWNLOAD_BYTES}
+    sizes = {d: DOWNLOAD_BYTES[d] for d in _datasets_read(study) if d in DOWNLOAD_BYTES}
     return sizes | {ARCHIVES[d].folder: DOWNLOAD_BYTES[ARCHIVES[d].folder] for d in _published_corrupted(study)}
 
 
@@ -348,13 +426,13 @@ class Download:
     offline: str  # what an offline cluster must provide instead
 
 
-def downloads(study: StudyDesign, facts: dict[str, Any]) -> list[Download]:
+def downloads(study: StudyDesign, facts: dict[str, dict[str, Any]]) -> list[Download]:
+    """What the design downloads and what an offline cluster must provide (``facts``:
+    :func:`study_model_facts`)."""
     data_root = study.layout.data_root
     sizes = _downloaded_data(study)
     rows = []
     for dataset in _datasets_read(study):
-        if study.is_generated(dataset):
-            continue
         known = dataset_facts(dataset)
         urls = re.findall(r"https?://[^\s,]+", known.how_to_get) or [known.how_to_get]
         expected = sorted({str(known.expected_path(data_root, split)) for split in ("train", "test")})
@@ -386,14 +464,14 @@ def downloads(study: StudyDesign, facts: dict[str, Any]) -> list[Download]:
         if kind == "timm":
             import timm
 
-            name = f"{study.config['model']['name']}.{location}"
+            name = f"{study.model_entry(source)['name']}.{location}"
             hub = timm.models.get_pretrained_cfg(name).hf_hub_id or name
             rows.append(
                 Download(
                     f"weights of source '{source}'",
                     f"Hugging Face hub: {hub}",
                     "the Hugging Face cache (HF_HOME)",
-                    facts["backbone_bytes"],
+                    facts[source]["backbone_bytes"],
                     f"{hub} in the Hugging Face cache with HF_HUB_OFFLINE=1, or the file as weights 'file:<path>'",
                 )
             )
@@ -406,7 +484,7 @@ def downloads(study: StudyDesign, facts: dict[str, Any]) -> list[Download]:
                     f"weights of source '{source}'",
                     location,
                     str(cached),
-                    facts["backbone_bytes"],
+                    facts[source]["backbone_bytes"],
                     f"{cached} (torch's hub cache, TORCH_HOME), or the file anywhere as weights 'file:<path>'",
                 )
             )
@@ -439,10 +517,11 @@ def render(
     jobs: dict[str, RuleJobs],
     schema: Path,
     measurements: Iterable[Measurement] = MEASUREMENTS,
+    workflow_dir: Path = REPOSITORY,
 ) -> str:
     """The launch plan of a validated config as Markdown (``schema``: the config schema)."""
-    study = StudyDesign(config)
-    facts = model_facts(config)
+    study = StudyDesign(config, workflow_dir)
+    facts = study_model_facts(study)
     lines = [f"# Launch plan: {' + '.join(map(str, config_files))}", ""]
     try:
         check_results_folder(config, config_files, schema)
@@ -464,7 +543,7 @@ def render(
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {r.rule} | {r.jobs} | {r.gpu_jobs} | {r.runtime_min or ''} |" for r in jobs.values()]
-    work = gpu_work(study)
+    work = gpu_work(study, facts)
     lines += ["", "## GPU-hours", ""]
     for name, rule_jobs in work.items():
         planned = jobs[name].jobs if name in jobs else 0
@@ -476,7 +555,7 @@ def render(
     unmodelled = [f"{r.rule} ({r.gpu_jobs} GPU jobs)" for r in jobs.values() if r.gpu_jobs and r.rule not in work]
     for measurement in measurements:
         lines += [f"### {measurement.device} (measured {measurement.date})", "", f"Source: {measurement.source}."]
-        reason = measurement.applies_to(config["model"], study.image_size)
+        ratios, scaled, reason = _model_ratios(study, facts, work, measurement)
         if reason:
             lines += [
                 "",
@@ -484,7 +563,7 @@ def render(
                 "",
             ]
             continue
-        rows = gpu_hours(work, measurement)
+        rows = gpu_hours(work, measurement, ratios)
         lines += [
             "",
             "| rule | jobs | GPU-hours | longest job (h) | runtime asked (h) |",
@@ -505,6 +584,13 @@ def render(
         notes = [f"no cost of {', '.join(missing)} on this device: those rules are not counted"] if missing else []
         notes += [f"not counted, no work model in launch_plan.gpu_work: {', '.join(unmodelled)}"] if unmodelled else []
         notes += [f"{unit}: {how}" for unit, (_, how) in measurement.derived.items()]
+        notes += [
+            f"source '{source}' ({facts[source]['name']}, depth {facts[source]['layers'] - 1}, "
+            f"{facts[source]['forward_macs'] / 1e9:.1f} GMAC per image at {facts[source]['image_size']} px): estimated, "
+            f"not measured: the measured costs x {ratios[source]['forward']:.2f} (forward MACs) and x "
+            f"{ratios[source]['inversion']:.2f} for inversions (launch_plan.work_ratios), at the measured GPU efficiency"
+            for source in scaled
+        ]
         notes += [
             f"training measured at batch {measurement.batch_size}, input pipeline excluded; the forgetting monitor, "
             "job start-up and model loading are not counted"
@@ -547,6 +633,30 @@ def render(
     return "\n".join(lines)
 
 
+def _model_ratios(
+    study: StudyDesign, facts: dict[str, dict[str, Any]], work: dict[str, list[Work]], measurement: Measurement
+) -> tuple[dict[str, dict[str, float]], list[str], str | None]:
+    """Each working source's :func:`work_ratios` to the measured model, the sources whose
+    model is not the measured one (estimated by scaling), and why the costs do not apply
+    (a model at another input size than the measured one) or None."""
+    measured = None
+    ratios, scaled = {}, []
+    for source in sorted({job.model for jobs in work.values() for job in jobs}):
+        reason = measurement.applies_to(study.model_entry(source), facts[source]["image_size"])
+        if reason is None:
+            ratios[source] = {"forward": 1.0, "inversion": 1.0}
+            continue
+        if facts[source]["image_size"] != measurement.image_size:
+            return {}, [], reason
+        if measured is None:
+            measured = model_facts(
+                {"name": measurement.model, "overrides": measurement.overrides, "image_size": measurement.image_size}
+            )
+        ratios[source] = work_ratios(facts[source], measured)
+        scaled.append(source)
+    return ratios, scaled, None
+
+
 def load_config(config_files: Sequence[Path], schema: Path) -> dict[str, Any]:
     """The configs merged as Snakemake merges ``--configfile``s, validated (defaults filled) and checked."""
     from snakemake.utils import update_config, validate
@@ -555,8 +665,62 @@ def load_config(config_files: Sequence[Path], schema: Path) -> dict[str, Any]:
     for path in config_files:
         update_config(config, load_config_file(path))
     validate(config, str(schema))
-    check_config(config)
+    check_config(config, workflow_dir=Path(schema).resolve().parents[2])  # the workflow's folder holds the schema
     return config
+
+
+def plan(config_files: Sequence[Path], snakefile: Path, profile: Path | None = None) -> str:
+    """The launch plan of ``config_files`` (merged as Snakemake merges them) as Markdown."""
+    config_files = [Path(path).resolve() for path in config_files]
+    schema = snakefile.parent / "workflow/schemas/config.schema.yaml"
+    config = load_config(config_files, schema)
+    jobs = planned_jobs(config_files, snakefile.resolve(), profile.resolve() if profile else None)
+    return render(config, config_files, jobs, schema, workflow_dir=snakefile.resolve().parent)
+
+
+def total_gpu_hours(config_files: Sequence[Path], snakefile: Path, measurement: Measurement) -> float | None:
+    """The plan's total GPU-hours on ``measurement``'s device, without the dry-run (the
+    work model alone); None where the costs do not apply or a unit has none."""
+    config = load_config([Path(path).resolve() for path in config_files], snakefile.parent / SCHEMA)
+    study = StudyDesign(config, snakefile.resolve().parent)
+    facts = study_model_facts(study)
+    work = gpu_work(study, facts)
+    ratios, _, reason = _model_ratios(study, facts, work, measurement)
+    hours = [row.hours for row in gpu_hours(work, measurement, ratios)] if reason is None else [None]
+    return None if None in hours else sum(hours)
+
+
+#: Where the config schema lies in the workflow's folder.
+SCHEMA = Path("workflow/schemas/config.schema.yaml")
+
+#: Marked blocks of a docs page that :func:`write_docs` fills: a plan, and a plan's total.
+_PLAN_BLOCK = re.compile(r"(<!-- launch plan: (?P<files>[^>]+?) -->\n)(.*?)(<!-- end launch plan -->)", re.DOTALL)
+_HOURS_BLOCK = re.compile(r"(<!-- gpu-hours: (?P<files>[^>]+?) -->)(.*?)(<!-- end gpu-hours -->)", re.DOTALL)
+
+
+def portable(text: str, repository: Path) -> str:
+    """A plan for a docs page: paths relative to the repository, torch's hub cache as
+    ``$TORCH_HOME/hub``, and its headings two levels down."""
+    import torch.hub
+
+    text = text.replace(f"{Path(torch.hub.get_dir())}", "$TORCH_HOME/hub").replace(f"{repository.resolve()}/", "")
+    return re.sub(r"(?m)^#", "###", text)
+
+
+def write_docs(page: Path, snakefile: Path, measurement: Measurement = MEASUREMENTS[0]) -> None:
+    """Fill the marked blocks of the Markdown ``page`` (``<!-- launch plan: FILES -->`` ...
+    ``<!-- end launch plan -->`` with the plan of the config FILES, relative to the
+    repository; ``<!-- gpu-hours: FILES -->`` ... ``<!-- end gpu-hours -->`` with their total
+    GPU-hours on ``measurement``'s device)."""
+    repository = snakefile.resolve().parent
+
+    def files(match: re.Match) -> list[Path]:
+        return [repository / name for name in match["files"].split()]
+
+    text = page.read_text()
+    text = _PLAN_BLOCK.sub(lambda m: m[1] + portable(plan(files(m), snakefile), repository).strip() + "\n" + m[4], text)
+    text = _HOURS_BLOCK.sub(lambda m: m[1] + _hours(total_gpu_hours(files(m), snakefile, measurement)) + m[4], text)
+    page.write_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -569,17 +733,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--profile", type=Path, help="a Snakemake profile for the dry-run (e.g. profiles/slurm)")
     parser.add_argument("--snakefile", type=Path, default=REPOSITORY / "Snakefile")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="instead of printing a plan, fill the launch plans marked in this Markdown page (docs/your-models.md)",
+    )
     args = parser.parse_args(argv)
     if not args.snakefile.is_file():
         parser.error(f"no Snakefile at {args.snakefile}; pass --snakefile")
-    config_files = [path.resolve() for path in (args.configfile or [args.snakefile.parent / "config.yaml"])]
-    schema = args.snakefile.parent / "workflow/schemas/config.schema.yaml"
     try:
-        config = load_config(config_files, schema)
-        jobs = planned_jobs(config_files, args.snakefile.resolve(), args.profile.resolve() if args.profile else None)
+        if args.docs:
+            write_docs(args.docs, args.snakefile)
+            return
+        print(plan(args.configfile or [args.snakefile.parent / "config.yaml"], args.snakefile, args.profile))
     except (ConfigError, LaunchPlanError) as err:
         sys.exit(f"no launch plan: {err}")
-    print(render(config, config_files, jobs, schema))
 
 
 if __name__ == "__main__":

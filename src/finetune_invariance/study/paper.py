@@ -10,7 +10,9 @@ The paper numbers layers 0..12 for its ViT-B/32 (depth 12, docs/method.md). For 
 another depth D, a layer number l of the paper maps to ``round(l * D / 12)``
 (:func:`scaled_layer`), and a selection of the k first (last) of the selectable layers
 1..12 to the ``round(k * D / 12)`` first (last) of 1..D (:func:`scaled_count`), so the
-miniature study asks the same questions of its smaller models.
+miniature study asks the same questions of its smaller models, and sources of different
+depths are compared layer by layer at the same relative depth (:func:`paper_position`
+places a model's layer on the paper's axis, as the layer-profile figures draw it).
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ PAPER_DEPTH = 12
 def scaled_layer(layer: int, depth: int) -> int:
     """The layer of a depth-``depth`` model that plays the role of the paper's ``layer``."""
     return round(layer * depth / PAPER_DEPTH)
+
+
+def paper_position(layer, depth: int):
+    """Where a depth-``depth`` model's ``layer`` sits on the paper's layer axis 0..12: its
+    relative depth times 12 (the inverse of :func:`scaled_layer`, unrounded; works on
+    numbers and on arrays or Series of layers)."""
+    return layer * PAPER_DEPTH / depth
 
 
 def scaled_count(k: int, depth: int) -> int:

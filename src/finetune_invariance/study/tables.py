@@ -192,6 +192,30 @@ LEARNING_FORGETTING_CORRELATION = TableSchema(
     },
 )
 
+_BEYOND = "beyond the paper: the paper's statement asked of this model"
+_RANGE_MEAN = "per seed the mean over paper layers {} mapped onto this model's depth, then the mean over seeds"
+MODEL_COMPARISON = TableSchema(
+    "model_comparison",
+    "(source, dataset, task, variant) default-variant run at its analysed checkpoint (study.model_comparison)",
+    {
+        **RUN_CONTEXT,
+        "epoch": _c("int64", "epoch of the analysed checkpoint"),
+        "model": _c("string", "the source's timm model name (sources.<name>.model, else model)"),
+        "depth": _c("int64", "the model's blocks: its layers are 0..depth"),
+        "n_seeds": _c("int64", "STIR seeds averaged"),
+        **{
+            f"{metric}_{suffix}": _c("float64", f"{metric}: " + _RANGE_MEAN.format(layers))
+            for metric in ("learning", "forgetting", "cka_divergence")
+            for suffix, layers in (("early", "1-6"), ("later", "7-12"))
+        },
+        "learning_forgetting_r": _c("float64", "Pearson r across layers of seed-mean learning and forgetting (Appendix C.1)"),
+        "learning_forgetting_p": _c("float64", "two-sided p-value of learning_forgetting_r"),
+        "learning_forgetting_verdict": _c("string", f"{_BEYOND} 'learning and forgetting are significantly correlated across layers' (r > 0, p < ALPHA of claims.evidence)"),
+        "headline_r": _c("float64", "Pearson r across epochs of the std of forgetting over paper layers 2-12 and the mean corrupted accuracy (Section 4.4; NaN without a dynamics run)"),
+        "headline_p_bonferroni": _c("float64", "its p-value, Bonferroni-corrected over the hypothesis family"),
+        "headline_verdict": _c("string", f"{_BEYOND} 'the std of forgetting across layers 2-12 correlates strongly with the mean corrupted accuracy' (r >= STRONG_R, Bonferroni p < ALPHA of claims.evidence)"),
+    },
+)
 
 #: Every table the library and the study write, by schema name (the README's results map).
 
