@@ -37,6 +37,26 @@ def sample_indices(total: int, n: int | None, sample_seed: int = 0) -> list[int]
     return sorted(chosen.tolist())
 
 
+def _image_files(folder: Path) -> list[Path]:
+    """The image files of a folder, recursively, in sorted path order."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def count_images(path: str | os.PathLike) -> int:
+    """How many images :func:`load_images` can take from ``path`` (reading no pixel of an image file)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"images {path} do not exist: give a folder of image files or a .npy/.npz array")
+    if path.is_dir():
+        return len(_image_files(path))
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return len(_read_array_file(path))
+    raise ValueError(f"{path} is neither a folder of images nor an array file ({', '.join(ARRAY_SUFFIXES)})")
+
+
 def load_images(
     path: str | os.PathLike,
     size: Sequence[int],
@@ -50,9 +70,7 @@ def load_images(
     if not path.exists():
         raise FileNotFoundError(f"images {path} do not exist: give a folder of image files or a .npy/.npz array")
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"folder {path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        files = _image_files(path)
         chosen = [files[k] for k in sample_indices(len(files), n, sample_seed)]
         images = [_read_image_file(file) for file in chosen]
         where = [str(file) for file in chosen]

@@ -20,19 +20,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: the command line's --help names the cache without it
+    import torch
 
-from .inversion import Inversions
-from .layers import as_layers
+    from .inversion import Inversions
 
 #: Part of every key: a change of what an entry means (the recipe, the layer convention)
 #: raises it, so that older entries are never mistaken for current ones.
 CACHE_VERSION = 1
+#: Bytes of an entry's file beyond its tensors (the safetensors header), at most.
+ENTRY_HEADER_BYTES = 1024
 
 
 def default_directory() -> Path:
@@ -41,8 +46,17 @@ def default_directory() -> Path:
     return Path(base) / "finetune-invariance" / "inversions"
 
 
+def entry_bytes(num_layers: int, images_shape: Sequence[int]) -> int:
+    """The size of an entry's file: a model's inversions of (n, C, H, W) images through
+    ``num_layers`` layers (float32 images, losses and targets, :meth:`.inversion.Inversions.save`)."""
+    n, per_image = images_shape[0], math.prod(images_shape[1:])
+    return 4 * (num_layers * n * per_image + num_layers * n + n * per_image) + ENTRY_HEADER_BYTES
+
+
 def _update_with_tensor(digest: "hashlib._Hash", tensor: torch.Tensor) -> None:
     """dtype, shape and the raw bytes of ``tensor`` (on the CPU, contiguous)."""
+    import torch
+
     tensor = tensor.detach().cpu().contiguous()
     digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
     digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -50,6 +64,8 @@ def _update_with_tensor(digest: "hashlib._Hash", tensor: torch.Tensor) -> None:
 
 def model_fingerprint(model: torch.nn.Module) -> str:
     """SHA-256 of the layered view of ``model``: its module structure and every state-dict tensor."""
+    from .layers import as_layers
+
     layered = as_layers(model)
     digest = hashlib.sha256()
     digest.update(f"{type(layered).__module__}.{type(layered).__qualname__}\n{layered!r}\n".encode())
@@ -93,6 +109,19 @@ class InversionKey:
         )
 
 
+def inversion_keys(
+    models: Mapping[str, torch.nn.Module], images: torch.Tensor, seeds: Sequence[int], **recipe: object
+) -> dict[tuple[str, int], InversionKey]:
+    """The key of every (model name, seed) inversion of ``images`` with ``recipe``
+    (iterations, step_size, precision), each model and the images hashed once."""
+    images_key = images_fingerprint(images)
+    keys = {}
+    for name, model in models.items():
+        model_key = model_fingerprint(model)
+        keys.update({(name, seed): InversionKey(model_key, images_key, seed, **recipe) for seed in seeds})
+    return keys
+
+
 class InversionCache:
     """A folder of inversions of all layers, one file per :class:`InversionKey`.
 
@@ -109,6 +138,8 @@ class InversionCache:
 
     def load(self, key: InversionKey, num_layers: int) -> Inversions | None:
         """The stored inversions of ``key``, or None if there are none (or none usable, with a warning)."""
+        from .inversion import Inversions
+
         path = self.path(key)
         if not path.exists():
             return None

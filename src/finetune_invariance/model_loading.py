@@ -6,7 +6,12 @@
   the Hugging Face hub (cached; with ``HF_HUB_OFFLINE=1`` they must be in the cache);
 - a weights file of a timm ViT: the hub's ``model.safetensors``, a ``.pth``/``.bin``
   state dict, or a big_vision ``.npz`` (the authors' AugReg checkpoints), loaded into the
-  timm ``architecture`` with timm's own conversion (:func:`load_timm_weights`);
+  timm ``architecture`` with timm's own conversion (:func:`load_timm_weights`), refused
+  when it was trained at another image or patch size unless resampling is asked for;
+- a checkpoint the study wrote (``finetune_invariance.study.checkpoints``: a shipped
+  source, ``results/finetune/<run>/checkpoints/*.safetensors``): its ViT, built from the
+  architecture, normalisation and layer convention its header names
+  (:func:`checkpoint_model`);
 - a folder of a Hugging Face ``transformers`` ViT (``save_pretrained``: ``config.json`` and
   weights, optionally ``preprocessor_config.json``): :class:`HuggingFaceViT`.
 
@@ -39,6 +44,15 @@ from .preprocessing import InputNormalization
 WEIGHTS_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
 #: The oldest ``transformers`` whose ViT blocks return a tensor (older ones return a tuple).
 MIN_TRANSFORMERS = 5
+#: The safetensors header entry of a checkpoint the study writes, which describes its model
+#: (``finetune_invariance.study.checkpoints.HEADER_KEY``, the same name: the study does not
+#: import this module there, whose timm import every job reading a checkpoint would pay).
+CHECKPOINT_HEADER_KEY = "finetune_invariance"
+#: Where the ViT's tensors and the input normalisation's are in such a checkpoint (the
+#: study model's ``backbone`` and ``normalization``).
+CHECKPOINT_BACKBONE, CHECKPOINT_NORMALIZATION = "backbone.", "normalization."
+#: Seconds to wait for the weights' host before saying it cannot be reached.
+CONNECT_TIMEOUT_S = 3
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -79,6 +93,8 @@ def create_vit(
     the caller's way to pass a local file).
     """
     check_timm_name(name)
+    if pretrained:
+        check_pretrained_available(name, offline_fix)
     try:
         model = timm.create_model(name, pretrained=pretrained, num_classes=0, **dict(model_args or {}))
     except OSError as err:  # huggingface_hub's offline / not-cached / network errors are OSErrors
@@ -99,13 +115,72 @@ def create_vit(
     return model
 
 
-def load_timm_weights(vit: VisionTransformer, path: str | Path) -> None:
+def check_pretrained_tag(name: str) -> None:
+    """:class:`WeightsUnavailableError` listing the tags there are, unless timm has pretrained
+    weights ``name`` (an architecture, whose default tag is then meant, or ``architecture.tag``)."""
+    architecture, _, tag = name.partition(".")
+    tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{architecture}.*")]
+    if not tags or (tag and tag not in tags):
+        raise WeightsUnavailableError(
+            f"timm has no pretrained weights '{name}'; "
+            + (f"tags for {architecture}: {tags}" if tags else f"'{architecture}' has none (build it without weights)")
+        )
+
+
+def check_pretrained_available(name: str, offline_fix: str = "load a local weights file by its path") -> None:
+    """Raise :class:`WeightsUnavailableError` at once when timm's pretrained weights of
+    ``name`` are neither cached nor obtainable: a tag timm does not know, or weights not in
+    the cache while ``HF_HUB_OFFLINE`` is set or their host does not answer within
+    :data:`CONNECT_TIMEOUT_S` (rather than after the hub client's retries)."""
+    import os
+    import socket
+    import urllib.parse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    check_pretrained_tag(name)
+    cfg = get_pretrained_cfg(name)
+    if cfg.hf_hub_id:
+        files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+        if any(
+            isinstance(try_to_load_from_cache(cfg.hf_hub_id, f, cache_dir=constants.HF_HUB_CACHE), str) for f in files
+        ):
+            return
+        where, host = f"the Hugging Face cache ({constants.HF_HUB_CACHE})", urllib.parse.urlparse(constants.ENDPOINT)
+    elif cfg.url:
+        from timm.models._hub import check_cached_file
+
+        if check_cached_file(cfg.url):
+            return
+        where, host = "torch's hub cache", urllib.parse.urlparse(cfg.url)
+    else:
+        return
+    if constants.HF_HUB_OFFLINE:
+        why = "HF_HUB_OFFLINE=1 is set"
+    else:
+        try:
+            socket.create_connection((host.hostname, host.port or 443), timeout=CONNECT_TIMEOUT_S).close()
+            return
+        except OSError as err:
+            why = f"{host.hostname} cannot be reached ({err})"
+    raise WeightsUnavailableError(
+        f"timm pretrained weights '{name}' are not in {where} and {why}. To get them, run "
+        f"python -c \"import timm; timm.create_model('{name}', pretrained=True)\" on a machine with internet and "
+        f"copy its cache folder here ({constants.HF_HUB_CACHE}, or point HF_HOME at the copy); "
+        f"or {offline_fix}{'' if os.environ.get('HF_HUB_OFFLINE') else ' (HF_HUB_OFFLINE=1 skips the connection attempt)'}"
+    )
+
+
+def load_timm_weights(vit: VisionTransformer, path: str | Path, resample: bool = False) -> None:
     """Load a local weights file into ``vit`` (built without a classifier), strictly.
 
     The same conversion timm applies to hub weights: its ``checkpoint_filter_fn`` (key
-    remapping, position-embedding resampling when img_size/patch differ); the classifier's
-    keys are dropped. A big_vision ``.npz`` goes through timm's npz loader. Every key of
-    ``vit`` must be in the file, or :class:`WeightsFileError` names what does not fit.
+    remapping); the classifier's keys are dropped. A big_vision ``.npz`` goes through
+    timm's npz loader. Every key of ``vit`` must be in the file, or
+    :class:`WeightsFileError` names what does not fit. Weights trained at another image or
+    patch size would be resampled to ``vit``'s by timm (position and patch embeddings),
+    which changes the model: :class:`WeightsFileError` unless ``resample``.
     """
     from timm.models import load_state_dict
     from timm.models.vision_transformer import checkpoint_filter_fn
@@ -115,6 +190,8 @@ def load_timm_weights(vit: VisionTransformer, path: str | Path) -> None:
         raise FileNotFoundError(f"weights file {path} does not exist")
     architecture = f"timm '{vit.pretrained_cfg.get('architecture')}' with its model arguments"
     if path.suffix == ".npz":
+        if not resample:
+            _refuse_resampling(vit, path, _npz_embedding_shapes(path))
         try:
             vit.load_pretrained(str(path))
         except Exception as err:  # timm's npz loader raises whatever numpy or its key lookup raise
@@ -127,7 +204,59 @@ def load_timm_weights(vit: VisionTransformer, path: str | Path) -> None:
             f"weights file {path} cannot be read as a state dict ({type(err).__name__}: {err}); expected the hub's "
             "model.safetensors (or a .pth/.bin state dict) of the model: download it again"
         ) from err
+    if not resample:
+        _refuse_resampling(vit, path, {k: tuple(state[k].shape) for k in _EMBEDDINGS if k in state})
     load_timm_state(vit, checkpoint_filter_fn(state, vit), f"weights file {path}")
+
+
+#: The tensors timm resamples when weights meet another image or patch size.
+_EMBEDDINGS = ("pos_embed", "patch_embed.proj.weight")
+
+
+def _npz_embedding_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The shapes of a big_vision ``.npz``'s embeddings, in timm's layout (read without loading them)."""
+    import numpy as np
+
+    try:
+        with np.load(path) as npz:
+            prefix = "opt/target/" if "opt/target/embedding/kernel" in npz.files else ""
+            shapes = {}
+            if f"{prefix}Transformer/posembed_input/pos_embedding" in npz.files:
+                shapes["pos_embed"] = npz[f"{prefix}Transformer/posembed_input/pos_embedding"].shape
+            if f"{prefix}embedding/kernel" in npz.files:
+                kh, kw, channels, width = npz[f"{prefix}embedding/kernel"].shape
+                shapes["patch_embed.proj.weight"] = (width, channels, kh, kw)
+    except (OSError, ValueError) as err:
+        raise WeightsFileError(f"weights file {path} is not a readable .npz ({err})") from err
+    return shapes
+
+
+def _refuse_resampling(vit: VisionTransformer, path: Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """:class:`WeightsFileError` when the file's embeddings have other shapes than ``vit``'s,
+    naming the image and patch size the file was trained at where they can be read off."""
+    model = {
+        "pos_embed": tuple(vit.pos_embed.shape),
+        "patch_embed.proj.weight": tuple(vit.patch_embed.proj.weight.shape),
+    }
+    # The same width, other tokens or another patch (another width is another architecture, named when loading).
+    same_width = {"pos_embed": lambda a, b: a[2:] == b[2:], "patch_embed.proj.weight": lambda a, b: a[:2] == b[:2]}
+    differing = [k for k, shape in shapes.items() if shape != model[k] and same_width[k](shape, model[k])]
+    if not differing:
+        return
+    found = ", ".join(f"{k} {shapes[k]} in the file, {model[k]} in the model" for k in differing)
+    sizes = ""
+    patch = shapes.get("patch_embed.proj.weight", model["patch_embed.proj.weight"])[-1]
+    tokens = shapes.get("pos_embed", model["pos_embed"])[1] - (0 if vit.no_embed_class else vit.num_prefix_tokens)
+    side = round(tokens**0.5)
+    if side * side == tokens:
+        sizes = f" (img_size={side * patch}, patch_size={patch}: --model-arg img_size={side * patch} --model-arg patch_size={patch})"
+    raise WeightsFileError(
+        f"weights file {path} was trained at another image or patch size than the model it is loaded into "
+        f"(timm '{vit.pretrained_cfg.get('architecture')}' at {tuple(vit.patch_embed.img_size)} with patches "
+        f"{tuple(vit.patch_embed.patch_size)}): {found}. Loading it would resample its position and patch "
+        f"embeddings, another model than the one saved. Build the model at the file's sizes{sizes}, or resample "
+        "on purpose (--resample; load_timm_weights(..., resample=True))"
+    )
 
 
 #: The keys of a fresh ``fc_norm``, which MAE's finetuning recipe adds (below).
@@ -281,6 +410,62 @@ def _normalization(
     return InputNormalization(*(own if mean is None else (mean, std)))
 
 
+def checkpoint_model(path: str | Path) -> dict[str, Any] | None:
+    """The model description (``name``, ``overrides``, ``mean``, ``std``, ...) in the header
+    of a checkpoint the study wrote, or None for any other file; reads no tensor."""
+    import json
+
+    from safetensors import SafetensorError, safe_open
+
+    if Path(path).suffix != ".safetensors" or not Path(path).is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as file:
+            raw = (file.metadata() or {}).get(CHECKPOINT_HEADER_KEY)
+    except (SafetensorError, OSError):
+        return None
+    if raw is None:
+        return None
+    try:
+        return dict(json.loads(raw)["model"]["spec"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise WeightsFileError(f"checkpoint {path} has a damaged '{CHECKPOINT_HEADER_KEY}' header ({err})") from err
+
+
+def _load_checkpoint_vit(
+    path: Path, described: Mapping[str, Any], architecture: str | None, model_args: Mapping[str, Any] | None
+) -> tuple[VisionTransformer, tuple[Sequence[float], Sequence[float]]]:
+    """The ViT of a study checkpoint, built as its header ``described`` it, and its input
+    normalisation's (mean, std) as the file holds them; a given ``architecture`` or
+    ``model_args`` must agree with the header."""
+    from safetensors import safe_open
+
+    name, overrides = described["name"], dict(described.get("overrides") or {})
+    if architecture is not None and architecture.partition(".")[0] != name:
+        raise ValueError(f"checkpoint {path} holds a '{name}' (its header), not the --architecture '{architecture}'")
+    conflicts = {k: v for k, v in (model_args or {}).items() if k not in overrides or overrides[k] != v}
+    if conflicts:
+        raise ValueError(
+            f"checkpoint {path} names its model in its header ('{name}' with {overrides}); the model arguments "
+            f"{conflicts} contradict it: leave them out for this model"
+        )
+    vit = create_vit(name, overrides, pretrained=False)
+    with safe_open(str(path), framework="pt", device="cpu") as file:
+        state = {
+            key[len(CHECKPOINT_BACKBONE) :]: file.get_tensor(key)
+            for key in file.keys()
+            if key.startswith(CHECKPOINT_BACKBONE)
+        }
+        normalization = [f"{CHECKPOINT_NORMALIZATION}{name}" for name in ("mean", "std")]
+        own = [
+            file.get_tensor(key).flatten().tolist() if key in file.keys() else described.get(name)
+            for key, name in zip(normalization, ("mean", "std"))
+        ]
+    load_timm_state(vit, state, f"checkpoint {path}")
+    mean, std = (value or vit.pretrained_cfg[name] for value, name in zip(own, ("mean", "std")))
+    return vit, (mean, std)
+
+
 def load_model(
     spec: str | Path,
     *,
@@ -288,15 +473,26 @@ def load_model(
     model_args: Mapping[str, Any] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    resample: bool = False,
 ) -> LoadedModel:
-    """The model ``spec`` names: a Hugging Face ViT folder, a timm weights file or a timm model name.
+    """The model ``spec`` names: a Hugging Face ViT folder, a study checkpoint, a timm
+    weights file or a timm model name.
 
     ``architecture`` (a timm model name, optionally with a pretrained tag whose mean/std
     then apply) and ``model_args`` (``timm.create_model`` keywords such as ``img_size``)
     build the network a weights file is loaded into; ``model_args`` also apply to a timm
-    name. ``mean``/``std`` replace the model's own input normalisation.
+    name. A study checkpoint is built from its header, with which they must agree.
+    ``mean``/``std`` replace the model's own input normalisation. ``resample``: load a
+    weights file trained at another image or patch size by resampling its embeddings
+    (:func:`load_timm_weights`).
     """
     path = Path(spec)
+    described = checkpoint_model(path)
+    if described is not None:
+        vit, own = _load_checkpoint_vit(path, described, architecture, model_args)
+        layered = ViTLayers(vit, _normalization(own, mean, std), register_tokens=described.get("register_tokens", True))
+        size, channels = tuple(vit.patch_embed.img_size), vit.patch_embed.proj.in_channels
+        return LoadedModel(layered, size, channels, f"{path} (study checkpoint of '{described['name']}')")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ValueError(
@@ -316,7 +512,7 @@ def load_model(
                 "(--architecture, e.g. vit_base_patch32_224, with --model-arg KEY=VALUE for changed sizes)"
             )
         vit = create_vit(architecture, model_args, pretrained=False)
-        load_timm_weights(vit, path)
+        load_timm_weights(vit, path, resample=resample)
         description = f"{path} ({architecture})"
     else:
         if not timm.is_model(str(spec)):

@@ -94,7 +94,9 @@ def test_the_same_model_and_metadata_give_the_same_bytes(tmp_path):
 def test_foreign_safetensors_file(tmp_path):
     path = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
-    with pytest.raises(CheckpointError, match="foreign.safetensors is a safetensors file but not a checkpoint of this study"):
+    with pytest.raises(
+        CheckpointError, match="foreign.safetensors is a safetensors file but not a checkpoint of this study"
+    ):
         load_checkpoint(path)
 
 
@@ -120,3 +122,16 @@ def test_mismatched_keys_and_shapes_name_the_key(tmp_path):
     _rewrite(path, tensors)
     with pytest.raises(CheckpointError, match=r"missing keys \['backbone.norm.bias'\]"):
         load_checkpoint(path)
+
+
+def test_the_command_line_reads_the_header_this_module_writes(tmp_path):
+    """The library's reader of study checkpoints (the command line's) names the same header
+    entry and finds the model's description in it."""
+    from finetune_invariance import model_loading
+
+    assert model_loading.CHECKPOINT_HEADER_KEY == HEADER_KEY
+    spec = ModelSpec(
+        "vit_tiny_patch16_224", {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
+    )
+    path = save_checkpoint(tmp_path / "c.safetensors", build_model(spec, "classification", 3), {"epoch": 1})
+    assert model_loading.checkpoint_model(path) == build_model(spec, "classification", 3).spec.to_dict()

@@ -27,6 +27,9 @@ from safetensors.torch import save_file
 from ..atomic import atomic_path
 from .results_folder import restore_published_checkpoint
 
+#: The header entry (the library reads it as ``model_loading.CHECKPOINT_HEADER_KEY`` for
+#: the command line; not imported from there, whose timm import every job reading a
+#: checkpoint would pay; tests/study/test_checkpoints.py checks the two agree).
 HEADER_KEY = "finetune_invariance"
 FORMAT_VERSION = 1
 
@@ -104,7 +107,9 @@ def _read(path: str | os.PathLike, tensors: bool) -> tuple[dict[str, Any], dict[
             raw = (f.metadata() or {}).get(HEADER_KEY)
             tensors = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({err}); {restore_published_checkpoint(path)}") from err
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable safetensors file ({err}); {restore_published_checkpoint(path)}"
+        ) from err
     if raw is None:
         raise CheckpointError(
             f"{path} is a safetensors file but not a checkpoint of this study (no '{HEADER_KEY}' header entry); "
@@ -113,7 +118,9 @@ def _read(path: str | os.PathLike, tensors: bool) -> tuple[dict[str, Any], dict[
     try:
         header = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise CheckpointError(f"checkpoint {path} has a damaged '{HEADER_KEY}' header ({err}); {restore_published_checkpoint(path)}") from err
+        raise CheckpointError(
+            f"checkpoint {path} has a damaged '{HEADER_KEY}' header ({err}); {restore_published_checkpoint(path)}"
+        ) from err
     if header.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format_version {header.get('format_version')}, expected {FORMAT_VERSION}; {restore_published_checkpoint(path)}"

@@ -366,7 +366,7 @@ def build_model(spec: ModelSpec, task: str, num_classes: int | None = None, seed
             backbone = create_vit(spec.name, spec.overrides, pretrained=False)
         if kind in FILE_KINDS:
             path, digest = _verified_weights_file(spec, kind, location)
-            load_timm_weights(backbone, path)
+            load_timm_weights(backbone, path, resample=True)  # a file at another input size: resampled on purpose
         elif kind == "checkpoint":
             saved = _checkpoint_backbone(spec, backbone, Path(location))
             mean, std = mean or saved.mean, std or saved.std  # keep the pretrained model's normalisation
