@@ -67,7 +67,7 @@ ANALYSIS_AND_FIGURE_JOBS = {
 }
 
 
-CONTROL_JOBS = {"controls": 1}  # the table of every planted-effect control's checks
+CONTROL_JOBS = {"controls": 1, "control_robustness": 1}  # the checks' table; the planted robustness series
 
 
 def test_embedded_study_dry_run_plans_every_stage(repo_root, tmp_path):
@@ -85,7 +85,7 @@ def test_embedded_study_dry_run_plans_every_stage(repo_root, tmp_path):
         # 7 runs at their best checkpoint, glyphs64 -> glyphs10 at each of its 20 epochs; the
         # variants are measured by the forgetting monitor alone
         "stir": (7 + 20) * 2,
-        "control_stir": 4 * 2,  # 4 model controls x 2 seeds
+        "control_stir": 2,  # every model control, once per seed
         "robust_accuracy": 5,
         "corrupted_testset": 1,
         **ANALYSIS_AND_FIGURE_JOBS,
@@ -107,7 +107,7 @@ def paper_design_counts() -> dict[str, int]:
         "source_model": 4,  # imagenet, cifar10, cifar100, scratch
         "invert_pretrained": (4 + 4) * seeds,  # ImageNet x 4 datasets, 4 CIFAR (source, dataset) pairs
         "stir": analysed_checkpoints * seeds,
-        "control_stir": 4 * seeds,  # beyond the paper: the planted-effect controls
+        "control_stir": seeds,  # beyond the paper: every planted-effect control, once per seed
         "robust_accuracy": 2 + variants,
         "corrupted_testset": 2,
         "download_cifar_c": 2,

@@ -167,7 +167,8 @@ def test_the_plan_of_the_paper_prints_jobs_gpu_hours_disk_and_downloads(repo_roo
     assert result.returncode == 0, result.stderr
     plan = result.stdout
     counts = paper_design_counts()
-    gpu = sum(counts[rule] for rule in ("finetune", "invert_pretrained", "stir", "control_stir", "robust_accuracy"))
+    gpu_rules = ("finetune", "invert_pretrained", "stir", "control_stir", "control_robustness", "robust_accuracy")
+    gpu = sum(counts[rule] for rule in gpu_rules)
     assert f"{sum(counts.values())} jobs, {gpu} of them ask for a GPU" in plan
     assert "### NVIDIA H200 (measured 2026-11-28)" in plan and f"| **total** | {gpu} |" in plan
     for heading in ("## Disk", "## Downloads", "### On a cluster without internet, provide"):

@@ -2,7 +2,6 @@
 functions that expand the DAG over runs, checkpoints and seeds."""
 
 from finetune_invariance.study import warm
-from finetune_invariance.study.control_plan import MODEL_CONTROLS
 from finetune_invariance.study.cifar_c import ARCHIVES, cifar_c_dir
 from finetune_invariance.study.design import StudyDesign
 from finetune_invariance.study.layout import RUN, checkpoint_label
@@ -182,12 +181,43 @@ def monitor_tables():
 
 
 def control_tables():
-    """Every model control's STIR table, one per seed."""
-    return [
-        LAYOUT.path("control_pair_similarity", control=control, seed=seed)
-        for control in MODEL_CONTROLS
-        for seed in STUDY.seeds
-    ]
+    """The model controls' STIR tables, one per seed (every control in each)."""
+    return [LAYOUT.path("control_pair_similarity", seed=seed) for seed in STUDY.seeds]
+
+
+def control_robustness_inputs(wildcards):
+    """The planted robustness series' inputs: the robustness run's source and checkpoints,
+    the source's inversions on its dataset (every seed) and its corrupted sample."""
+    run = STUDY.robustness_control_run()
+    return {
+        "source": LAYOUT.path("source_weights", source=run.source),
+        "checkpoints": LAYOUT.path("checkpoints", run),
+        "inversions": [
+            LAYOUT.path(
+                "pretrained_inversions",
+                source=run.source,
+                dataset=run.dataset,
+                seed=seed,
+            )
+            for seed in STUDY.seeds
+        ],
+        "corrupted": LAYOUT.path("corrupted_testset", dataset=run.dataset),
+    }
+
+
+def controls_inputs(wildcards):
+    """The controls table's inputs: the model controls' tables and, with a robustness run,
+    the planted series and the run's own layer metrics and robust accuracy."""
+    inputs = {"pairs": control_tables()}
+    run = STUDY.robustness_control_run()
+    if run is not None:
+        inputs |= {
+            "series_metrics": LAYOUT.path("control_robustness_metrics"),
+            "series_robust": LAYOUT.path("control_robust_accuracy"),
+            "layer_metrics": table("layer_metrics"),
+            "robust_accuracy": LAYOUT.path("robust_accuracy", run),
+        }
+    return inputs
 
 
 def controls_outputs():

@@ -1,6 +1,7 @@
-"""Planted-effect controls (beyond the paper): model pairs built from a source, whose
-answer is known by construction, measured by the same inversion and STIR code as the
-runs; then every control's checks, with the planted robustness correlation, in one table.
+"""Planted-effect controls (beyond the paper, docs/controls.md): model pairs built from a
+source, whose answer is known by construction, measured by the same inversion and STIR
+code as the runs; a series of models with a planted robustness relation, measured by the
+monitor's forgetting and the robustness code; then every control's checks in one table.
 """
 
 
@@ -15,11 +16,9 @@ rule control_stir:
     output:
         LAYOUT.pattern("control_pair_similarity"),
     log:
-        LAYOUT.log("control_stir", "{control}/seed{seed}"),
+        LAYOUT.log("control_stir", "seed{seed}"),
     benchmark:
-        LAYOUT.benchmark("control_stir", "{control}/seed{seed}")
-    wildcard_constraints:
-        control=_one_of(MODEL_CONTROLS),
+        LAYOUT.benchmark("control_stir", "seed{seed}")
     conda:
         "../../envs/study.yaml"
     threads: RES["gpu_threads"]
@@ -35,10 +34,42 @@ rule control_stir:
         "../scripts/control_stir.py"
 
 
+rule control_robustness:
+    input:
+        unpack(control_robustness_inputs),
+    output:
+        layer_metrics=LAYOUT.pattern("control_robustness_metrics"),
+        robust_accuracy=LAYOUT.pattern("control_robust_accuracy"),
+    log:
+        LAYOUT.log("control_robustness"),
+    benchmark:
+        LAYOUT.benchmark("control_robustness")
+    conda:
+        "../../envs/study.yaml"
+    threads: RES["gpu_threads"]
+    resources:
+        **GPU_RESOURCES,
+        runtime=RES["invert_runtime_min"],
+    params:
+        run=lambda wc: STUDY.robustness_control_run().path,
+        end=lambda wc: LAYOUT.path(
+            "checkpoint",
+            STUDY.robustness_control_run(),
+            checkpoint=checkpoint_label(
+                STUDY.checkpoint_epochs(STUDY.robustness_control_run())[-1]
+            ),
+        ),
+        image_size=lambda wc: STUDY.source_image_size(
+            STUDY.robustness_control_run().source
+        ),
+        device=config["device"],
+    script:
+        "../scripts/control_robustness.py"
+
+
 rule controls:
     input:
-        pairs=control_tables(),
-        layer_metrics=table("layer_metrics"),
+        unpack(controls_inputs),
     output:
         layer_metrics=table("control_layer_metrics"),
         invariance_flow=table("control_invariance_flow"),

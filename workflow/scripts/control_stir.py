@@ -1,5 +1,5 @@
-"""One planted-effect control pair, built from the controls' source, measured for one STIR
-seed as a run's checkpoint is (study.controls.measure_control)."""
+"""Every planted-effect control pair, built from the controls' source, measured for one STIR
+seed as a run's checkpoint is (study.controls.measure_controls)."""
 
 from finetune_invariance.study.warm import run_warm
 
@@ -14,8 +14,8 @@ with logged_to(snakemake.log[0]):
     device = resolve_device(snakemake.params.device)
     source, _ = models.load_checkpoint(snakemake.input.source, map_location=device)
     specs = control_plan.control_specs(snakemake.params.block, snakemake.params.shift, len(source.backbone.blocks))
-    pair = controls.measure_control(
-        next(spec for spec in specs if spec.name == snakemake.wildcards.control),
+    pairs = controls.measure_controls(
+        specs,
         source,
         inversion.Inversions.load(snakemake.input.inversions_pretrained),
         int(snakemake.wildcards.seed),
@@ -26,4 +26,4 @@ with logged_to(snakemake.log[0]):
             precision=settings["precision"],
         ),
     )
-    tables.write_table(pair, snakemake.output[0], tables.CONTROL_PAIR_SIMILARITY)
+    tables.write_table(pairs, snakemake.output[0], tables.CONTROL_PAIR_SIMILARITY)

@@ -1,42 +1,58 @@
 """Planted-effect controls (beyond the paper): would the study find the paper's effects if
-they were there, and does it stay quiet where they are not?
+they were there, does it stay quiet where they are not, and does it tell invariance from
+similarity? docs/controls.md is the reference; in short:
 
-Each control is a (pretrained, finetuned) pair or an epoch series whose answer is known by
-construction, measured by the same inversion, STIR and analysis code as the study's runs:
+Each model control is a (pretrained, finetuned) pair built from the controls' source q
+(:mod:`finetune_invariance.controls`, :mod:`.control_plan`), measured for every STIR seed by
+the inversion, STIR and metric code of the runs (:func:`measure_controls`,
+:func:`control_metrics`). k is config ``controls.block`` (3 of 12), s ``controls.shift``
+(4 of 12). "The floor" is the identical copy's learning and forgetting at the same layer
+and seed, 1 - STIR(q_l | q_l): the inversion's residual, measured in the run. A metric
+*changes* at a layer when its seed mean minus the floor exceeds max(:data:`MIN_EFFECT`,
+its seed sd) (:func:`margin`; CKA divergence against 0, the identical copy's).
 
-- ``identical_copy`` (negative control): f = p. Learning and forgetting sit at the
-  identical-copy *floor* 1 - STIR(p_l | p_l) and CKA divergence at 0. The floor is not 0:
-  the inversion stops after a finite number of steps with a residual loss, so p_l(X') is
-  close to p_l(X), not equal, and their CKA over the n images is below 1. It is the
-  value an unchanged layer gets, the zero of the two metrics.
-- ``reinitialised`` (a localised change): blocks k..D-1 re-initialised. Layers 0..k-1
-  are p's, so their learning and forgetting must equal the floor; from layer k on they
-  must be clearly above it (:data:`MIN_EFFECT` and the seed spread).
-- ``compressed`` / ``expanded``: f computes in layer j what p computed in layer j + 1 /
-  j - 1 (:mod:`finetune_invariance.controls`). The claims' own test of Section 4.3
-  (:mod:`.flow_statistics`) must find compression below / expansion above the diagonal,
-  and must not find it in the identical copy, the twin of both.
-- ``planted_robustness``: the mean corrupted accuracy of the default dynamics run replaced
-  by a series built to correlate with the headline hypothesis; the 352-member family with
-  Bonferroni (:func:`.hypotheses.correlate_hypotheses`) must find it strong and significant.
-  Its twin, the same series shuffled across epochs (:data:`SHUFFLES` times), must pass the
-  same test of the same hypothesis no more often than the correction allows (5%). The
-  twin's evidence also gives the family-wise error of the paper's test over the shuffles:
-  the share in which any member of a family passes its family's Bonferroni. That is a
-  finding about the paper's parametric p-values, not a check of the pipeline: an epoch
-  series with one outlying epoch (the first, in a finetuning run) correlates with every
-  hypothesis that has its outlier at the same epoch (the beyond-the-paper claim
-  ``headline_survives_permutation`` reads the same effect on the runs' own series).
+- ``identical_copy`` (q, q): learning = forgetting and CKA divergence 0 at every layer
+  and seed (:data:`EXACT`).
+- ``reinitialised`` (q, q with blocks k..D-1 rewritten): learning and forgetting equal the
+  floor before layer k (:data:`EXACT`) and change at *every* layer from k on (the onset is
+  k).
+- ``compressed`` / ``expanded`` (identity blocks shift a rewritten model by s layers): the
+  flow is positive (the claims' cell criterion of Section 4.3,
+  :data:`.flow_statistics.POSITIVE_CELL`) at every planted cell
+  (:meth:`.ControlSpec.planted_flow_cells`: (j + s, j) for j = k..D-1-s; (j - s, j) for
+  j = k+s..D-1); the identical copy, the twin, must not show either under the claims' own
+  test (:func:`.flow_statistics.flow_share`).
+- ``linearly_mapped`` (q, A q from layer k on, A invertible and non-orthogonal): CKA
+  divergence changes at every mapped layer, learning and forgetting at none: the same
+  invariances with another similarity, the negative twin of the localised change and the
+  control that fails when STIR is silently CKA.
+- ``collapsed`` (q, P q before layer k, P a projection that keeps CKA): learning changes at
+  every collapsed layer, forgetting and CKA divergence at none: other invariances with the
+  same similarity.
+- ``planted_robustness``: a series of models from the robustness run's source toward its
+  last checkpoint (the backbone interpolated, in shuffled "epoch" order), measured by the monitor's
+  forgetting (the run's own source inversions) and by the robustness code on the run's
+  corrupted sample (:func:`measure_planted_series`): the paper's test of the headline
+  hypothesis (r >= :data:`STRONG_R`, Bonferroni p < :data:`ALPHA` over its family) must
+  find the planted relation. Its twin, ``shuffled_robustness``: over :data:`SHUFFLES`
+  shuffles of the series' accuracy, (n - 1) times the mean of r^2 is 1 in expectation for
+  any series (the exact permutation moment of Pearson's r), within four standard errors.
+- ``family_wise_error`` (a finding, not a check): the share of shuffles of the robustness
+  run's own mean corrupted accuracy in which some member of a family passes its family's
+  Bonferroni correction, against the 5% the correction promises.
 
-Every check gives one row of the ``controls`` table: the control, the planted effect, the
-statistic and threshold, whether the effect was found, whether it should have been, and
-whether the study behaved as it should (``as_expected``).
+Every check gives one row of the ``controls`` table with the planted location it read,
+the statistic and threshold, whether the effect was found, whether it should have been,
+and whether the study behaved as it should (``as_expected``); ``kind`` tells checks from
+findings. :mod:`.control_mutations` breaks real control measurements in known ways and
+shows which checks catch each.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,76 +60,129 @@ import pandas as pd
 from . import tables
 from .claims import ReportSection
 from .control_plan import (
+    COLLAPSED,
     COMPRESSED,
     EXPANDED,
+    FAMILY_WISE_ERROR,
     IDENTICAL,
+    LINEARLY_MAPPED,
+    PLANTED_EPOCHS,
     PLANTED_ROBUSTNESS,
     REINITIALISED,
     SHUFFLED_ROBUSTNESS,
     ControlSpec,
 )
-from .tables import CONTROLS
-from .flow_statistics import ABOVE, BELOW, MIN_FLOW_SHARE, POSITIVE_CELL, flow_cells, flow_share
-from .hypotheses import (
-    HypothesisValues,
-    correlate_hypotheses,
-    headline_hypothesis,
-    hypothesis_values,
-    seed_mean_tables,
-)
+from .flow_statistics import BELOW, MIN_FLOW, MIN_FLOW_SHARE, POSITIVE_CELL, flow_cells, flow_share, positive_cells
+from .hypotheses import correlate_hypotheses, headline_hypothesis, hypothesis_values, seed_mean_tables
+from .paper import HEADLINE
+from .robust_accuracy import mean_corrupted_accuracy
 from .statistics import pearson_columns, shuffled_columns
-from .vocabulary import CLEAN, CLEAN_SEVERITY, Run
+from .tables import CONTROLS
+from ..tables import require_unique
+from .vocabulary import Run
 
 EXACT = 1e-6  # "equal": float32 representations, CKA accumulated in float64
 MIN_EFFECT = 0.02  # smallest rise above the floor counted as a change: 2% of STIR's [0, 1] range
 STRONG_R = 0.7  # a "strong" correlation (the claims' convention)
 ALPHA = 0.05  # significance after Bonferroni
-PLANTED_NOISE = 0.3  # noise sd of the planted series, in units of the headline's sd: expected r = 1/sqrt(1.09) = 0.96
-SHUFFLES = 1000  # shuffles of the planted series; the twin's pass rate is read over them (s.e. 0.007 at 0.05)
+SHUFFLES = 1000  # shuffles of an accuracy series (s.e. of a 5% rate: 0.007)
+MOMENT_BAND = 4.0  # the twin's band, in standard errors: a correct pipeline leaves it in 6e-5 of runs
+#: The planted series' backbones run from the robustness run's source (t = 0) toward its
+#: last checkpoint (t = 1), t evenly spaced over [0, PLANTED_T_MAX] in a shuffled order: the
+#: finetuning's own direction, which raises the forgetting spread and the corrupted
+#: accuracy together. Both respond to t monotonically but with other curvature (forgetting
+#: as 1 - CKA grows about as t^2, the accuracy saturates), so the planted Pearson r is
+#: below 1; over [0, 0.4] it is about the paper's (measured on the scale model: 0.85; the
+#: paper's 0.78 and 0.88), over [0, 1] 0.71, where the accuracy has saturated.
+PLANTED_T_MAX = 0.4
+CHECK, FINDING = "check", "finding"
+
+METRICS = ("forgetting", "learning")
 
 
-def measure_control(spec: ControlSpec, source, stored, seed: int, invert_settings: dict) -> pd.DataFrame:
-    """One control pair built from ``source`` (an :class:`~.models.ImageModel`, the
-    controls' source) measured like a run's checkpoint: both sides inverted from the
-    images and starting noise of ``stored`` (the source's inversions of one seed, reused
-    where a side is the source itself), then STIR both ways and plain CKA. Returns the
-    ``CONTROL_PAIR_SIMILARITY`` table. ``stored``: :class:`~finetune_invariance.inversion.Inversions`;
-    ``invert_settings``: :func:`~finetune_invariance.inversion.invert` keywords (iterations,
-    step_size, memory_budget, precision)."""
+# --- measuring the model controls -----------------------------------------------------
+
+
+def measure_controls(specs: Sequence[ControlSpec], source, stored, seed: int, invert_settings: dict) -> pd.DataFrame:
+    """Every control pair of ``specs`` built from ``source`` (an :class:`~.models.ImageModel`,
+    the controls' source) and measured for one STIR seed like a run's checkpoint: both
+    sides inverted from the images and starting noise of ``stored`` (the source's
+    inversions of this seed), then STIR both ways and plain CKA
+    (:func:`finetune_invariance.stir.pair_similarity`). A model inverted once serves every
+    control it appears in (the same model computes the same inversions): the source
+    itself (the identical copy, the maps' pretrained side) uses ``stored``, and the
+    rewritten model and its shifted copy serve three controls. Returns the
+    ``CONTROL_PAIR_SIMILARITY`` rows of all of them. ``stored``:
+    :class:`~finetune_invariance.inversion.Inversions`; ``invert_settings``:
+    :func:`~finetune_invariance.inversion.invert` keywords (iterations, step_size,
+    memory_budget, precision)."""
     import copy
+
+    from timm.models.vision_transformer import VisionTransformer
 
     from .. import stir
     from ..inversion import invert
+    from ..inversion_cache import model_fingerprint
 
     images = stored.targets.to(next(source.parameters()).device)
-    pair = spec.build(source.backbone, seed=seed)
+    inverted = {model_fingerprint(source): stored}
 
-    def side(backbone):
-        if backbone is source.backbone:  # the source itself: its stored inversions
-            return source, stored
-        model = copy.deepcopy(source)
-        model.backbone = backbone
-        return model, invert(model, images, seed=seed, progress=False, **invert_settings)
+    def measured(side):
+        if isinstance(side, VisionTransformer):  # a surgery backbone: the source's model around it
+            model = copy.deepcopy(source)
+            model.backbone = side
+            side = model
+        key = model_fingerprint(side)
+        if key not in inverted:
+            inverted[key] = invert(side, images, seed=seed, progress=False, **invert_settings)
+        return side, inverted[key]
 
-    (pretrained, inversions_p), (finetuned, inversions_f) = side(pair.pretrained), side(pair.finetuned)
-    similarity = stir.pair_similarity(
-        pretrained, finetuned, images, inversions_p, inversions_f, names=("pretrained", "finetuned")
+    frames = []
+    for spec in specs:
+        pair = spec.build(source, images, seed=seed)
+        (pretrained, inversions_p), (finetuned, inversions_f) = measured(pair.pretrained), measured(pair.finetuned)
+        similarity = stir.pair_similarity(
+            pretrained, finetuned, images, inversions_p, inversions_f, names=("pretrained", "finetuned")
+        )
+        frames.append(similarity.assign(control=spec.name)[list(tables.CONTROL_PAIR_SIMILARITY.columns)])
+    return tables.concat(frames, tables.CONTROL_PAIR_SIMILARITY)
+
+
+def control_metrics(pairs: Iterable[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Layer metrics and invariance flow of the controls' ``CONTROL_PAIR_SIMILARITY`` tables
+    (the library's :func:`~finetune_invariance.finetuning_metrics.layer_metrics` and
+    :func:`~finetune_invariance.finetuning_metrics.invariance_flow`, as for a run)."""
+    from ..finetuning_metrics import invariance_flow, layer_metrics
+
+    metrics, flows = [], []
+    for name, similarity in pd.concat(list(pairs), ignore_index=True).groupby("control", sort=False):
+        similarity = similarity[list(tables.PAIR_SIMILARITY.columns)]
+        metrics.append(layer_metrics(similarity, "pretrained", "finetuned").assign(control=name))
+        flows.append(invariance_flow(similarity, "pretrained", "finetuned").assign(control=name))
+    return (
+        tables.concat([m[list(tables.CONTROL_LAYER_METRICS.columns)] for m in metrics], tables.CONTROL_LAYER_METRICS),
+        tables.concat([f[list(tables.CONTROL_INVARIANCE_FLOW.columns)] for f in flows], tables.CONTROL_INVARIANCE_FLOW),
     )
-    return tables.conform(
-        similarity.assign(control=spec.name)[list(tables.CONTROL_PAIR_SIMILARITY.columns)],
-        tables.CONTROL_PAIR_SIMILARITY,
-    )
 
 
-# --- tables ---------------------------------------------------------------------------
+# --- rows -----------------------------------------------------------------------------
 
 
 def _row(
-    control: str, check: str, statistic: str, threshold: str, value: float, found: bool, expected: bool, evidence: str
+    control: str,
+    check: str,
+    statistic: str,
+    threshold: str,
+    value: float,
+    found: bool,
+    expected: bool,
+    evidence: str,
+    kind: str = CHECK,
 ) -> dict:
     return dict(
         control=control,
         check=check,
+        kind=kind,
         statistic=statistic,
         threshold=threshold,
         value=float(value),
@@ -124,19 +193,82 @@ def _row(
     )
 
 
-# --- per-layer controls ---------------------------------------------------------------
+def _span(layers: Sequence[int]) -> str:
+    layers = [int(layer) for layer in layers]
+    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}-{layers[-1]}"
+
+
+def _values(series: pd.Series) -> str:
+    return ", ".join(f"{int(layer)}: {value:+.3f}" for layer, value in series.items())
+
+
+# --- the layers a check reads -----------------------------------------------------------
 
 
 def _per_layer(metrics: pd.DataFrame, control: str, metric: str) -> pd.DataFrame:
-    """(seed x layer) values of one metric of one control."""
+    """(seed x layer) values of one metric of one control, complete: every control holds
+    the same seeds and layers 0..L-1, each once (a table that lacks some, or repeats some,
+    is refused with the cells named)."""
     rows = metrics[(metrics["control"] == control) & (metrics["metric"] == metric)]
     if rows.empty:
         raise ValueError(f"no '{metric}' rows of control '{control}' in the control layer metrics")
-    return rows.pivot(index="seed", columns="layer", values="value").sort_index()
+    require_unique(rows, ["seed", "layer"], f"'{metric}' rows of control '{control}'")
+    table = rows.pivot(index="seed", columns="layer", values="value").sort_index()
+    layers = list(table.columns)
+    if layers != list(range(len(layers))):
+        raise ValueError(f"control '{control}' has '{metric}' at layers {layers}; expected 0..{len(layers) - 1}")
+    holes = table.isna().stack()
+    if holes.any():
+        raise ValueError(f"control '{control}' lacks '{metric}' at (seed, layer) {holes[holes].index.tolist()[:5]}")
+    return table
 
 
-def _span(layers: list[int]) -> str:
-    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}-{layers[-1]}"
+def _rise(metrics: pd.DataFrame, control: str, metric: str) -> pd.DataFrame:
+    """(seed x layer) of a control's metric minus the floor (the identical copy's, seed by
+    seed; 0 for CKA divergence, the identical copy's exactly)."""
+    values = _per_layer(metrics, control, metric)
+    floor = _per_layer(metrics, IDENTICAL, metric)
+    if list(floor.index) != list(values.index) or list(floor.columns) != list(values.columns):
+        raise ValueError(
+            f"control '{control}' has '{metric}' for seeds {list(values.index)} and layers 0..{values.columns[-1]}, "
+            f"the identical copy for seeds {list(floor.index)} and layers 0..{floor.columns[-1]}: "
+            "every control is measured on the same seeds and layers"
+        )
+    return values - (0.0 if metric == "cka_divergence" else floor)
+
+
+def margin(rise: pd.DataFrame) -> pd.Series:
+    """Per layer: seed-mean rise minus max(:data:`MIN_EFFECT`, seed sd); the metric changes at
+    a layer where this is positive (one seed: sd taken as 0)."""
+    return rise.mean() - np.maximum(rise.std(ddof=1).fillna(0.0), MIN_EFFECT)
+
+
+def _change_row(
+    metrics: pd.DataFrame, control: str, metric: str, layers: Sequence[int], everywhere: bool, expected: bool
+) -> dict:
+    """A change of ``metric`` at every one (``everywhere``) or at some of ``layers``."""
+    rise = _rise(metrics, control, metric)[list(layers)]
+    margins = margin(rise)
+    changed = [int(layer) for layer in margins.index if margins[layer] > 0]
+    unchanged = [int(layer) for layer in margins.index if margins[layer] <= 0]
+    reference = "0" if metric == "cka_divergence" else "floor"
+    if everywhere:
+        check = f"{metric}: a change at every layer of {_span(layers)}"
+        statistic = f"min over {_span(layers)} of seed-mean ({metric} - {reference}) - max({MIN_EFFECT}, seed sd)"
+        value, found = float(margins.min()), not unchanged
+    else:
+        check = f"{metric}: a change at any layer of {_span(layers)}"
+        statistic = f"max over {_span(layers)} of seed-mean ({metric} - {reference}) - max({MIN_EFFECT}, seed sd)"
+        value, found = float(margins.max()), bool(changed)
+    evidence = (
+        f"{metric} - {reference} (seed mean) at {_values(rise.mean())}; "
+        + (f"changed at {changed}" if changed else "changed nowhere")
+        + (f", unchanged at {unchanged}" if unchanged and changed else "")
+    )
+    return _row(control, check, statistic, "> 0", value, found, expected, evidence)
+
+
+# --- the model controls' checks -----------------------------------------------------------
 
 
 def identical_copy_checks(metrics: pd.DataFrame) -> list[dict]:
@@ -147,43 +279,35 @@ def identical_copy_checks(metrics: pd.DataFrame) -> list[dict]:
     gap = float((learning - forgetting).abs().to_numpy().max())
     largest_cka = float(cka.abs().to_numpy().max())
     floor = forgetting.mean()
+    layers = list(forgetting.columns)
     return [
         _row(
             IDENTICAL,
-            "any change (negative control)",
-            "max over layers and seeds of |learning - forgetting| and of CKA divergence",
+            f"any change at {_span(layers)} (negative control)",
+            "max over layers and seeds of |learning - forgetting| and of |CKA divergence|",
             f"> {EXACT}",
             max(gap, largest_cka),
             max(gap, largest_cka) > EXACT,
             False,
-            f"|learning - forgetting| <= {gap:.1e}, CKA divergence <= {largest_cka:.1e}; the floor "
+            f"|learning - forgetting| <= {gap:.1e}, |CKA divergence| <= {largest_cka:.1e}; the floor "
             f"1 - STIR(p_l|p_l) (the inversion's residual) is {floor.min():.3f}-{floor.max():.3f} across layers "
             f"(largest at layer {int(floor.idxmax())})",
         )
     ]
 
 
-def _rise(metrics: pd.DataFrame, control: str, metric: str) -> pd.DataFrame:
-    """(seed x layer) of a control's metric minus the identical copy's, the floor, seed by seed."""
-    return _per_layer(metrics, control, metric) - _per_layer(metrics, IDENTICAL, metric)
-
-
 def localised_change_checks(metrics: pd.DataFrame, spec: ControlSpec) -> list[dict]:
-    """Blocks from k rewritten: exactly at the floor before layer k, and clearly above it
-    from layer k on; the identical copy, the twin, is above it nowhere. "From layer k on"
-    is read as "at some layer >= k": the change a block makes joins a residual stream that
-    carries everything before it, so it may show only some layers later (the evidence
-    names the first layer where it is resolved)."""
+    """Blocks from k rewritten: learning and forgetting exactly at the floor before layer k,
+    and changed at every layer from k on (the onset is k)."""
+    depth = int(metrics["layer"].max())
+    before, after = range(spec.block), range(spec.block, depth + 1)
     rows = []
-    for metric in ("forgetting", "learning"):
-        rise = _rise(metrics, spec.name, metric)
-        before = [layer for layer in rise.columns if layer < spec.block]
-        after = [layer for layer in rise.columns if layer >= spec.block]
-        unchanged = float(rise[before].abs().to_numpy().max())
+    for metric in METRICS:
+        unchanged = float(_rise(metrics, spec.name, metric)[list(before)].abs().to_numpy().max())
         rows.append(
             _row(
                 spec.name,
-                f"{metric}: any change before layer {spec.block}",
+                f"{metric}: any change at {_span(before)} (before the rewritten block {spec.block})",
                 f"max over {_span(before)} and seeds of |{metric} - floor|",
                 f"> {EXACT}",
                 unchanged,
@@ -192,101 +316,241 @@ def localised_change_checks(metrics: pd.DataFrame, spec: ControlSpec) -> list[di
                 f"{_span(before)} unchanged by construction: largest |{metric} - floor| {unchanged:.1e}",
             )
         )
-        for control, expected in ((spec.name, True), (IDENTICAL, False)):
-            rise = _rise(metrics, control, metric)[after]
-            margin = rise.mean() - np.maximum(rise.std(ddof=1).fillna(0.0), MIN_EFFECT)
-            resolved = [int(layer) for layer in margin.index if margin[layer] > 0]
-            rows.append(
-                _row(
-                    control,
-                    f"{metric}: a change from layer {spec.block} on",
-                    f"max over {_span(after)} of seed-mean ({metric} - floor) - max({MIN_EFFECT}, seed sd)",
-                    "> 0 (clearly above the floor at some layer from the block on)",
-                    float(margin.max()),
-                    bool(resolved),
-                    expected,
-                    f"{metric} - floor at {_span(after)}: "
-                    + ", ".join(f"{value:+.3f}" for value in rise.mean())
-                    + (
-                        f"; resolved from layer {resolved[0]} ({len(resolved)} layers)"
-                        if resolved
-                        else "; resolved nowhere"
-                    ),
-                )
-            )
+        rows.append(_change_row(metrics, spec.name, metric, after, everywhere=True, expected=True))
     return rows
 
 
-def flow_checks(flows: pd.DataFrame, spec: ControlSpec) -> list[dict]:
-    """Compression (below the diagonal) or expansion (above it), read by the claims'
-    test of Section 4.3, in the control and in the identical copy (the twin)."""
-    triangle = BELOW if spec.kind == COMPRESSED else ABOVE
-    effect = "compression" if spec.kind == COMPRESSED else "expansion"
-    rows = []
-    for control, expected in ((spec.name, True), (IDENTICAL, False)):
-        cells = flow_cells(flows[flows["control"] == control])
-        share = flow_share(cells, triangle)
-        rows.append(
-            _row(
-                control,
-                f"{effect} ({triangle} the diagonal)",
-                f"share of pretrained layers with a positive cell {triangle} the diagonal ({POSITIVE_CELL}), "
-                "the claims' test of Section 4.3",
-                f">= {MIN_FLOW_SHARE:.2f}",
-                share.share,
-                share.shows_flow,
-                expected,
-                str(share),
-            )
+def linear_map_checks(metrics: pd.DataFrame, spec: ControlSpec) -> list[dict]:
+    """Layers from k read through an invertible non-orthogonal map: CKA divergence changes at
+    every mapped layer, learning and forgetting at no layer (the same invariances)."""
+    depth = int(metrics["layer"].max())
+    mapped, every = range(spec.block, depth + 1), range(depth + 1)
+    return [
+        _change_row(metrics, spec.name, "cka_divergence", mapped, everywhere=True, expected=True),
+        *(_change_row(metrics, spec.name, metric, every, everywhere=False, expected=False) for metric in METRICS),
+    ]
+
+
+def collapse_checks(metrics: pd.DataFrame, spec: ControlSpec) -> list[dict]:
+    """Layers before k projected onto their leading directions: learning changes at every
+    collapsed layer, forgetting and CKA divergence at no layer."""
+    depth = int(metrics["layer"].max())
+    collapsed, every = range(spec.block), range(depth + 1)
+    return [
+        _change_row(metrics, spec.name, "learning", collapsed, everywhere=True, expected=True),
+        _change_row(metrics, spec.name, "forgetting", every, everywhere=False, expected=False),
+        _change_row(metrics, spec.name, "cka_divergence", every, everywhere=False, expected=False),
+    ]
+
+
+def flow_checks(flows: pd.DataFrame, spec: ControlSpec, depth: int) -> list[dict]:
+    """Compression (below the diagonal) or expansion (above it): positive flow at every
+    planted cell of the control, by the claims' cell criterion; and the claims' test of
+    Section 4.3 on the identical copy, the twin, finding neither."""
+    triangle = spec.flow_triangle
+    effect = "compression" if triangle == BELOW else "expansion"
+    planted = spec.planted_flow_cells(depth)
+    cells = flow_cells(_flow_rows(flows, spec.name, depth))
+    missing = [cell for cell in planted if cell not in cells.index]
+    if missing:
+        raise ValueError(f"control '{spec.name}' has no flow at its planted cells (i, j) {missing}")
+    at_planted = cells.loc[planted]
+    found_cells = set(positive_cells(at_planted, triangle).index)
+    margins = at_planted["mean"] - np.maximum(at_planted["sd"], MIN_FLOW)
+    rows_planted = sorted({i for i, _ in planted})
+    cell_text = ", ".join(
+        f"({i}, {j}) {at_planted.loc[(i, j), 'mean']:+.3f}±{at_planted.loc[(i, j), 'sd']:.3f}" for i, j in planted
+    )
+    missed = [cell for cell in planted if cell not in found_cells]
+    twin = flow_share(flow_cells(_flow_rows(flows, IDENTICAL, depth)), triangle)
+    return [
+        _row(
+            spec.name,
+            f"{effect} at every planted cell (i, j) = {planted[0]}..{planted[-1]}",
+            f"min over the planted cells of seed-mean flow - max(seed sd, MIN_FLOW): the claims' cell criterion "
+            f"({POSITIVE_CELL})",
+            "> 0",
+            float(margins.min()),
+            not missed,
+            True,
+            f"flow at {cell_text}"
+            + (f"; not positive at {missed}" if missed else "")
+            + f"; the planted cells fill {len(rows_planted)} of {depth} pretrained layers (the claims' test needs "
+            f"{MIN_FLOW_SHARE:.2f})",
+        ),
+        _row(
+            IDENTICAL,
+            f"{effect} ({triangle} the diagonal, twin of {spec.name})",
+            f"share of pretrained layers with a positive cell {triangle} the diagonal ({POSITIVE_CELL}), "
+            "the claims' test of Section 4.3",
+            f">= {MIN_FLOW_SHARE:.2f}",
+            twin.share,
+            twin.shows_flow,
+            False,
+            str(twin),
+        ),
+    ]
+
+
+def _flow_rows(flows: pd.DataFrame, control: str, depth: int) -> pd.DataFrame:
+    """One control's flow rows, complete: every seed of the table has every cell (i, j) of
+    layers 0..depth once."""
+    rows = flows[flows["control"] == control]
+    if rows.empty:
+        raise ValueError(f"no flow rows of control '{control}' in the control invariance flow")
+    keys = ["seed", "pretrained_layer", "finetuned_layer"]
+    require_unique(rows, keys, f"flow rows of control '{control}'")
+    grid = pd.MultiIndex.from_product([sorted(flows["seed"].unique()), range(depth + 1), range(depth + 1)], names=keys)
+    present = pd.MultiIndex.from_frame(rows[keys])
+    if len(grid.difference(present)) or len(present.difference(grid)):
+        raise ValueError(
+            f"control '{control}' flow rows do not cover exactly the cells (seed, i, j) of layers 0..{depth}: "
+            f"missing {list(grid.difference(present)[:3])}, outside {list(present.difference(grid)[:3])}"
         )
     return rows
 
 
-def model_control_checks(metrics: pd.DataFrame, flows: pd.DataFrame, specs: list[ControlSpec]) -> list[dict]:
-    """Every check of the four model controls (:func:`control_specs`)."""
-    specs = {spec.kind: spec for spec in specs}
+def model_control_checks(metrics: pd.DataFrame, flows: pd.DataFrame, specs: Sequence[ControlSpec]) -> list[dict]:
+    """Every check of the model controls (:func:`.control_plan.control_specs`)."""
+    by_kind = {spec.kind: spec for spec in specs}
+    depth = int(metrics["layer"].max())
     return [
         *identical_copy_checks(metrics),
-        *localised_change_checks(metrics, specs[REINITIALISED]),
-        *flow_checks(flows, specs[COMPRESSED]),
-        *flow_checks(flows, specs[EXPANDED]),
+        *localised_change_checks(metrics, by_kind[REINITIALISED]),
+        *linear_map_checks(metrics, by_kind[LINEARLY_MAPPED]),
+        *collapse_checks(metrics, by_kind[COLLAPSED]),
+        *flow_checks(flows, by_kind[COMPRESSED], depth),
+        *flow_checks(flows, by_kind[EXPANDED], depth),
     ]
 
 
 # --- the robustness control -----------------------------------------------------------
 
 
-def planted_accuracy(layer_metrics: pd.DataFrame, seed: int = 0) -> pd.Series:
-    """Per epoch >= 1 of one run: a mean corrupted accuracy built to follow the headline
-    hypothesis, 0.5 + 0.05 (z + noise), z the standardised headline and the noise normal
-    with sd :data:`PLANTED_NOISE` (expected r = 0.96)."""
-    metric_tables = seed_mean_tables(layer_metrics)
-    num_layers = len(next(iter(metric_tables.values())).columns)
-    headline = headline_hypothesis(num_layers).evaluate(metric_tables)
-    headline = headline[headline.index >= 1]
-    if headline.std(ddof=0) == 0:
-        raise ValueError("the headline hypothesis is constant across epochs: nothing to plant a correlation on")
-    z = (headline - headline.mean()) / headline.std(ddof=0)
-    noise = np.random.default_rng(seed).normal(0.0, PLANTED_NOISE, len(z))
-    return (0.5 + 0.05 * (z + noise)).rename("mean_corrupted_accuracy")
+def planted_knobs(epochs: int = PLANTED_EPOCHS, seed: int = 0) -> pd.Series:
+    """Per "epoch" 1..``epochs`` of the planted series: t, the backbone's place between the
+    run's source (0) and its last checkpoint (1), evenly spaced over [0,
+    :data:`PLANTED_T_MAX`] in a shuffled order."""
+    t = np.random.default_rng(seed).permutation(np.linspace(0.0, PLANTED_T_MAX, epochs))
+    return pd.Series(t, index=pd.RangeIndex(1, epochs + 1, name="epoch"), name="t")
 
 
-def accuracy_table(accuracy: pd.Series, run: Run) -> pd.DataFrame:
-    """A ``ROBUST_ACCURACY`` table whose mean corrupted accuracy is ``accuracy`` (one
-    synthetic corruption, every severity at that accuracy; clean at the same value)."""
-    rows = [
-        {**run.context, "epoch": int(epoch), "corruption": name, "severity": severity, "accuracy": value, "n_images": 1}
-        for epoch, value in accuracy.items()
-        for name, severity in [(CLEAN, CLEAN_SEVERITY), *(("planted", s) for s in range(1, 6))]
+def planted_model(start, end, t: float):
+    """The model of one planted epoch: ``end`` with its backbone at ``start + t (end -
+    start)`` (``start``: a model of the same backbone, any head)."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(end)
+    begin, finish = dict(start.named_parameters()), dict(end.named_parameters())
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.startswith("backbone."):
+                parameter.copy_(begin[name] + t * (finish[name] - begin[name]))
+    return model
+
+
+def planted_run(run: Run) -> Run:
+    """The run the planted series' tables name: the robustness run's source, dataset and
+    task, variant ``planted_robustness``."""
+    return dataclasses.replace(run, variant=PLANTED_ROBUSTNESS)
+
+
+def measure_planted_series(start, end, inversions, sample, run: Run, image_size, device, seed: int = 0):
+    """The planted robustness series: the models of :func:`planted_knobs` between ``start``
+    (the robustness run's source, where its finetuning started) and ``end`` (its last
+    checkpoint), each measured as a dynamics epoch is: forgetting against the
+    source from its stored ``inversions`` (one per STIR seed; the forgetting monitor), and
+    accuracy on the run's clean and corrupted ``sample`` (:func:`.robust_accuracy.robust_accuracy`).
+    Returns (``STUDY_LAYER_METRICS`` with forgetting only, ``ROBUST_ACCURACY``) of the
+    series, named as ``run`` (:func:`planted_run`), and the knobs."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from ..monitor import ForgettingMonitor
+    from . import evaluation
+    from .robust_accuracy import robust_accuracy
+    from .vocabulary import with_context
+
+    knobs = planted_knobs(seed=seed)
+    monitor = ForgettingMonitor(start, inversions)
+    metrics, robust = [], []
+    for epoch, t in knobs.items():
+        model = planted_model(start, end, t)
+
+        def accuracy(images, labels, model=model):
+            batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+            dataset = TensorDataset(batch, torch.from_numpy(labels))
+            return evaluation.evaluate(model, dataset, run.task, image_size, device)["accuracy"]
+
+        metrics.append(with_context(monitor.measure(model), run, int(epoch)))
+        robust.append(with_context(robust_accuracy(accuracy, sample), run, int(epoch)))
+    return (
+        tables.conform(pd.concat(metrics, ignore_index=True), tables.STUDY_LAYER_METRICS),
+        tables.conform(pd.concat(robust, ignore_index=True), tables.ROBUST_ACCURACY),
+        knobs,
+    )
+
+
+def robustness_checks(
+    series_metrics: pd.DataFrame,
+    series_robust: pd.DataFrame,
+    reading: str = "paper",
+    seed: int = 0,
+) -> list[dict]:
+    """The planted relation found by the paper's test of the headline hypothesis (r >=
+    :data:`STRONG_R` and Bonferroni p < :data:`ALPHA` over the family's size), and the
+    twin: the exact permutation moment of r over :data:`SHUFFLES` shuffles of the series'
+    accuracy. An undefined r (a constant series) passes neither."""
+    family = correlate_hypotheses(series_metrics, series_robust, reading, only=[HEADLINE])
+    headline = family.iloc[0]
+    n = int(headline["n_epochs"])
+    found = bool(headline["r"] >= STRONG_R and headline["p_bonferroni"] < ALPHA)
+    test = f"r >= {STRONG_R} and p_bonferroni < {ALPHA}"
+    run = Run.from_row(series_metrics.iloc[0])
+    accuracy = mean_corrupted_accuracy(series_robust)
+    values = headline_hypothesis(int(series_metrics["layer"].max()) + 1).evaluate(seed_mean_tables(series_metrics))
+    epochs = [epoch for epoch in accuracy.index if epoch >= 1]
+    shuffled = shuffled_columns(accuracy.loc[epochs], SHUFFLES, seed + 1)
+    r, _ = pearson_columns(shuffled, values.loc[epochs].to_numpy())
+    moment = (n - 1) * r**2
+    error = float(np.std(moment, ddof=1) / math.sqrt(SHUFFLES))
+    statistic = float(np.mean(moment))  # NaN where r is undefined (a constant series): not a pass
+    return [
+        _row(
+            PLANTED_ROBUSTNESS,
+            f"the planted relation of the headline ({headline['hypothesis']}) with the mean corrupted accuracy",
+            f"r and Bonferroni p (family of {int(headline['family_size'])}) of the headline over the planted series",
+            test,
+            float(headline["r"]),
+            found,
+            True,
+            f"{run.label}, {n} models from the run's source toward its last checkpoint (t in 0-{PLANTED_T_MAX}) "
+            f"in shuffled order: r = {headline['r']:.3f}, Bonferroni p = "
+            f"{headline['p_bonferroni']:.2g}; mean corrupted accuracy {accuracy.min():.3f}-{accuracy.max():.3f}, "
+            f"headline {values.min():.3f}-{values.max():.3f}",
+        ),
+        _row(
+            SHUFFLED_ROBUSTNESS,
+            "the planted relation in the shuffled series: the permutation moment of r",
+            f"mean over {SHUFFLES} shuffles of the series' accuracy of (n - 1) r^2 with the headline "
+            "(1 in expectation for any series)",
+            f"outside 1 ± {MOMENT_BAND:g} standard errors ({MOMENT_BAND * error:.3f})",
+            statistic,
+            not abs(statistic - 1) <= MOMENT_BAND * error,
+            False,
+            f"(n - 1) mean r^2 = {statistic:.3f} ± {error:.3f} over {SHUFFLES} shuffles of {n} epochs; the planted "
+            f"r was {headline['r']:.3f} ((n - 1) r^2 = {(n - 1) * headline['r'] ** 2:.1f} before shuffling)",
+        ),
     ]
-    return tables.conform(pd.DataFrame(rows), tables.ROBUST_ACCURACY)
 
 
-def family_wise_error(values: HypothesisValues, shuffled: np.ndarray) -> dict[str, float]:
-    """Per family of ``values``: the share of the shuffled accuracy series (the columns of
-    ``shuffled``, one value per correlated epoch) in which some member passes its family's
-    Bonferroni correction at :data:`ALPHA` (which promises at most ALPHA when the
-    parametric p-values are valid)."""
+def family_wise_error(values, shuffled: np.ndarray) -> dict[str, float]:
+    """Per family of ``values`` (:class:`.hypotheses.HypothesisValues`): the share of the
+    shuffled accuracy series (the columns of ``shuffled``, one value per correlated epoch)
+    in which some member passes its family's Bonferroni correction at :data:`ALPHA` (which
+    promises at most ALPHA when the parametric p-values are valid)."""
     families = {h.id: h.family for h in values.members}
     false_alarms = dict.fromkeys(values.family_sizes, 0)
     for column in shuffled.T:
@@ -295,93 +559,56 @@ def family_wise_error(values: HypothesisValues, shuffled: np.ndarray) -> dict[st
     return {family: count / shuffled.shape[1] for family, count in false_alarms.items()}
 
 
-def headline_pass_rate(headline: pd.Series, shuffled: np.ndarray, family_size: int) -> float:
-    """The share of the shuffled accuracy series (the columns of ``shuffled``, aligned with
-    ``headline``) that pass the planted check's test against the headline series: r >=
-    :data:`STRONG_R` and Bonferroni p (over ``family_size``) < :data:`ALPHA`."""
-    r, p = pearson_columns(shuffled, headline.to_numpy())
-    return float(np.mean((r >= STRONG_R) & (p * family_size < ALPHA)))
-
-
-def robustness_checks(layer_metrics: pd.DataFrame, reading: str = "paper", seed: int = 0) -> list[dict]:
-    """The planted series found (the headline strong and Bonferroni-significant in its
-    family), and its shuffles passing the same test no more often than the correction allows."""
-    run = Run.from_row(layer_metrics.iloc[0])
-    accuracy = planted_accuracy(layer_metrics, seed)
-    family = correlate_hypotheses(layer_metrics, accuracy_table(accuracy, run), reading)
-    headline = family[family["hypothesis"] == headline_hypothesis(int(layer_metrics["layer"].max()) + 1).id].iloc[0]
-    best = family.loc[family[family["in_family"]]["r"].idxmax()]
-    planted_found = bool(headline["r"] >= STRONG_R and headline["p_bonferroni"] < ALPHA)
-    # The shuffles are correlated with the same evaluated family (its values do not depend on the series).
-    metric_tables = {metric: table.loc[accuracy.index] for metric, table in seed_mean_tables(layer_metrics).items()}
+def family_wise_finding(
+    run_metrics: pd.DataFrame, run_robust: pd.DataFrame, reading: str = "paper", seed: int = 0
+) -> dict:
+    """A finding, not a check: the family-wise error of the paper's test on the robustness
+    run's own series, over :data:`SHUFFLES` shuffles of its mean corrupted accuracy."""
+    run = Run.from_row(run_metrics.iloc[0])
+    accuracy = mean_corrupted_accuracy(run_robust)
+    epochs = sorted(set(accuracy.index) & set(run_metrics["epoch"]) - {0})
+    metric_tables = {metric: table.loc[epochs] for metric, table in seed_mean_tables(run_metrics).items()}
     values = hypothesis_values(run, metric_tables, reading)
-    family_size = int(headline["family_size"])
-    shuffled = shuffled_columns(accuracy, SHUFFLES, seed + 1)
-    rate = headline_pass_rate(values.values[headline["hypothesis"]], shuffled, family_size)
-    errors = family_wise_error(values, shuffled)
+    errors = family_wise_error(values, shuffled_columns(accuracy.loc[epochs], SHUFFLES, seed + 2))
     allowed = ALPHA + 2 * math.sqrt(ALPHA * (1 - ALPHA) / SHUFFLES)
-    n_epochs = int(headline["n_epochs"])
-    test = f"r >= {STRONG_R} and p_bonferroni < {ALPHA}"
-    return [
-        _row(
-            PLANTED_ROBUSTNESS,
-            "a planted correlation with the headline hypothesis",
-            f"r and Bonferroni p of the headline over the family of {family_size}, against a series built to follow it",
-            test,
-            float(headline["r"]),
-            planted_found,
-            True,
-            f"{run.label}, {n_epochs} epochs: headline r = {headline['r']:.3f}, Bonferroni p = "
-            f"{headline['p_bonferroni']:.2g}; the family's largest r is {best['hypothesis']} ({best['r']:.3f})",
-        ),
-        _row(
-            SHUFFLED_ROBUSTNESS,
-            "the planted correlation in the shuffled series",
-            f"share of {SHUFFLES} shuffles of the planted series across epochs in which the headline passes the "
-            f"planted check's test ({test})",
-            f"> {allowed:.3f} (the {ALPHA} the correction allows, plus two binomial standard errors)",
-            rate,
-            rate > allowed,
-            False,
-            f"{round(rate * SHUFFLES)} of {SHUFFLES} shuffles passed. Family-wise error of the paper's test over the "
-            "same shuffles (some member passing its family's Bonferroni; the correction promises at most "
-            f"{ALPHA}): "
-            + ", ".join(f"{name} {share:.3f}" for name, share in errors.items())
-            + " (a finding about the parametric p-values: see the claim headline_survives_permutation)",
-        ),
-    ]
-
-
-def control_metrics(pairs: Iterable[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Layer metrics and invariance flow of the controls' ``CONTROL_PAIR_SIMILARITY`` tables
-    (the library's :func:`~finetune_invariance.finetuning_metrics.layer_metrics` and
-    :func:`~finetune_invariance.finetuning_metrics.invariance_flow`, as for a run)."""
-    from ..finetuning_metrics import invariance_flow, layer_metrics
-
-    metrics, flows = [], []
-    for pair in pairs:
-        similarity, name = pair[list(tables.PAIR_SIMILARITY.columns)], pair["control"].iloc[0]
-        metrics.append(layer_metrics(similarity, "pretrained", "finetuned").assign(control=name))
-        flows.append(invariance_flow(similarity, "pretrained", "finetuned").assign(control=name))
-    return (
-        tables.concat([m[list(tables.CONTROL_LAYER_METRICS.columns)] for m in metrics], tables.CONTROL_LAYER_METRICS),
-        tables.concat([f[list(tables.CONTROL_INVARIANCE_FLOW.columns)] for f in flows], tables.CONTROL_INVARIANCE_FLOW),
+    worst = max(errors.values())
+    return _row(
+        FAMILY_WISE_ERROR,
+        "the paper's test keeps its family-wise promise on the run's own series",
+        f"per family, share of {SHUFFLES} shuffles of {run.label}'s mean corrupted accuracy ({len(epochs)} epochs) "
+        "in which some member passes its family's Bonferroni",
+        f"> {allowed:.3f} (the {ALPHA} the correction promises, plus two binomial standard errors)",
+        worst,
+        worst > allowed,
+        False,
+        ", ".join(f"{name} {share:.3f}" for name, share in errors.items())
+        + " (a finding about the parametric p-values, not a check of the pipeline: see the claim "
+        "headline_survives_permutation)",
+        kind=FINDING,
     )
+
+
+# --- the table and the report -----------------------------------------------------------
 
 
 def evaluate_controls(
     metrics: pd.DataFrame,
     flows: pd.DataFrame,
-    specs: list[ControlSpec],
-    run_metrics: pd.DataFrame | None = None,
+    specs: Sequence[ControlSpec],
+    series: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    run: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     reading: str = "paper",
 ) -> pd.DataFrame:
     """The ``controls`` table: every check of the model controls (their layer metrics and
-    flow, :func:`control_metrics`; ``specs`` from :func:`control_specs`) and, given a
-    dynamics run's layer metrics, of the planted robustness correlation and its shuffles."""
+    flow, :func:`control_metrics`; ``specs`` from :func:`.control_plan.control_specs`);
+    given the planted series' (layer metrics, robust accuracy), the robustness control and
+    its twin; given the robustness run's own (layer metrics, robust accuracy), the
+    family-wise finding."""
     rows = model_control_checks(metrics, flows, specs)
-    if run_metrics is not None:
-        rows += robustness_checks(run_metrics[run_metrics["epoch"] >= 1], reading)
+    if series is not None:
+        rows += robustness_checks(*series, reading)
+    if run is not None:
+        rows.append(family_wise_finding(*run, reading))
     return controls_table(rows)
 
 
@@ -394,17 +621,22 @@ def report_section(checks: pd.DataFrame) -> ReportSection:
 
 
 def summary(checks: pd.DataFrame) -> str:
-    """One sentence for the report: how many checks came out as constructed."""
-    wrong = checks[~checks["as_expected"]]
+    """One sentence for the report: how many checks came out as constructed, and the findings."""
+    counted = checks[checks["kind"] == CHECK]
+    wrong = counted[~counted["as_expected"]]
     verdict = (
         "every control behaved as constructed"
         if wrong.empty
         else ("NOT as constructed: " + "; ".join(f"{row.control}: {row.check}" for row in wrong.itertuples()))
     )
-    return (
-        f"{int(checks['as_expected'].sum())} of {len(checks)} checks as expected: each planted effect found, "
-        f"none in its negative twin ({verdict})."
+    findings = checks[checks["kind"] == FINDING]
+    text = (
+        f"{int(counted['as_expected'].sum())} of {len(counted)} checks as expected: each planted effect found "
+        f"where it was planted, none in its negative twin ({verdict})."
     )
+    for row in findings.itertuples():
+        text += f" Finding (not a check): {row.check}: {'no' if row.found else 'yes'} ({row.evidence})."
+    return text
 
 
 def controls_table(rows: Iterable[dict]) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from typing import Any
 from .catalog import dataset_facts
 from .cifar_c import ARCHIVES, cifar_c_dir
 from .config import ConfigError, check_config, load_config_file, n_test_images
-from .control_plan import COMPRESSED, EXPANDED, IDENTICAL, MODEL_CONTROLS, REINITIALISED
+from .control_plan import INVERTED_MODELS, MODEL_CONTROLS, PLANTED_EPOCHS
 from .design import StudyDesign
 from .measured_costs import MEASUREMENTS, Measurement
 from .results_folder import check_results_folder, stamp_path
@@ -165,6 +165,7 @@ def gpu_work(study: StudyDesign, facts: dict[str, dict[str, Any]]) -> dict[str, 
         "invert_pretrained": [],
         "stir": [],
         "control_stir": [],
+        "control_robustness": [],
         "robust_accuracy": [],
     }
     for run in study.training_runs():
@@ -188,24 +189,29 @@ def gpu_work(study: StudyDesign, facts: dict[str, dict[str, Any]]) -> dict[str, 
         Work({inversion_unit: iterations * n, "evaluated_image": pair_forwards(job.run.source)}, job.run.source)
         for job in study.pair_jobs()
     ]
-    if study.controls_enabled:
-        # A control job inverts the sides of its pair that are not the source (one, or two for
-        # compression and expansion) and compares them as a STIR job does.
-        inverted_sides = {IDENTICAL: 1, REINITIALISED: 1, COMPRESSED: 2, EXPANDED: 2}
-        source = study.controls_source
-        work["control_stir"] = [
-            Work(
-                {inversion_unit: inverted_sides[control] * iterations * n, "evaluated_image": pair_forwards(source)},
-                source,
-            )
-            for control in MODEL_CONTROLS
-            for _ in study.seeds
-        ]
     severities = 5 if robustness["sampling"] == "per_severity" else 5 * len(robustness["corruptions"])
     per_epoch = robustness["n_images"] * (severities + 1)  # and the clean sample
     work["robust_accuracy"] = [
         Work({"evaluated_image": study.epochs(run) * per_epoch}, run.source) for run in study.dynamics_runs()
     ]
+    if study.controls_enabled:
+        # A control job (one per seed) inverts each model of its pairs that is not the source
+        # once (controls.INVERTED_MODELS) and compares every pair as a STIR job does.
+        source = study.controls_source
+        work["control_stir"] = [
+            Work(
+                {
+                    inversion_unit: INVERTED_MODELS * iterations * n,
+                    "evaluated_image": len(MODEL_CONTROLS) * pair_forwards(source),
+                },
+                source,
+            )
+            for _ in study.seeds
+        ]
+        run = study.robustness_control_run()
+        if run is not None:  # the planted series: the monitor's forwards and the robustness sample per model
+            monitor = len(study.seeds) * (facts[run.source]["layers"] + 2) * n
+            work["control_robustness"] = [Work({"evaluated_image": PLANTED_EPOCHS * (monitor + per_epoch)}, run.source)]
     return work
 
 

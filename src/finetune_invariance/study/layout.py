@@ -49,7 +49,9 @@ RESULTS_PATTERNS: dict[str, str] = {
     "pretrained_inversions": "inversions/{dataset}/seed{seed}/{source}.safetensors",
     "pair_similarity": f"stir/{RUN}/{{checkpoint}}/seed{{seed}}.parquet",
     # planted-effect controls
-    "control_pair_similarity": "controls/{control}/seed{seed}.parquet",
+    "control_pair_similarity": "controls/seed{seed}.parquet",
+    "control_robustness_metrics": "controls/robustness/layer_metrics.parquet",
+    "control_robust_accuracy": "controls/robustness/robust_accuracy.parquet",
     # robustness
     "corrupted_testset": "data/corrupted/{dataset}.npz",
     "robust_accuracy": f"robustness/{RUN}.parquet",

@@ -219,7 +219,7 @@ MODEL_COMPARISON = TableSchema(
 
 #: Every table the library and the study write, by schema name (the README's results map).
 
-_CONTROL = {"control": _c("string", "planted-effect control: identical_copy, reinitialised, compressed or expanded (study.controls)")}
+_CONTROL = {"control": _c("string", "planted-effect control: identical_copy, reinitialised, compressed, expanded, linearly_mapped or collapsed (study.controls, docs/controls.md)")}
 CONTROL_PAIR_SIMILARITY = PAIR_SIMILARITY.with_columns(
     "control_pair_similarity", "(control, reference model, target model, seed, reference layer, target layer)", _CONTROL
 )
@@ -231,8 +231,9 @@ CONTROLS = TableSchema(
     "controls",
     "(control, check)",
     {
-        "control": _c("string", "the control measured: a model pair, or the planted / shuffled robustness series"),
-        "check": _c("string", "the effect looked for"),
+        "control": _c("string", "the control measured: a model pair, the planted / shuffled robustness series, or the robustness run (family_wise_error)"),
+        "check": _c("string", "the effect looked for, with the planted location (layers, cells) it reads"),
+        "kind": _c("string", "'check' (counted: a pass or fail of the pipeline) or 'finding' (a measured fact about the method, not counted)"),
         "statistic": _c("string", "what was computed"),
         "threshold": _c("string", "when the effect counts as found"),
         "value": _c("float64", "the statistic's value"),
