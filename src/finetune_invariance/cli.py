@@ -281,8 +281,10 @@ def _device(name: str) -> torch.device:
 
 
 def _seconds_per_image_step(layered: torch.nn.Module, images: torch.Tensor, args: argparse.Namespace) -> float:
-    """One image through one layer for one step, timed on a few images for a few steps
-    (after one untimed step, which pays for allocations and kernel choices)."""
+    """One image through one layer for one step, timed on a few images: an inversion of
+    1 + :data:`PROBE_STEPS` steps less one of 1 step (which leaves out what does not grow
+    with the steps: the targets, the last evaluation), after an untimed one that pays for
+    allocations and kernel choices."""
     import torch
 
     from .inversion import invert, inversion_steps
@@ -299,7 +301,9 @@ def _seconds_per_image_step(layered: torch.nn.Module, images: torch.Tensor, args
         return time.perf_counter() - start
 
     run(1)
-    return run(PROBE_STEPS) / inversion_steps(layered.num_layers, len(probe), PROBE_STEPS)
+    one, more = run(1), run(1 + PROBE_STEPS)
+    seconds = more - one if more > one else more / (1 + PROBE_STEPS)  # a busy machine can invert the two
+    return seconds / inversion_steps(layered.num_layers, len(probe), PROBE_STEPS)
 
 
 def _readable_seconds(seconds: float) -> str:
@@ -340,12 +344,17 @@ def _cost(
         f"{sum(steps[name] for name, _ in todo):,} image-steps in all",
     ]
     if todo and args.iterations > 0:
-        per_step = {name: _seconds_per_image_step(models[name], images, args) for name in {name for name, _ in todo}}
+        # Models of one structure (most often the two of a pair) are probed once.
+        structures = {repr(models[name]): name for name, _ in todo}
+        measured = {
+            structure: _seconds_per_image_step(models[name], images, args) for structure, name in structures.items()
+        }
+        per_step = {name: measured[repr(model)] for name, model in models.items() if repr(model) in measured}
         seconds = sum(steps[name] * per_step[name] for name, _ in todo)
         probe = min(len(images), PROBE_IMAGES.get(images.device.type, PROBE_IMAGES["cuda"]))
         lines.append(
             f"  time on {images.device}: about {_readable_seconds(seconds)} for the inversions "
-            f"({', '.join(f'{1e3 * s:.3g} ms' for s in per_step.values())} per image-step, measured on {probe} "
+            f"({', '.join(f'{1e3 * s:.3g} ms' for s in measured.values())} per image-step, measured on {probe} "
             f"images x {PROBE_STEPS} steps; larger batches are often faster per image on a GPU), STIR and CKA add "
             "little"
         )
@@ -354,8 +363,8 @@ def _cost(
     else:
         added = sum(entry_bytes(models[name].num_layers, images.shape) for name, _ in todo)
         lines.append(
-            f"  cache: {cache.directory} (--cache to move it, --no-cache to keep nothing); this adds {len(todo)} "
-            f"entries, {_readable_bytes(added)}: delete the folder when done"
+            f"  cache: {cache.directory.absolute()} (--cache to move it, --no-cache to keep nothing); this adds "
+            f"{len(todo)} entries, {_readable_bytes(added)}: delete the folder when done"
         )
     return "\n".join(lines)
 
