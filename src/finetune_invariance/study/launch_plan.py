@@ -548,7 +548,7 @@ def render(
         "| rule | jobs | GPU jobs | runtime asked per job (min) |",
         "|---|---:|---:|---:|",
     ]
-    lines += [f"| {r.rule} | {r.jobs} | {r.gpu_jobs} | {r.runtime_min or ''} |" for r in jobs.values()]
+    lines += [f"| {r.rule} | {r.jobs} | {r.gpu_jobs} | {r.runtime_min or ''} |" for _, r in sorted(jobs.items())]
     work = gpu_work(study, facts)
     lines += ["", "## GPU-hours", ""]
     for name, rule_jobs in work.items():

@@ -19,6 +19,9 @@ depth, so that the models can be read against each other:
     with the mean corrupted accuracy": holds when r >= STRONG_R and the Bonferroni p <
     ALPHA (the ``headline`` row of the named hypotheses); measured on dynamics runs only.
 
+A statement is "not measured" for a run without its row (a run without dynamics has no
+headline); an undefined r (a constant series) does not hold, as in the claims.
+
 The paper measured one model (ViT-B/32 pretrained on ImageNet); every verdict here is a
 finding beyond the paper, labelled so in the table and the report.
 """
@@ -40,8 +43,8 @@ RANGES: dict[str, PaperLayers] = {"early": EARLY_LAYERS, "later": LATER_LAYERS}
 METRICS = ("learning", "forgetting", "cka_divergence")
 
 
-def _verdict(defined: bool, holds: bool) -> str:
-    return NOT_MEASURED if not defined else HOLDS if holds else FAILS
+def _verdict(measured: bool, holds: bool) -> str:
+    return NOT_MEASURED if not measured else HOLDS if holds else FAILS
 
 
 def _range_means(rows: pd.DataFrame, depth: int) -> dict[str, float]:
@@ -96,14 +99,10 @@ def compare_models(
                 **_range_means(run_metrics, depth),
                 "learning_forgetting_r": lf_r,
                 "learning_forgetting_p": lf_p,
-                "learning_forgetting_verdict": _verdict(
-                    bool(np.isfinite(lf_r) and np.isfinite(lf_p)), lf_r > 0 and lf_p < ALPHA
-                ),
+                "learning_forgetting_verdict": _verdict(len(lf) > 0, lf_r > 0 and lf_p < ALPHA),
                 "headline_r": h_r,
                 "headline_p_bonferroni": h_p,
-                "headline_verdict": _verdict(
-                    bool(np.isfinite(h_r) and np.isfinite(h_p)), h_r >= STRONG_R and h_p < ALPHA
-                ),
+                "headline_verdict": _verdict(len(headline) > 0, h_r >= STRONG_R and h_p < ALPHA),
             }
         )
     empty = pd.DataFrame({name: pd.Series(dtype=column.dtype) for name, column in MODEL_COMPARISON.columns.items()})
