@@ -107,7 +107,7 @@ def test_a_run_whose_outputs_and_work_copies_are_gone_is_noticed_and_the_advice_
     (study / f"results/finetune/{run}/history.parquet").unlink()
     refused = run_snakemake("-n", *arguments, cwd=study, check=False)
     log = refused.stdout + refused.stderr
-    assert refused.returncode != 0 and "Nothing to be done" not in log
+    assert refused.returncode != 0 and "Nothing to be done (all requested files" not in log
     assert f"the run {run} lacks {folder}" in log and "'Nothing to be done'" in log
     (command,) = re.findall(r"rm -rf ([^,]+), then run your usual command", log)
     for path in command.split():
