@@ -21,11 +21,17 @@ def specs(pairs):
     return control_plan.control_specs(None, None, int(pairs["reference_layer"].max()))
 
 
-def test_the_fixture_is_what_the_controls_code_measures():
+def test_the_fixture_is_what_the_controls_code_measures(monkeypatch):
     """Seed 0 measured again by the code the control_stir jobs run gives the fixture's rows
     (regenerate with ``python tests/study/control_fixture.py`` when the source or the code
-    changes on purpose)."""
+    changes on purpose), inverting as many models as the launch plan counts."""
+    from finetune_invariance import inversion
+
+    calls = []
+    invert = inversion.invert
+    monkeypatch.setattr(inversion, "invert", lambda *a, **k: calls.append(1) or invert(*a, **k))
     fresh = control_fixture.measure(0)
+    assert len(calls) == 1 + control_plan.INVERTED_MODELS  # the source's own, then the controls' models
     stored = tables.read_table(control_fixture.PAIRS, tables.CONTROL_PAIR_SIMILARITY)
     stored = stored[stored["seed"] == 0]
     keys = ["control", "reference", "target", "reference_layer", "target_layer"]
