@@ -127,6 +127,9 @@ def test_a_new_results_folder_whose_data_root_stays_in_another_studys_folder_is_
     assert "differs from it in stir.iterations" in message
     assert "--config results=new data_root=new/data" in message
     check_results_folder(_with(moved, "data_root", "new/data"), [tmp_path / "other.yaml"])  # the advice
+    # A results folder inside the other's (results/paper beside the embedded study) with its data inside it.
+    nested = _with(_with(moved, "results", "results/paper"), "data_root", "results/paper/data")
+    check_results_folder(nested, [tmp_path / "other.yaml"])
     check_results_folder(_with(config, "results", "new"), [config_file])  # the same design may share its data
 
 

@@ -227,8 +227,10 @@ def _check_data_root(
     """Refuse a ``data_root`` inside the results folder of another configuration: generated
     datasets written there would replace that study's."""
     data_root, results = Path(config["data_root"]).resolve(), Path(config["results"]).resolve()
+    if data_root.is_relative_to(results):  # this configuration's own folder
+        return
     for folder in (data_root, *data_root.parents):
-        if folder == results or not (folder / STAMP_FILE).is_file() or not holds_results(folder):
+        if not (folder / STAMP_FILE).is_file() or not holds_results(folder):
             continue
         stamp, shown = _another_design(folder / STAMP_FILE, config, schema)
         if shown:
