@@ -139,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _compare(args)
     except KeyboardInterrupt:
-        print(f"finetune-invariance {args.command}: interrupted; finished inversions are in the cache", file=sys.stderr)
+        kept = "" if args.no_cache else f"; the inversions finished so far are in the cache {args.cache}"
+        print(f"finetune-invariance {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
     except Exception as err:
         message = _known_error(err, args)
