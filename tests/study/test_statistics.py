@@ -175,3 +175,17 @@ def test_a_planted_relation_is_found_family_wise():
         _, p_familywise = statistics.surrogate_p_values(columns, member + rng.normal(0, 0.3, EPOCHS))
         found += p_familywise[0] < 0.05
     assert found >= 190
+
+
+def test_one_shared_outlier_fools_the_parametric_p_but_not_the_surrogates():
+    """x is 0 but for one outlying epoch, y is noise with an outlier at the same epoch:
+    Pearson's parametric p is astronomically small, while |r| reaches its observed value
+    only where a surrogate puts y's outlier back on x's: the identity and one reversal, 2 of
+    the 2n surrogates, p = 1 / n."""
+    rng = np.random.default_rng(0)
+    n = 20
+    x, y = np.zeros(n), rng.normal(size=n)
+    x[0], y[0] = 10.0, 10.0
+    assert pearson(x, y)[1] < 1e-6
+    p, p_familywise = statistics.surrogate_p_values(x[:, None], y)
+    assert p[0] == p_familywise[0] == pytest.approx(1 / n)

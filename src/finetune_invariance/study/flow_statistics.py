@@ -7,10 +7,17 @@ its seed mean exceeds both :data:`MIN_FLOW` and its seed standard deviation; a t
 shows the effect when a substantial share (:data:`MIN_FLOW_SHARE`) of the pretrained layers
 have such a cell. The claims of Section 4.3 and the planted compression and expansion
 controls read the flow through these functions, so the controls test the claims' detector.
+Where in the matrix the flow sits (the paper's "lower left", "early-layer invariances") is
+:meth:`FlowShare.share_in` of a range of pretrained layers.
+
+:func:`flow_cells` refuses an incomplete or undefined matrix, as
+:func:`finetune_invariance.finetuning_metrics.flow_matrix` does: a seed missing a cell, or
+a NaN cell, would otherwise shift a mean or count as "no flow".
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +29,38 @@ POSITIVE_CELL = f"seed mean > max({MIN_FLOW}, seed sd)"
 BELOW, ABOVE = "below", "above"  # compression, expansion
 
 
-def flow_cells(rows: pd.DataFrame) -> pd.DataFrame:
+class IncompleteFlow(ValueError):
+    """An invariance-flow table lacks cells, repeats them, or has undefined (NaN) ones."""
+
+
+_KEYS = ["seed", "pretrained_layer", "finetuned_layer"]
+
+
+def flow_cells(rows: pd.DataFrame, depth: int | None = None) -> pd.DataFrame:
     """Per (i, j) of an invariance-flow table of one pair: seed mean and seed sd (ddof=1;
-    0 for one seed) of the flow, indexed by (pretrained_layer, finetuned_layer)."""
+    0 for one seed) of the flow, indexed by (pretrained_layer, finetuned_layer).
+
+    :class:`IncompleteFlow` unless every seed has every cell of the (D + 1) x (D + 1) grid
+    once (D: ``depth``, by default the deepest layer in the rows) and no flow is NaN; the
+    message names the first offending cells."""
+    if rows.empty:
+        raise IncompleteFlow("no invariance-flow rows")
+    if rows.duplicated(_KEYS).any():
+        repeated = rows.loc[rows.duplicated(_KEYS, keep=False), _KEYS].drop_duplicates()
+        raise IncompleteFlow(f"flow cells (seed, i, j) repeat: {[tuple(map(int, r)) for r in repeated.values[:5]]}")
+    deepest = int(max(rows["pretrained_layer"].max(), rows["finetuned_layer"].max()))
+    depth = deepest if depth is None else depth
+    grid = pd.MultiIndex.from_product([sorted(rows["seed"].unique()), range(depth + 1), range(depth + 1)], names=_KEYS)
+    missing = grid.difference(pd.MultiIndex.from_frame(rows[_KEYS]))
+    if len(missing) or deepest > depth:
+        shown = [tuple(map(int, cell)) for cell in missing[:5]]
+        raise IncompleteFlow(
+            f"the {depth + 1}x{depth + 1} flow matrix lacks {len(missing)} cells (seed, i, j): {shown}"
+        )
+    undefined = rows["flow"].isna()
+    if undefined.any():
+        cells = [tuple(map(int, r)) for r in rows.loc[undefined, _KEYS].values[:5]]
+        raise IncompleteFlow(f"flow is undefined (NaN) in {int(undefined.sum())} cells (seed, i, j): {cells}")
     cells = rows.groupby(["pretrained_layer", "finetuned_layer"])["flow"]
     return pd.DataFrame({"mean": cells.mean(), "sd": cells.std(ddof=1).fillna(0.0)})
 
@@ -48,6 +84,7 @@ class FlowShare:
     rows_with_flow: int
     depth: int
     largest: tuple[float, float, int, int] | None  # mean, sd, i, j of the largest positive cell
+    rows: tuple[int, ...] = ()  # the pretrained layers with a positive cell on the triangle's side
 
     @property
     def share(self) -> float:
@@ -58,6 +95,18 @@ class FlowShare:
     @property
     def shows_flow(self) -> bool:
         return self.share >= MIN_FLOW_SHARE
+
+    def candidates(self, layers: Iterable[int]) -> list[int]:
+        """The pretrained layers among ``layers`` that have cells on the triangle's side
+        (1..D below the diagonal, 0..D-1 above it)."""
+        side = range(1, self.depth + 1) if self.triangle == BELOW else range(0, self.depth)
+        return sorted(set(layers) & set(side))
+
+    def share_in(self, layers: Iterable[int]) -> float:
+        """Share of the pretrained ``layers`` (those with cells on the triangle's side) that
+        show the flow; NaN if none of them has such cells."""
+        candidates = self.candidates(layers)
+        return sum(row in candidates for row in self.rows) / len(candidates) if candidates else float("nan")
 
     def __str__(self) -> str:
         largest = "none"
@@ -79,4 +128,5 @@ def flow_share(cells: pd.DataFrame, triangle: str) -> FlowShare:
     if not positive.empty:
         i, j = positive["mean"].idxmax()
         largest = (float(positive.loc[(i, j), "mean"]), float(positive.loc[(i, j), "sd"]), int(i), int(j))
-    return FlowShare(triangle, positive.index.get_level_values("pretrained_layer").nunique(), depth, largest)
+    rows = tuple(sorted(int(i) for i in positive.index.get_level_values("pretrained_layer").unique()))
+    return FlowShare(triangle, len(rows), depth, largest, rows)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from finetune_invariance.study.claims import FAILS, HOLDS
+from finetune_invariance.study.claims import FAILS, HOLDS, NOT_MEASURED
 
 from .handmade import IMAGENET_CLS, IMAGENET_REC, L, evaluate
 
@@ -53,7 +54,7 @@ def test_expansion_for_reconstruction_only(flow_tables):
         flow_tables({IMAGENET_REC: expanded, IMAGENET_CLS: flow_matrix()}), "expansion_for_reconstruction_only"
     )
     assert verdict == HOLDS
-    assert "reconstruction 4/12 pretrained layers (0.33) above" in evidence and "classification 0/12" in evidence
+    assert "reconstruction: 4/12 pretrained layers (0.33) above" in evidence and "classification: 0/12" in evidence
 
 
 def test_expansion_in_classification_too_fails(flow_tables):
@@ -61,4 +62,75 @@ def test_expansion_in_classification_too_fails(flow_tables):
     verdict, evidence = evaluate(
         flow_tables({IMAGENET_REC: expanded, IMAGENET_CLS: expanded}), "expansion_for_reconstruction_only"
     )
-    assert verdict == FAILS and "classification 4/12 pretrained layers (0.33) above" in evidence
+    assert verdict == FAILS and "classification: 4/12 pretrained layers (0.33) above" in evidence
+
+
+def test_compression_needs_both_tasks(flow_tables):
+    compressed = flow_matrix(below={i: 0.2 for i in range(8, 12)})
+    verdict, evidence = evaluate(flow_tables({IMAGENET_CLS: compressed}), "compression_below_diagonal")
+    assert verdict == NOT_MEASURED and "holds in 1/2, not measured in 1" in evidence
+    assert "imagenet → cifar10, reconstruction" in evidence
+
+
+def test_compression_of_shallow_pretrained_layers_is_not_in_the_lower_left(flow_tables):
+    """Rows 2-5 compressed: a third of the pretrained layers (the looser reading, any cell
+    below the diagonal, holds), but none of the deeper layers 7-12."""
+    shallow = flow_matrix(below={i: 0.2 for i in range(2, 6)})
+    verdict, evidence = evaluate(
+        flow_tables({IMAGENET_CLS: shallow, IMAGENET_REC: shallow}), "compression_below_diagonal"
+    )
+    assert verdict == FAILS
+    assert "4/12 pretrained layers (0.33) below" in evidence
+    assert "0.00 of paper layers 7-12 = layers 7-12 here vs 0.67 of paper layers 1-6 = layers 1-6 here" in evidence
+
+
+def test_expansion_in_a_quarter_of_the_classification_rows_is_observable(flow_tables):
+    """Classification expands in 3 of 12 rows: under the old reading's 1/3 ('not observable'),
+    yet expansion is observed for classification too, so not 'only' for reconstruction."""
+    expanded = flow_matrix(above={i: 0.2 for i in range(0, 4)})
+    verdict, evidence = evaluate(
+        flow_tables({IMAGENET_REC: expanded, IMAGENET_CLS: flow_matrix(above={i: 0.2 for i in range(0, 3)})}),
+        "expansion_for_reconstruction_only",
+    )
+    assert verdict == FAILS and "classification: 3/12 pretrained layers (0.25) above" in evidence
+
+
+def test_expansion_of_later_layers_is_not_of_early_layer_invariances(flow_tables):
+    late = flow_matrix(above={i: 0.2 for i in range(7, 11)})
+    verdict, evidence = evaluate(
+        flow_tables({IMAGENET_REC: late, IMAGENET_CLS: flow_matrix()}), "expansion_for_reconstruction_only"
+    )
+    assert verdict == FAILS
+    assert "0.00 of paper layers 0-6 = layers 0-6 here vs 0.80 of paper layers 7-12 = layers 7-12 here" in evidence
+
+
+def test_one_seed_leaves_the_flow_unmeasured(make_invariance_flow, make_table1):
+    from finetune_invariance.study import tables
+
+    compressed = flow_matrix(below={i: 0.2 for i in range(8, 12)})
+    flows = tables.concat(
+        [make_invariance_flow(compressed, run=r, seeds=(0,)) for r in (IMAGENET_CLS, IMAGENET_REC)],
+        tables.STUDY_INVARIANCE_FLOW,
+    )
+    study = {"invariance_flow": flows, "table1_accuracy": make_table1({IMAGENET_CLS: 1, IMAGENET_REC: 1})}
+    verdict, evidence = evaluate(study, "compression_below_diagonal")
+    assert verdict == NOT_MEASURED and "fewer than two seeds" in evidence
+
+
+def test_flow_cells_refuse_a_missing_repeated_or_undefined_cell(make_invariance_flow):
+    """flow_statistics reads only a complete, defined matrix (as finetuning_metrics.flow_matrix does)."""
+    import pytest
+
+    from finetune_invariance.study.flow_statistics import IncompleteFlow, flow_cells
+
+    rows = make_invariance_flow(flow_matrix(n=4))
+    assert flow_cells(rows)["mean"].to_numpy().reshape(4, 4) == pytest.approx(flow_matrix(n=4))
+    cell = (rows["seed"] == 1) & (rows["pretrained_layer"] == 2) & (rows["finetuned_layer"] == 0)
+    with pytest.raises(IncompleteFlow, match=r"lacks 1 cells \(seed, i, j\): \[\(1, 2, 0\)\]"):
+        flow_cells(rows[~cell])
+    with pytest.raises(IncompleteFlow, match="repeat"):
+        flow_cells(pd.concat([rows, rows[cell]]))
+    with pytest.raises(IncompleteFlow, match=r"undefined \(NaN\) in 1 cells"):
+        flow_cells(rows.assign(flow=rows["flow"].mask(cell)))
+    with pytest.raises(IncompleteFlow, match="5x5 flow matrix lacks"):
+        flow_cells(rows, depth=4)  # the source's depth is 4: layer 4 is missing for every seed

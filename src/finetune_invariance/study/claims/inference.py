@@ -3,12 +3,15 @@
 - :func:`mcnemar_p_bound`: McNemar's exact paired test of two accuracies measured on the
   same inputs, bounded from the two correct counts alone (the robust-accuracy table keeps
   no per-input outcomes);
+- :func:`welch_p`: Welch's one-sided t-test of two seed means ("significantly");
 - :func:`equivalence_interval`: the interval of a two one-sided tests (TOST) equivalence
   test on per-seed differences;
+- :func:`correlation_gap` and :func:`r_interval`: Fisher's z of a correlation, for "lower"
+  and for "no clear trend";
 - :func:`spearman`: Spearman's rank correlation;
 - :func:`drift`: the fitted change of a series across its span;
-- :func:`permutation_p_value` and :func:`leave_one_out_r` (beyond the paper): what
-  Pearson's parametric p-value of a correlation across epochs rests on.
+- :func:`leave_one_out_r` (beyond the paper): how much a correlation across epochs rests
+  on one epoch.
 
 SciPy is imported lazily: only the claims job needs it.
 """
@@ -21,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..statistics import pearson, pearson_columns, shuffled_columns
+from ..statistics import pearson
 
 
 def mcnemar_p_bound(correct_first: int, correct_second: int, n: int) -> float:
@@ -45,6 +48,49 @@ def mcnemar_p_bound(correct_first: int, correct_second: int, n: int) -> float:
     most = min(correct_first, n - correct_second, gain + min(correct_second, n - correct_first))
     b = np.arange(gain, most + 1)
     return float(stats.binom.sf(b - 1, 2 * b - gain, 0.5).max())
+
+
+def welch_p(higher: Sequence[float], lower: Sequence[float]) -> float:
+    """Welch's one-sided t-test p-value that the mean of ``higher`` (per-seed values)
+    exceeds that of ``lower``. Undefined (NaN) with fewer than two values on a side, or
+    where both have no spread (nothing to test a difference against)."""
+    from scipy import stats
+
+    a, b = np.asarray(higher, dtype=np.float64), np.asarray(lower, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2 or np.isnan(a).any() or np.isnan(b).any():
+        return math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:
+        return math.nan
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
+    return float(stats.t.sf(t, df))
+
+
+def fisher_z(r: float) -> float:
+    return float(np.arctanh(np.clip(r, -1 + 1e-15, 1 - 1e-15)))
+
+
+def correlation_gap(higher: float, n_higher: int, lower: float, n_lower: int) -> tuple[float, float]:
+    """Fisher's z of ``higher`` minus that of ``lower`` (r over n points each, independent
+    samples) and the standard error of that difference, sqrt(1/(n1-3) + 1/(n2-3))."""
+    if min(n_higher, n_lower) < 4:
+        raise ValueError(f"a correlation's standard error needs 4 or more points, got {n_higher} and {n_lower}")
+    return fisher_z(higher) - fisher_z(lower), math.sqrt(1 / (n_higher - 3) + 1 / (n_lower - 3))
+
+
+def r_interval(r: float, n: int, alpha: float) -> tuple[float, float]:
+    """The (1 - 2 alpha) interval of a correlation r over n points by Fisher's z: a TOST
+    equivalence test at level alpha within (-m, m) holds iff it lies inside. NaN if r is."""
+    from scipy import stats
+
+    if math.isnan(r):
+        return math.nan, math.nan
+    if n < 4:
+        raise ValueError(f"r_interval needs 4 or more points, got {n}")
+    half = float(stats.norm.ppf(1 - alpha)) / math.sqrt(n - 3)
+    z = fisher_z(r)
+    return float(np.tanh(z - half)), float(np.tanh(z + half))
 
 
 def equivalence_interval(differences: Sequence[float], alpha: float) -> tuple[float, float]:
@@ -76,23 +122,6 @@ def drift(series: pd.Series) -> float:
     x = series.index.to_numpy(dtype=np.float64)
     slope = np.polyfit(x, series.to_numpy(dtype=np.float64), 1)[0]
     return float(slope * (x[-1] - x[0]))
-
-
-def permutation_p_value(x: Sequence[float], y: Sequence[float], permutations: int, seed: int = 0) -> float:
-    """Two-sided permutation p-value of Pearson's r: (1 + #{shuffles of y with |r| >= |r
-    observed|}) / (1 + permutations), over ``permutations`` random shuffles of ``y``. It
-    assumes only that the points are exchangeable when there is no correlation, where
-    :func:`..statistics.pearson`'s parametric p also assumes normal series: one outlying
-    point shared by both series gives a tiny parametric p, but about 1 / n here (the share
-    of shuffles that put y's outlier back on x's). NaN where r is undefined."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    observed, _ = pearson(x, y)
-    if math.isnan(observed):
-        return math.nan
-    r, _ = pearson_columns(shuffled_columns(y, permutations, seed), x)
-    # A shuffle that reorders only equal values must count as reaching |r observed|.
-    extreme = np.count_nonzero(np.abs(r) >= abs(observed) - 1e-12)
-    return (1 + extreme) / (1 + permutations)
 
 
 def leave_one_out_r(x: Sequence[float], y: Sequence[float]) -> np.ndarray:

@@ -10,8 +10,11 @@ evaluator, is refused when it is registered.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..vocabulary import Run
 from .evidence import StudyTables, reached_accuracy
@@ -39,15 +42,30 @@ STATED = ("statement", "statistic", "threshold", "paper_value")
 @dataclass(frozen=True)
 class Finding:
     """A claim's outcome in one setting (one dataset, source pair or run), and the runs it
-    read (whose measured facts are shown beside a failure)."""
+    read (whose measured facts are shown beside a failure).
 
-    holds: bool
+    ``holds`` is True or False where the setting was measured, None where it was not: its
+    rows are absent or incomplete, or its statistic is undefined (:func:`.evidence.decide`
+    turns a comparison with an undefined statistic into None). A bare NaN counts as
+    unmeasured too; any other non-boolean is a programming error.
+    """
+
+    holds: bool | None
     evidence: str
     runs: tuple[Run, ...] = ()
 
     def __post_init__(self) -> None:
-        # A comparison with an undefined (NaN) statistic is False: it never makes a claim hold.
-        object.__setattr__(self, "holds", bool(self.holds))
+        value = self.holds
+        if isinstance(value, (bool, np.bool_)):
+            object.__setattr__(self, "holds", bool(value))
+        elif value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+            object.__setattr__(self, "holds", None)
+        else:
+            raise TypeError(f"Finding.holds must be a bool or None (not measured), got {value!r}: {self.evidence}")
+
+    @property
+    def measured(self) -> bool:
+        return self.holds is not None
 
 
 Evaluator = Callable[[StudyTables], list[Finding]]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ...tables import html_page, html_table, markdown_table
 from ..matched_properties import beside_verdicts
-from .evidence import NotMeasured, StudyTables
+from .evidence import PARAMETRIC, NotMeasured, StudyTables
 from .registry import BEYOND, CLAIMS, FAILS, HOLDS, NOT_MEASURED, SECTIONS, VERDICTS, Claim, Finding
 
 COLUMNS = ["claim", "section", "statement", "statistic", "threshold", "paper_value", "verdict", "evidence", "facts"]
@@ -20,20 +20,29 @@ TITLE = "Claims of the paper, checked on this run"
 
 
 def _summarise(findings: list[Finding]) -> tuple[str, str]:
-    """Verdict (holds only if every setting holds) and evidence, failing settings first."""
-    ordered = [f for f in findings if not f.holds] + [f for f in findings if f.holds]
-    shown = [f.evidence for f in ordered[:MAX_EVIDENCE_SETTINGS]]
+    """The verdict from every setting's outcome, and the evidence: failing settings first,
+    then unmeasured ones, then holding ones.
+
+    Any measured failure: does not hold (an unmeasured setting never hides one); else any
+    unmeasured setting: not measured (a claim about several settings holds only when every
+    one was measured); else holds.
+    """
+    failing = [f for f in findings if f.holds is False]
+    unmeasured = [f for f in findings if f.holds is None]
+    holding = [f for f in findings if f.holds is True]
+    ordered = failing + unmeasured + holding
+    shown = [f.evidence if f.measured else f"not measured: {f.evidence}" for f in ordered[:MAX_EVIDENCE_SETTINGS]]
     if len(ordered) > MAX_EVIDENCE_SETTINGS:
         shown.append(f"+{len(ordered) - MAX_EVIDENCE_SETTINGS} more settings")
-    n_hold = sum(f.holds for f in findings)
-    verdict = HOLDS if n_hold == len(findings) else FAILS
-    return verdict, f"holds in {n_hold}/{len(findings)}: " + "; ".join(shown)
+    verdict = FAILS if failing else NOT_MEASURED if unmeasured else HOLDS
+    tally = f"holds in {len(holding)}/{len(findings)}" + (f", not measured in {len(unmeasured)}" if unmeasured else "")
+    return verdict, f"{tally}: " + "; ".join(shown)
 
 
 def _failure_facts(claim: Claim, study: StudyTables, findings: list[Finding]) -> str:
     """The claim's measured facts about the runs of its failing settings ('' if it has
     none, or the tables lack them: a failure stays a failure either way)."""
-    runs = sorted({run for finding in findings if not finding.holds for run in finding.runs})
+    runs = sorted({run for finding in findings if finding.holds is False for run in finding.runs})
     if claim.explain is None or not runs:
         return ""
     try:
@@ -46,17 +55,22 @@ def evaluate_claims(
     tables: Mapping[str, pd.DataFrame],
     imagenet_source: str,
     variant_optimizers: Mapping[str, str] | None = None,
+    inference: str = PARAMETRIC,
+    identical_copy: tuple[str, str] | None = None,
 ) -> pd.DataFrame:
     """Evaluate every registered claim (:data:`.registry.CLAIMS`) on the study's tables.
 
-    ``tables`` maps :data:`..tables.STUDY_TABLES` stems to tables; any may be absent.
+    ``tables`` maps :data:`.evidence.CLAIM_TABLES` stems to tables; any may be absent.
     ``imagenet_source`` is the source that plays the paper's ImageNet; ``variant_optimizers``
     maps each dynamics variant to its optimizer ('sgd' or 'adam'), which the variant claims
-    (Figs. 6, 15) need. Returns one row per claim with columns :data:`COLUMNS`; verdict is
-    'holds', 'does not hold' or 'not measured by this config' (only where the rows the
-    claim reads are absent); facts, beside a failure, what its runs reached.
+    (Figs. 6, 15) need; ``inference`` (config ``robustness.inference``) which p-value of a
+    correlation across epochs the verdicts read; ``identical_copy`` the (source, dataset)
+    of the controls' identical copy, the floor of learning. Returns one row per claim with
+    columns :data:`COLUMNS`; verdict is 'holds', 'does not hold' or 'not measured by this
+    config' (where a setting the claim names lacks its rows or its statistic is undefined,
+    and no setting fails); facts, beside a failure, what its runs reached.
     """
-    study = StudyTables(tables, imagenet_source, variant_optimizers)
+    study = StudyTables(tables, imagenet_source, variant_optimizers, inference, identical_copy)
     records = []
     for claim in CLAIMS:
         facts = ""

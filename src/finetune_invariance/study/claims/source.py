@@ -1,174 +1,208 @@
 """Section 4.2, effects of the pretraining dataset: the classification runs of each
-finetune dataset from every source, at their analysed checkpoints."""
+finetune dataset from every source, at their analysed checkpoints.
+
+The paper's comparison (Figs. 2, 3) puts three initialisations side by side on each
+finetune dataset: the ImageNet source, a source pretrained on the other CIFAR dataset
+(any source other than the ImageNet source and scratch here), and training from scratch.
+A dataset is in the comparison when the study's roster has classification runs of two or
+more sources on it; on each, the sources a sentence names must all be measured, or the
+setting is unmeasured.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-
-import pandas as pd
+from collections.abc import Iterable
 
 from ..vocabulary import CLASSIFICATION, SCRATCH, Run
 from .evidence import (
+    ALPHA,
     EARLY_LAYERS,
     LATER_LAYERS,
+    Outcome,
+    PaperLayers,
+    SeedStats,
     StudyTables,
+    all_of,
     collect,
+    combine,
     comparison,
-    depth_of,
+    decide,
     exceeds_at_every_layer,
-    layer_stats,
-    seed_stats,
+    measure,
+    per_seed_mean,
 )
+from .inference import welch_p
 from .registry import Finding, claim
 
+SUBSTANTIAL_SHARE = 0.25  # "substantially lower": a quarter or more below the higher value, and significant
+
 _SEED_RULE = "by more than the larger seed sd"
-NEEDS_SCRATCH_PAIR = "finetune dataset with classification runs from scratch and from a pretrained source"
+_WELCH = f"Welch's one-sided t-test across seeds at {ALPHA}"
+_METRICS = ("learning", "forgetting")
 
 
-def _classification_by_dataset(study: StudyTables) -> Iterator[tuple[str, dict[str, pd.DataFrame]]]:
-    """(dataset, {source: analysed-checkpoint classification layer metrics})."""
-    df = study.analysed("layer_metrics")
-    for dataset, rows in df[df["task"] == CLASSIFICATION].groupby("dataset"):
-        yield str(dataset), {str(source): part for source, part in rows.groupby("source")}
+def comparison_datasets(study: StudyTables) -> list[str]:
+    """The finetune datasets with classification runs of two or more sources in the roster."""
+    sources: dict[str, set[str]] = {}
+    for run in study.roster_of(task=CLASSIFICATION):
+        sources.setdefault(run.dataset, set()).add(run.source)
+    return sorted(dataset for dataset, named in sources.items() if len(named) >= 2)
+
+
+def _sources(study: StudyTables, dataset: str) -> dict[str, list[str]]:
+    """The sources of a dataset's comparison by role: 'imagenet', 'other' (pretrained), 'scratch'."""
+    present = sorted({run.source for run in study.roster_of(dataset=dataset, task=CLASSIFICATION)})
+    return {
+        "imagenet": [s for s in present if s == study.imagenet_source],
+        "other": [s for s in present if s not in (study.imagenet_source, SCRATCH)],
+        "scratch": [s for s in present if s == SCRATCH],
+    }
+
+
+_ROLE_NAMES = {
+    "imagenet": "the ImageNet source",
+    "other": "a source pretrained on another dataset (the paper's CIFAR10/100 pretraining)",
+    "scratch": "training from scratch",
+}
+
+
+def _per_pair(study: StudyTables, roles: Iterable[str], pairs) -> list[Finding]:
+    """Per comparison dataset: one finding per pair of sources ``pairs(dataset, sources by
+    role)`` yields as (label, runs, evaluate), and an unmeasured one per role the sentence
+    names without a run there (a missing source never hides another pair's failure)."""
+    findings = []
+    for dataset in comparison_datasets(study):
+        sources = _sources(study, dataset)
+        for role in roles:
+            if not sources[role]:
+                findings.append(Finding(None, f"finetune {dataset}: no run of {_ROLE_NAMES[role]}"))
+        for label, runs, evaluate in pairs(dataset, sources):
+            findings.append(measure(f"finetune {dataset}, {label}", runs, evaluate))
+    return collect(findings, "finetune dataset with classification runs of two or more sources")
 
 
 def _runs(dataset: str, *sources: str) -> tuple[Run, ...]:
     return tuple(Run(source, dataset, CLASSIFICATION) for source in sources)
 
 
-def _scratch_pairs(study: StudyTables) -> Iterator[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
-    """(dataset, pretrained source, its rows, scratch rows)."""
-    for dataset, by_source in _classification_by_dataset(study):
-        if SCRATCH in by_source:
-            for source in sorted(set(by_source) - {SCRATCH}):
-                yield dataset, source, by_source[source], by_source[SCRATCH]
+def _per_seed(study: StudyTables, source: str, dataset: str, metric: str, layers: PaperLayers) -> SeedStats:
+    run = Run(source, dataset, CLASSIFICATION)
+    return SeedStats.of(per_seed_mean(study.profile(run, metric), layers.layers(study.depth(source))))
 
 
-def _metrics_exceed(
-    higher: pd.DataFrame, lower: pd.DataFrame, layers: list[int], names: tuple[str, str], metrics: Iterable[str]
-) -> tuple[bool, list[str]]:
-    """Whether, for every metric, the per-seed mean over ``layers`` of ``higher`` exceeds that of ``lower``."""
-    outcomes = [
-        comparison(seed_stats(higher, m, layers), seed_stats(lower, m, layers), (f"{m} {names[0]}", names[1]))
-        for m in metrics
-    ]
-    return all(h for h, _ in outcomes), [t for _, t in outcomes]
+def _significantly_lower(higher: SeedStats, lower: SeedStats) -> tuple[Outcome, float]:
+    p = welch_p(higher.values, lower.values)
+    return decide(p < ALPHA, p), p
 
 
 @claim(
     "4.2",
-    statement="Models finetuned from pretrained sources have substantially lower learning and forgetting in the "
-    "early layers (1-6) than the model trained from scratch.",
-    statistic="per-seed mean over paper layers 1-6 of learning and of forgetting, per dataset and pretrained source",
-    threshold=f"scratch exceeds the pretrained source {_SEED_RULE}, both metrics, every pair",
+    statement="Models finetuned from pretrained sources (ImageNet and CIFAR pretraining) have substantially lower "
+    "learning and forgetting in the early layers (1-6) than the model trained from scratch.",
+    statistic="per seed, the mean over paper layers 1-6 (mapped onto each model's depth) of learning and of "
+    "forgetting, per dataset: scratch vs each pretrained source",
+    threshold=f"substantially lower: the pretrained source's seed mean at least {SUBSTANTIAL_SHARE:.0%} below "
+    f"scratch's, and significantly ({_WELCH}), both metrics, every pair; the ImageNet source, another pretrained "
+    "source and scratch all needed on every dataset of the comparison",
     paper_value="substantially lower for pretrained sources (Fig. 2)",
 )
 def pretrained_below_scratch_early(study: StudyTables) -> list[Finding]:
-    findings = []
-    for dataset, source, pretrained, scratch in _scratch_pairs(study):
-        depth = depth_of(pretrained)
-        holds, parts = _metrics_exceed(
-            scratch, pretrained, EARLY_LAYERS.layers(depth), (SCRATCH, source), ("learning", "forgetting")
+    def substantially_lower(dataset: str, source: str, metric: str) -> tuple[Outcome, str]:
+        scratch = _per_seed(study, SCRATCH, dataset, metric, EARLY_LAYERS)
+        pretrained = _per_seed(study, source, dataset, metric, EARLY_LAYERS)
+        significant, p = _significantly_lower(scratch, pretrained)
+        share = (scratch.mean - pretrained.mean) / scratch.mean if scratch.mean > 0 else float("nan")
+        return all_of([significant, decide(share >= SUBSTANTIAL_SHARE, share)]), (
+            f"{metric} {SCRATCH} {scratch} vs {source} {pretrained} ({share:.0%} lower, Welch p = {p:.2g})"
         )
-        findings.append(
-            Finding(
-                holds,
-                f"finetune {dataset} ({EARLY_LAYERS.describe(depth)}): " + "; ".join(parts),
-                _runs(dataset, source, SCRATCH),
-            )
-        )
-    return collect(findings, NEEDS_SCRATCH_PAIR)
+
+    def pairs(dataset: str, sources: dict[str, list[str]]):
+        for source in sources["imagenet"] + sources["other"] if sources["scratch"] else []:
+            yield f"{SCRATCH} vs {source} (paper layers 1-6)", _runs(
+                dataset, source, SCRATCH
+            ), lambda s=source: combine(lambda m=m: substantially_lower(dataset, s, m) for m in _METRICS)
+
+    return _per_pair(study, ("imagenet", "other", "scratch"), pairs)
 
 
 @claim(
     "4.2",
-    statement="Even in later layers (7-12), learning and forgetting of the ImageNet-pretrained model are lower "
-    "than those of CIFAR pretraining or training from scratch.",
-    statistic="per-seed mean over paper layers 7-12 of learning and of forgetting, per dataset: ImageNet source vs "
-    "every other source (CIFAR-pretrained and scratch)",
-    threshold=f"every other source exceeds the ImageNet source {_SEED_RULE}, both metrics",
+    statement="Even in later layers (7-12), learning and forgetting of the ImageNet-pretrained model are "
+    "significantly lower than those of CIFAR pretraining or training from scratch.",
+    statistic="per seed, the mean over paper layers 7-12 (mapped onto each model's depth) of learning and of "
+    "forgetting, per dataset: the ImageNet source vs every other source (pretrained on another dataset, and scratch)",
+    threshold=f"every other source above the ImageNet source significantly ({_WELCH}), both metrics; another "
+    "pretrained source and scratch both needed on every dataset of the comparison",
     paper_value="significantly lower for ImageNet (Fig. 2)",
 )
 def imagenet_lower_in_later_layers(study: StudyTables) -> list[Finding]:
-    findings = []
-    for dataset, by_source in _classification_by_dataset(study):
-        imagenet = by_source.get(study.imagenet_source)
-        if imagenet is None:
-            continue
-        depth = depth_of(imagenet)
-        for other in sorted(set(by_source) - {study.imagenet_source}):
-            holds, parts = _metrics_exceed(
-                by_source[other],
-                imagenet,
-                LATER_LAYERS.layers(depth),
-                (other, study.imagenet_source),
-                ("learning", "forgetting"),
-            )
-            findings.append(
-                Finding(
-                    holds,
-                    f"finetune {dataset} ({LATER_LAYERS.describe(depth)}): " + "; ".join(parts),
-                    _runs(dataset, study.imagenet_source, other),
-                )
-            )
-    return collect(
-        findings, f"finetune dataset with classification runs from '{study.imagenet_source}' and another source"
-    )
+    imagenet = study.imagenet_source
+
+    def significantly_higher(dataset: str, other: str, metric: str) -> tuple[Outcome, str]:
+        lower = _per_seed(study, imagenet, dataset, metric, LATER_LAYERS)
+        higher = _per_seed(study, other, dataset, metric, LATER_LAYERS)
+        significant, p = _significantly_lower(higher, lower)
+        return significant, f"{metric} {other} {higher} vs {imagenet} {lower} (Welch p = {p:.2g})"
+
+    def pairs(dataset: str, sources: dict[str, list[str]]):
+        for other in sources["other"] + sources["scratch"] if sources["imagenet"] else []:
+            yield f"{other} vs {imagenet} (paper layers 7-12)", _runs(
+                dataset, imagenet, other
+            ), lambda o=other: combine(lambda m=m: significantly_higher(dataset, o, m) for m in _METRICS)
+
+    return _per_pair(study, ("imagenet", "other", "scratch"), pairs)
 
 
 @claim(
     "4.2",
     statement="Training from scratch gives higher learning and forgetting than pretrained models across all layers.",
-    statistic="per layer: seed-mean learning and forgetting, scratch − pretrained source, per dataset",
-    threshold=f"> 0 {_SEED_RULE}, at every layer, both metrics, every pair",
+    statistic="per layer (per paper layer 0-12 where the models' depths differ): seed-mean learning and forgetting, "
+    "scratch − each pretrained source, per dataset",
+    threshold=f"> 0 {_SEED_RULE}, at every layer (every layer present), both metrics, every pair; the ImageNet "
+    "source, another pretrained source and scratch all needed",
     paper_value="higher across all layers (Fig. 2)",
 )
 def scratch_higher_at_every_layer(study: StudyTables) -> list[Finding]:
-    findings = []
-    for dataset, source, pretrained, scratch in _scratch_pairs(study):
-        holds, parts = True, []
-        for metric in ("learning", "forgetting"):
-            metric_holds, text = exceeds_at_every_layer(layer_stats(scratch, metric), layer_stats(pretrained, metric))
-            holds &= metric_holds
-            parts.append(f"{metric}: {text}")
-        findings.append(
-            Finding(
-                holds,
-                f"finetune {dataset}, {SCRATCH} − {source}: " + "; ".join(parts),
-                _runs(dataset, source, SCRATCH),
-            )
+    def higher(dataset: str, source: str, metric: str) -> tuple[Outcome, str]:
+        holds, text = exceeds_at_every_layer(
+            study.profile(Run(SCRATCH, dataset, CLASSIFICATION), metric),
+            study.profile(Run(source, dataset, CLASSIFICATION), metric),
         )
-    return collect(findings, NEEDS_SCRATCH_PAIR)
+        return holds, f"{metric}: {text}"
+
+    def pairs(dataset: str, sources: dict[str, list[str]]):
+        for source in sources["imagenet"] + sources["other"] if sources["scratch"] else []:
+            yield f"{SCRATCH} − {source}", _runs(dataset, source, SCRATCH), lambda s=source: combine(
+                lambda m=m: higher(dataset, s, m) for m in _METRICS
+            )
+
+    return _per_pair(study, ("imagenet", "other", "scratch"), pairs)
 
 
 @claim(
     "4.2",
     statement="Contrary to learning and forgetting, CKA divergence is higher with ImageNet pretrained weights than "
     "with the corresponding CIFAR pretrained weights.",
-    statistic="per-seed mean over all layers of learning, forgetting and CKA divergence, per dataset: ImageNet "
-    "source vs each CIFAR-pretrained source (not scratch)",
-    threshold=f"the CIFAR source exceeds ImageNet in learning and in forgetting, and ImageNet exceeds the CIFAR "
-    f"source in CKA divergence, each {_SEED_RULE}",
+    statistic="per seed, the mean over all layers (paper layers 0-12) of learning, forgetting and CKA divergence, "
+    "per dataset: the ImageNet source vs each source pretrained on another dataset (not scratch)",
+    threshold=f"the other source above ImageNet in learning and in forgetting, and ImageNet above it in CKA "
+    f"divergence, each {_SEED_RULE}; the ImageNet source and another pretrained source needed",
     paper_value="ImageNet: lower learning and forgetting, higher CKA divergence (Figs. 2, 3)",
 )
 def cka_orders_sources_oppositely(study: StudyTables) -> list[Finding]:
-    findings = []
-    for dataset, by_source in _classification_by_dataset(study):
-        imagenet = by_source.get(study.imagenet_source)
-        if imagenet is None:
-            continue
-        layers = list(range(depth_of(imagenet) + 1))
-        for other in sorted(set(by_source) - {study.imagenet_source, SCRATCH}):
-            names = (other, study.imagenet_source)
-            lower, lower_parts = _metrics_exceed(by_source[other], imagenet, layers, names, ("learning", "forgetting"))
-            higher, higher_parts = _metrics_exceed(imagenet, by_source[other], layers, names[::-1], ("cka_divergence",))
-            findings.append(
-                Finding(
-                    lower and higher,
-                    f"finetune {dataset} (all layers): " + "; ".join(lower_parts + higher_parts),
-                    _runs(dataset, study.imagenet_source, other),
-                )
+    imagenet, all_layers = study.imagenet_source, PaperLayers(0, 12)
+
+    def ordered(dataset: str, other: str, metric: str) -> tuple[Outcome, str]:
+        mine = _per_seed(study, imagenet, dataset, metric, all_layers)
+        theirs = _per_seed(study, other, dataset, metric, all_layers)
+        if metric == "cka_divergence":
+            return comparison(mine, theirs, (f"{metric} {imagenet}", other))
+        return comparison(theirs, mine, (f"{metric} {other}", imagenet))
+
+    def pairs(dataset: str, sources: dict[str, list[str]]):
+        for other in sources["other"] if sources["imagenet"] else []:
+            yield f"{imagenet} vs {other} (all layers)", _runs(dataset, imagenet, other), lambda o=other: combine(
+                lambda m=m: ordered(dataset, o, m) for m in (*_METRICS, "cka_divergence")
             )
-    return collect(
-        findings, f"finetune dataset with classification runs from '{study.imagenet_source}' and a pretrained source"
-    )
+
+    return _per_pair(study, ("imagenet", "other"), pairs)
