@@ -19,7 +19,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from finetune_invariance.finetuning_metrics import flow_matrix, summarize_over_seeds
-from finetune_invariance.study import figures, hypotheses, robust_accuracy
+from finetune_invariance.study import figures, hypotheses, robust_accuracy, tables
 from finetune_invariance.study.vocabulary import RUN_KEYS, Run, analysed_rows
 
 from .conftest import (
@@ -413,9 +413,11 @@ def test_early_epoch_correlation_shows_the_headline_distinct_from_other_named_hy
     fig = figures.plot_early_epoch_correlation(early, named, HEADLINE, tmp_path / "fig14.png")
     assert_written(tmp_path / "fig14.png")
     (ax,) = data_axes(fig)
-    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    lines = {line.get_label().split("\n")[0]: line for line in ax.get_lines() if not line.get_label().startswith("_")}
     headline = lines["headline = best_stir: std of forgetting, layers 2-4"]
     cka = lines["cka: std of CKA divergence, layers 1-3"]
+    # Each label: r over all epochs with the parametric p and the permutation test's p.
+    assert headline.get_label().split("\n")[1] == "  over 1..5: r = 0.70, p = 0.01, permutation p = nan"
     np.testing.assert_allclose(headline.get_xdata(), [3, 4, 5])
     np.testing.assert_allclose(headline.get_ydata(), [0.9, 0.8, 0.7])
     np.testing.assert_allclose(cka.get_ydata(), [0.2, 0.3, 0.4])
@@ -461,3 +463,54 @@ def test_the_same_figure_gives_the_same_bytes_in_two_runs(tmp_path, monkeypatch)
     for suffix in (".png", ".pdf"):
         assert first.with_suffix(suffix).read_bytes() == second.with_suffix(suffix).read_bytes(), suffix
     assert sorted(p.name for p in first.parent.iterdir()) == ["f.pdf", "f.png"]  # no temporary left
+
+
+# --- the p-values beside each correlation across epochs (Figs. 5, 6, 14, 15) --------------
+
+
+def _named_row(run: Run, **values) -> pd.DataFrame:
+    table = named_hypotheses_table({"headline": HEADLINE_ID}, run=run)
+    return tables.conform(table.assign(**values), tables.NAMED_HYPOTHESES)
+
+
+def test_dynamics_gives_the_headlines_bonferroni_and_family_wise_permutation_p(tmp_path):
+    metrics, robust = dynamics_tables()
+    named = _named_row(PAPER_RUN, r=0.84, p_bonferroni=0.001, p_permutation_fwer=0.35, n_epochs=20)
+    fig = figures.plot_dynamics(
+        summarize_over_seeds(metrics, keys=[*RUN_KEYS, "epoch", "layer", "metric"]),
+        HEADLINE,
+        hypotheses.seed_summary(HEADLINE, metrics),
+        robust_accuracy.severity_accuracy(robust),
+        robust_accuracy.mean_corrupted_accuracy(robust),
+        tmp_path / "fig5.png",
+        named,
+    )
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert (
+        "std of forgetting, layers 2-4 (headline)\nwith mean corrupted accuracy: r = 0.84, Bonferroni p = 0.001, "
+        "family-wise permutation p = 0.35 (20 epochs)"
+    ) in labels
+
+
+def test_variants_give_each_variants_p_and_permutation_p(tmp_path):
+    lr = Run("imagenet", "cifar10", "classification", "lr_0.01")
+    parts = [dynamics_tables(), dynamics_tables(lr, shift=-0.1, scale=0.5)]
+    metrics, robust = (pd.concat(tables) for tables in zip(*parts))
+    named = pd.concat(
+        [
+            _named_row(PAPER_RUN, r=0.7, p_value=0.001, p_permutation=0.025, n_epochs=20),
+            _named_row(lr, r=0.1, p_value=0.6, p_permutation=0.7, n_epochs=10),
+        ]
+    )
+    fig = figures.plot_variants(
+        robust_accuracy.mean_corrupted_accuracy_by_run(robust),
+        HEADLINE,
+        hypotheses.seed_summary(HEADLINE, metrics),
+        tmp_path / "fig6.png",
+        named,
+    )
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert labels == [
+        "default\nr = 0.70, p = 0.001, permutation p = 0.025 (20 epochs)",
+        "lr_0.01\nr = 0.10, p = 0.6, permutation p = 0.7 (10 epochs)",
+    ]

@@ -2,6 +2,14 @@
 aggregated over every run into the study's tables."""
 
 
+def identical_copy_floor():
+    """The controls' layer metrics, whose identical copy is the floor of learning a claim
+    reads (where config ``controls`` enables them)."""
+    if not STUDY.controls_enabled:
+        return {}
+    return {"control_layer_metrics": table("control_layer_metrics")}
+
+
 localrules:
     table1,
     layer_metrics,
@@ -162,6 +170,7 @@ rule claims:
     input:
         **{stem: table(stem) for stem in STUDY_TABLES},
         **controls_outputs(),
+        **identical_copy_floor(),
     output:
         markdown=LAYOUT.path("claims"),
         html=report(
@@ -185,5 +194,11 @@ rule claims:
             run.variant: STUDY.training(run)["optimizer"]
             for run in STUDY.dynamics_runs()
         },
+        inference=config["robustness"]["inference"],
+        identical_copy=(
+            [STUDY.controls_source, STUDY.controls_dataset]
+            if STUDY.controls_enabled
+            else None
+        ),
     script:
         "../scripts/claims.py"

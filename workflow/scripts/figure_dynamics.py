@@ -1,7 +1,7 @@
 """Figs. 5, 14, 6 and 15: each dynamics run across epochs with its robust accuracy, the
 correlation over the first epochs, and the hyperparameter variants of a setting; all with
 the paper's headline hypothesis (std of forgetting across its layers 2-12, scaled to the
-model's depth)."""
+model's depth) and its correlation's parametric and permutation p-values."""
 
 from finetune_invariance.study.warm import run_warm
 
@@ -37,6 +37,7 @@ with logged_to(snakemake.log[0]):
             robust_accuracy.severity_accuracy(run_robust),
             robust_accuracy.mean_corrupted_accuracy(run_robust),
             png,
+            named,
         )
     for png, run in snakemake.params.figures["early_epoch_correlation"].items():
         run = Run.from_row(run)
@@ -49,6 +50,7 @@ with logged_to(snakemake.log[0]):
             headline,
             hypotheses.seed_summary(headline, setting_metrics),
             png,
+            named,
         )
     monitor = tables.read_table(snakemake.input.monitor, tables.FORGETTING_MONITOR)
     picks = tables.read_table(snakemake.input.picks, tables.CHECKPOINT_PICKS)

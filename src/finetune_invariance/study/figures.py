@@ -405,6 +405,30 @@ def plot_invariance_flow(matrix: pd.DataFrame, analysed: pd.DataFrame, n_seeds: 
     return fig
 
 
+# --- the p-values of a correlation across epochs -----------------------------------------
+
+
+def correlation_label(row: Mapping[str, object], familywise: bool) -> str:
+    """'r = 0.84, Bonferroni p = 0.001, permutation p = 0.35 (20 epochs)': a correlation
+    across epochs with the paper's parametric p and the permutation test that respects time
+    series (family-wise where ``familywise``), from a named-hypotheses or early-epoch row."""
+    if familywise:
+        p = f"Bonferroni p = {row['p_bonferroni']:.2g}, family-wise permutation p = {row['p_permutation_fwer']:.2g}"
+    else:
+        p = f"p = {row['p_value']:.2g}, permutation p = {row['p_permutation']:.2g}"
+    epochs = f" ({row['n_epochs']} epochs)" if "n_epochs" in row else ""
+    return f"r = {row['r']:.2f}, {p}{epochs}"
+
+
+def _headline_row(named: pd.DataFrame | None, run: Run) -> pd.Series | None:
+    """The run's 'headline' row of a named-hypotheses table, if any."""
+    if named is None:
+        return None
+    rows = run.rows(conform(named, NAMED_HYPOTHESES))
+    rows = rows[rows["role"] == HEADLINE.role]
+    return None if rows.empty else rows.iloc[0]
+
+
 # --- Fig. 5: dynamics of one run -------------------------------------------------------
 
 
@@ -433,6 +457,7 @@ def plot_dynamics(
     severity: pd.DataFrame,
     mean_corrupted: pd.Series,
     path: str | os.PathLike,
+    named: pd.DataFrame | None = None,
 ) -> Figure:
     """Fig. 5 / Appendix E: one dynamics run across epochs.
 
@@ -445,7 +470,9 @@ def plot_dynamics(
     (:data:`PROFILE_COLUMNS`); ``headline_values``: :func:`.hypotheses.seed_summary` of the
     headline for the run; ``severity``: :func:`.robust_accuracy.severity_accuracy` of the
     run (severity 0 is the clean sample); ``mean_corrupted``:
-    :func:`.robust_accuracy.mean_corrupted_accuracy` of the run, by epoch.
+    :func:`.robust_accuracy.mean_corrupted_accuracy` of the run, by epoch; ``named``: the
+    ``named_hypotheses`` rows, whose headline row's r and p-values (Bonferroni and the
+    family-wise permutation test) the headline's legend gives.
     """
     df = _rows(profiles, PROFILE_COLUMNS, "profiles")
     values = _rows(headline_values, HYPOTHESIS_SUMMARY_COLUMNS, "headline_values")
@@ -474,6 +501,9 @@ def plot_dynamics(
     forgetting_ax = axes[metrics.index("forgetting")]
     values = values.sort_values("epoch")
     label = f"{hypothesis_label(headline)} (headline)"
+    row = _headline_row(named, run)
+    if row is not None:
+        label += f"\nwith mean corrupted accuracy: {correlation_label(row, familywise=True)}"
     line_with_band(
         forgetting_ax, values["epoch"], values["mean"], values["std"], HEADLINE_COLOUR, lw=1.8, ls="--", label=label
     )
@@ -502,14 +532,20 @@ def plot_dynamics(
 
 @styled
 def plot_variants(
-    mean_corrupted: pd.DataFrame, headline: Hypothesis, headline_values: pd.DataFrame, path: str | os.PathLike
+    mean_corrupted: pd.DataFrame,
+    headline: Hypothesis,
+    headline_values: pd.DataFrame,
+    path: str | os.PathLike,
+    named: pd.DataFrame | None = None,
 ) -> Figure:
     """Figs. 6, 15: mean corrupted accuracy and the headline hypothesis per epoch, one line
     per hyperparameter variant of a single (source, dataset, task).
 
     ``mean_corrupted``: :func:`.robust_accuracy.mean_corrupted_accuracy_by_run` of the
     variants' runs; ``headline_values``: :func:`.hypotheses.seed_summary` of ``headline``
-    for the same runs.
+    for the same runs; ``named``: the ``named_hypotheses`` rows, whose headline row of each
+    variant gives its r with p and the permutation test's p (uncorrected: one pre-named
+    hypothesis per run) in the legend.
     """
     accuracy = _rows(mean_corrupted, MEAN_CORRUPTED_COLUMNS, "mean_corrupted")
     values = _rows(headline_values, HYPOTHESIS_SUMMARY_COLUMNS, "headline_values")
@@ -538,7 +574,16 @@ def plot_variants(
     for label, ax in zip("ab", (accuracy_ax, headline_ax)):
         _format_epoch_axis(ax)
         ax.set_title(f"({label})", loc="left")
-    fig.legend(handles=_legend_handles(palette, "o"), title="variant", loc="outside right center")
+    labels = {}
+    for variant in palette:
+        row = _headline_row(named, Run(setting["source"], setting["dataset"], setting["task"], variant))
+        labels[variant] = variant if row is None else f"{variant}\n{correlation_label(row, familywise=False)}"
+    fig.legend(
+        handles=_legend_handles({labels[v]: c for v, c in palette.items()}, "o"),
+        title="variant (headline vs mean corrupted accuracy)",
+        loc="outside right center",
+        fontsize="small",
+    )
     fig.suptitle(
         f"Hyperparameter variants: {setting['source']} → {setting['dataset']}, {setting['task']}, "
         f"checkpoints of {_epochs_label(values['epoch'])}\n(b) lines: {seeds_label(values['n_seeds'])}"
@@ -567,7 +612,8 @@ def plot_early_epoch_correlation(
 
     ``early``: the run's ``early_epoch_correlation`` rows; ``named``: ``named_hypotheses``
     rows, whose roles label the lines. The ``headline`` is drawn black and solid, every
-    other hypothesis of ``early`` in its own colour, dashed.
+    other hypothesis of ``early`` in its own colour, dashed; each label gives the r over all
+    epochs with its p and the permutation test's p.
     """
     df = _table_rows(early, EARLY_EPOCH_CORRELATION, "early")
     run = _single_run(df, "early")
@@ -585,6 +631,8 @@ def plot_early_epoch_correlation(
         line = df[df["hypothesis"] == hypothesis].sort_values("last_epoch")
         is_headline = hypothesis == headline.id
         role = " = ".join(roles.get(hypothesis, [])) or "other"
+        whole = line.iloc[-1]
+        over = f"\n  over 1..{int(whole['last_epoch'])}: {correlation_label(whole, familywise=False)}"
         ax.plot(
             line["last_epoch"],
             line["r"],
@@ -594,7 +642,7 @@ def plot_early_epoch_correlation(
             marker="o",
             markersize=3,
             zorder=3 if is_headline else 2,
-            label=f"{role}: {hypothesis_label(Hypothesis.from_id(hypothesis))}",
+            label=f"{role}: {hypothesis_label(Hypothesis.from_id(hypothesis))}{over}",
         )
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_ylim(-1.05, 1.05)

@@ -49,11 +49,13 @@ paper's order: :mod:`.task` (4.1), :mod:`.source` (4.2), :mod:`.flow` (4.3),
 """
 
 from . import appendix, beyond, dynamics, flow, source, task  # noqa: F401  (each registers its claims)
+from .evidence import CLAIM_TABLES
 from .registry import CLAIMS, FAILS, HOLDS, NOT_MEASURED, SECTIONS, VERDICTS, Claim, Finding, claim
 from .report import COLUMNS, About, ClaimsReport, ReportSection, claims_report, evaluate_claims
 
 __all__ = [
     "CLAIMS",
+    "CLAIM_TABLES",
     "COLUMNS",
     "FAILS",
     "HOLDS",

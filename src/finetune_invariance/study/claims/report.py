@@ -11,7 +11,7 @@ import pandas as pd
 
 from ...tables import html_page, html_table, markdown_table
 from ..matched_properties import beside_verdicts
-from .evidence import PARAMETRIC, NotMeasured, StudyTables
+from .evidence import PARAMETRIC, PERMUTATION, NotMeasured, StudyTables
 from .registry import BEYOND, CLAIMS, FAILS, HOLDS, NOT_MEASURED, SECTIONS, VERDICTS, Claim, Finding
 
 COLUMNS = ["claim", "section", "statement", "statistic", "threshold", "paper_value", "verdict", "evidence", "facts"]
@@ -102,6 +102,7 @@ class About:
     summary: str
     imagenet_source: str
     plays: Mapping[str, str] = field(default_factory=dict)
+    inference: str = ""  # config robustness.inference: which p-value of a correlation across epochs the verdicts read
 
     def paragraphs(self) -> list[str]:
         roles = (
@@ -113,7 +114,17 @@ class About:
             f"Configuration: {self.title}",
             *([self.summary.strip()] if self.summary.strip() else []),
             f"The paper's ImageNet source is played by the source '{self.imagenet_source}'. Datasets: {roles}.",
+            *([_INFERENCE_TEXT[self.inference]] if self.inference else []),
         ]
+
+
+_INFERENCE_TEXT = {
+    PARAMETRIC: "Correlations across epochs are judged by the paper's parametric p-values (Pearson, Bonferroni over "
+    "the family); the permutation test that respects time series is shown beside them (config robustness.inference).",
+    PERMUTATION: "Correlations across epochs are judged by the permutation test that respects time series (circular "
+    "shifts and reversals of the accuracy series, family-wise by max-T); the paper's parametric p-values are shown "
+    "beside them (config robustness.inference).",
+}
 
 
 @dataclass(frozen=True)
