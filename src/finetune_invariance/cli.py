@@ -152,14 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _known_error(err: Exception, args: argparse.Namespace) -> str | None:
     """The message of an error the user can fix, or None for anything else (a bug keeps its traceback)."""
-    from .model_loading import WeightsUnavailableError
-
+    model_loading = sys.modules.get(f"{__package__}.model_loading")  # not imported: none of its errors
+    weights_errors = (model_loading.WeightsUnavailableError,) if model_loading else ()
     if type(err).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
         return (
             f"the device ran out of memory ({str(err).splitlines()[0]}); give a smaller --memory-budget-gb "
             f"(now {args.memory_budget_gb or 'half the free GPU memory'}) or fewer images (--n)"
         )
-    if isinstance(err, (ValueError, OSError, WeightsUnavailableError)):
+    if isinstance(err, (ValueError, OSError, *weights_errors)):
         return str(err)
     return None
 
@@ -182,17 +182,25 @@ def _check_writable(path: Path, what: str) -> None:
         raise PermissionError(f"{what} {path} cannot be written ({existing} is not writable)")
 
 
+def _check_model_path(spec: str, what: str) -> bool:
+    """Whether ``spec`` is a path (it exists, or names a folder); one that is must be readable."""
+    path = Path(spec)
+    if path.exists() and not os.access(path, os.R_OK):
+        raise PermissionError(f"{what} {path} cannot be read")
+    if not path.exists() and os.sep in spec:
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    return path.exists()
+
+
 def _check_model_argument(spec: str, what: str) -> None:
-    """A path must exist and be readable; anything else is a timm name, which timm must know
-    (with its pretrained tag), all without a download."""
+    """A weights file must exist; anything else is a timm name, which timm must know (with
+    its pretrained tag), all without a download (after :func:`_check_model_path`)."""
     from .model_loading import WEIGHTS_SUFFIXES, check_pretrained_tag, check_timm_name
 
     path = Path(spec)
     if path.exists():
-        if not os.access(path, os.R_OK):
-            raise PermissionError(f"{what} {path} cannot be read")
         return
-    if os.sep in spec or path.suffix in WEIGHTS_SUFFIXES:
+    if path.suffix in WEIGHTS_SUFFIXES:
         raise FileNotFoundError(f"{what} {path} does not exist")
     try:
         check_timm_name(spec)
@@ -230,7 +238,10 @@ def _check_local_arguments(args: argparse.Namespace) -> int:
     _check_writable(args.out, "--out")
     if not args.no_cache:
         _check_writable(args.cache, "--cache")
-    for spec, what in ((args.pretrained, "PRETRAINED"), (args.finetuned, "FINETUNED")):
+    models = ((args.pretrained, "PRETRAINED"), (args.finetuned, "FINETUNED"))
+    for spec, what in models:  # paths first: a mistyped one is named before timm is imported
+        _check_model_path(spec, what)
+    for spec, what in models:
         _check_model_argument(spec, what)
     if args.architecture is not None:
         from .model_loading import check_pretrained_tag, check_timm_name

@@ -18,9 +18,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torchvision.transforms.v2 import functional as TF
+
+if TYPE_CHECKING:  # torch is imported where it is used: the command line counts images without it
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -33,6 +36,8 @@ def sample_indices(total: int, n: int | None, sample_seed: int = 0) -> list[int]
         raise ValueError(f"n must be at least 1, got {n}")
     if n is None or n >= total:
         return list(range(total))
+    import torch
+
     chosen = torch.randperm(total, generator=torch.Generator().manual_seed(sample_seed))[:n]
     return sorted(chosen.tolist())
 
@@ -81,11 +86,14 @@ def load_images(
         where = [f"{path}[{k}]" for k in chosen]
     else:
         raise ValueError(f"{path} is neither a folder of images nor an array file ({', '.join(ARRAY_SUFFIXES)})")
+    import torch
+
     return torch.stack([_fit(image, size, channels, name) for image, name in zip(images, where)])
 
 
 def _read_image_file(path: Path) -> torch.Tensor:
     """(C, H, W) float32 in [0, 1]: grey stays one channel, everything else becomes RGB."""
+    import torch
     from PIL import Image
 
     try:
@@ -123,6 +131,8 @@ def _read_array_file(path: Path) -> np.ndarray:
 
 def _unit_interval(image: np.ndarray, name: str) -> torch.Tensor:
     """uint8 pixels / 255, or floats that must already lie in [0, 1], as float32."""
+    import torch
+
     if image.dtype == np.uint8:
         return torch.from_numpy(image.astype(np.float32)) / 255
     if not np.issubdtype(image.dtype, np.floating):
@@ -137,6 +147,8 @@ def _unit_interval(image: np.ndarray, name: str) -> torch.Tensor:
 
 def _fit(image: torch.Tensor, size: tuple[int, int], channels: int, name: str) -> torch.Tensor:
     """Channels matched, scaled to cover ``size`` and centre-cropped to it; unchanged at the right size."""
+    from torchvision.transforms.v2 import functional as TF
+
     if image.shape[0] == 1 and channels == 3:
         image = image.expand(3, -1, -1)
     if image.shape[0] != channels:
