@@ -271,6 +271,17 @@ def test_help_imports_no_torch():
     assert result.stdout.strip().endswith("no torch") and "--dry-run" in result.stdout
 
 
+def test_a_mistyped_path_is_named_without_importing_torch(tmp_path):
+    """The local arguments' check comes first and needs no torch (a typo costs no 5 s import)."""
+    code = (
+        "import sys\nfrom finetune_invariance import cli\n"
+        f"status = cli.main(['compare', 'a.safetensors', 'b', '--images', '{tmp_path / 'missing'}', '--out', 'o'])\n"
+        "print(status, 'torch imported' if 'torch' in sys.modules else 'no torch')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["1", "no", "torch"] and "missing do not exist" in result.stderr
+
+
 def test_the_helps_recipe_defaults_are_the_inversions():
     from finetune_invariance import inversion
 
