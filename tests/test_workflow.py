@@ -72,20 +72,21 @@ CONTROL_JOBS = {"controls": 1, "control_robustness": 1}  # the checks' table; th
 
 def test_embedded_study_dry_run_plans_every_stage(repo_root, tmp_path):
     counts = job_counts(snakemake(repo_root, "-n", "--directory", str(tmp_path)).stdout)
-    # config.yaml, by hand: runs glyphs64 -> glyphs10, glyphs20 (both tasks); glyphs20,
-    # scratch -> glyphs10 and glyphs10, scratch -> glyphs20 (classification); the variants
-    # lr_high, lr_low, augmented and adam of glyphs64 -> glyphs10. glyphs64 is a shipped
-    # checkpoint; scratch -> glyphs10 / glyphs20 pretrain those sources and are analysed.
+    # config.yaml, by hand: runs glyphs64 -> glyphs10, glyphs30 (both tasks); glyphs30,
+    # scratch -> glyphs10 and glyphs10, scratch -> glyphs30 (classification); the variants
+    # lr_high, lr_low, no_augment and adam of glyphs64 -> glyphs10. glyphs64 is a shipped
+    # checkpoint; scratch -> glyphs10 / glyphs30 pretrain those sources and are analysed.
     runs = 4 + 2 + 2
+    seeds = 3  # stir.seeds
     assert counts == {
-        "generate_dataset": 2,  # glyphs10, glyphs20 (glyphs64 is only the shipped source's data)
-        "source_model": 4,  # glyphs64, glyphs10, glyphs20, scratch
+        "generate_dataset": 2,  # glyphs10, glyphs30 (glyphs64 is only the shipped source's data)
+        "source_model": 4,  # glyphs64, glyphs10, glyphs30, scratch
         "finetune": runs + 4,
-        "invert_pretrained": 6 * 2,  # (source, dataset) pairs x 2 seeds
+        "invert_pretrained": 6 * seeds,  # (source, dataset) pairs x seeds
         # 7 runs at their best checkpoint, glyphs64 -> glyphs10 at each of its 20 epochs; the
         # variants are measured by the forgetting monitor alone
-        "stir": (7 + 20) * 2,
-        "control_stir": 2,  # every model control, once per seed
+        "stir": (7 + 20) * seeds,
+        "control_stir": seeds,  # every model control, once per seed
         "robust_accuracy": 5,
         "corrupted_testset": 1,
         **ANALYSIS_AND_FIGURE_JOBS,

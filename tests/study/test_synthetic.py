@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from finetune_invariance.study import synthetic
+from finetune_invariance.study import catalog, synthetic
 
 SMALL = {"n_train": 48, "n_test": 16}
+CIFAR100_ROLE = "glyphs30"  # config.yaml's CIFAR100 role
 
 
 @pytest.mark.parametrize("name", sorted(synthetic.GENERATORS))
@@ -21,10 +22,11 @@ def test_same_seed_same_bytes_other_seed_other_images(name):
 @pytest.mark.parametrize("name", sorted(synthetic.GENERATORS))
 def test_shapes_dtypes_label_ranges(name):
     num_classes = len(synthetic.GENERATORS[name].class_names)
+    side = synthetic.GENERATORS[name].image_size
     splits = synthetic.make_splits(name, seed=0, **SMALL)
     for split, n in (("train", SMALL["n_train"]), ("test", SMALL["n_test"])):
         images, labels = splits[split]
-        assert images.shape == (n, 32, 32, 3) and images.dtype == np.uint8
+        assert images.shape == (n, side, side, 3) and images.dtype == np.uint8
         assert labels.shape == (n,) and labels.dtype == np.int64
         assert labels.min() >= 0 and labels.max() < num_classes
         assert images.std() > 10  # not blank: patterns and colours vary
@@ -87,6 +89,39 @@ def test_shape_areas_match_geometry(shape, area_over_r2):
     cell = (coords[1] - coords[0]) ** 2
     area = synthetic._shape_mask(shape, dy, dx, np.array(r)).sum() * cell
     assert area == pytest.approx(area_over_r2 * r**2, rel=0.01)
+
+
+def test_cifar_roles_are_stored_below_the_model_input_and_the_imagenet_role_at_it():
+    # config.yaml's model takes 32x32 images; the CIFAR roles are upsampled to it by the
+    # loader (as CIFAR's 32 px to 224), the ImageNet role is drawn at the input size.
+    assert catalog.dataset_facts("glyphs64").image_size == 32
+    for name in ("glyphs10", CIFAR100_ROLE):
+        assert synthetic.GENERATORS[name].image_size == synthetic.CIFAR_ROLE_SIZE < 32
+        assert catalog.dataset_facts(name).image_size == synthetic.CIFAR_ROLE_SIZE
+
+
+def test_area_downsampling_matrix_closed_forms():
+    # 4 -> 2: block means; 3 -> 2: output pixels cover [0, 1.5) and [1.5, 3).
+    assert np.allclose(synthetic._area_downsampling_matrix(4, 2), [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+    assert np.allclose(synthetic._area_downsampling_matrix(3, 2), [[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]])
+    m = synthetic._area_downsampling_matrix(32, 11)
+    assert np.allclose(m.sum(axis=1), 1.0) and np.allclose(m.sum(axis=0), 11 / 32)  # means; every pixel counted once
+    with pytest.raises(ValueError, match="larger to a smaller"):
+        synthetic._area_downsampling_matrix(8, 16)
+
+
+def test_native_glyphs_are_the_area_averaged_canvas():
+    """A glyph world stored at 8 px draws the same glyphs as at 32 px (the same draws come
+    before the pixel noise), averaged over 4 x 4 blocks; the two differ by the noise alone
+    (sd 0.03 at 8 px, 0.03 / 4 averaged at 32 px) and the clipping."""
+    big = synthetic.GlyphWorld(pool=5, num_classes=4, variation=0.6)
+    small = synthetic.GlyphWorld(pool=5, num_classes=4, variation=0.6, native_size=8)
+    a, labels_a = big.draw(np.random.default_rng(1), 64)
+    b, labels_b = small.draw(np.random.default_rng(1), 64)
+    assert b.shape == (64, 8, 8, 3) and np.array_equal(labels_a, labels_b)
+    blocks = a.reshape(64, 8, 4, 8, 4, 3).mean(axis=(2, 4))
+    assert np.isclose(np.std(blocks - b), np.hypot(0.03, 0.03 / 4), rtol=0.2)
+    assert np.abs(blocks - b).max() < 0.2
 
 
 def test_generate_writes_loadable_npz_and_cli(tmp_path):

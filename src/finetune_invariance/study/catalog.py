@@ -52,7 +52,7 @@ def _generated(name: str) -> DatasetFacts:
     return DatasetFacts(
         name=name,
         num_classes=len(generator.class_names),
-        image_size=synthetic.IMAGE_SIZE,
+        image_size=generator.image_size,
         channels=3,
         train_size=generator.default_n_train,
         test_size=generator.default_n_test,
