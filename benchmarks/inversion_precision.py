@@ -44,7 +44,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from finetune_invariance.finetuning_metrics import layer_metrics
 from devices import device_peak, synchronize
 
-from finetune_invariance.inversion import PRECISIONS, invert
+from finetune_invariance.inversion import invert
+from finetune_invariance.inversion_settings import PRECISIONS
 from finetune_invariance.layers import LayeredModel
 from finetune_invariance.stir import pair_similarity
 

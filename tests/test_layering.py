@@ -58,12 +58,31 @@ def test_the_stated_order_lists_every_module():
     assert {f"{study}.{m}" for m in stated_order(finetune_invariance.study)} == modules_of(PACKAGE / "study", study)
 
 
+def listed_module(name: str, known: set[str]) -> str | None:
+    """The listed module ``name`` is or lies in (``study.claims.evidence``: ``study.claims``), if any."""
+    parts = name.split(".")
+    return next((m for m in (".".join(parts[:k]) for k in range(len(parts), 0, -1)) if m in known), None)
+
+
 def test_each_module_imports_only_modules_listed_before_it():
     library = [f"finetune_invariance.{m}" for m in stated_order(finetune_invariance)]
     study = [f"finetune_invariance.study.{m}" for m in stated_order(finetune_invariance.study)]
     known = set(library) | set(study)
-    for order, directory, package in ((library, PACKAGE, "finetune_invariance"), (study, PACKAGE / "study", "finetune_invariance.study")):
+    for order, directory, package in (
+        (library, PACKAGE, "finetune_invariance"),
+        (study, PACKAGE / "study", "finetune_invariance.study"),
+    ):
         for position, module in enumerate(order):
             allowed = set(order[:position]) | (set(library) if order is study else set())
-            imports = {name for name in module_imports(directory, package, module.rsplit(".", 1)[1]) if name in known}
+            imported = module_imports(directory, package, module.rsplit(".", 1)[1])
+            imports = {listed_module(name, known) for name in imported} - {None, module}
             assert imports <= allowed, f"{module} imports {sorted(imports - allowed)}, which are not listed before it"
+
+
+def test_an_import_of_a_subpackages_module_counts_as_importing_the_subpackage(tmp_path):
+    """``from .claims.evidence import X`` puts the module after ``claims`` like ``from .claims import X``."""
+    source = tmp_path / "comparison.py"
+    source.write_text("from .claims.evidence import ALPHA\nfrom . import tables\n")
+    known = {"finetune_invariance.study.claims", "finetune_invariance.study.tables"}
+    imported = imported_modules(source, "finetune_invariance.study")
+    assert {listed_module(name, known) for name in imported} - {None} == known

@@ -37,17 +37,16 @@ no torch.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
-from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .inversion_cache import default_directory
+from .inversion_settings import CPU_MEMORY_BUDGET, DEFAULT_ITERATIONS, DEFAULT_PRECISION, DEFAULT_STEP_SIZE, PRECISIONS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,23 +64,7 @@ PROBE_IMAGES = {"cpu": 8, "cuda": 64}
 PROBE_STEPS = 3
 
 
-def _recipe_defaults() -> dict[str, Any]:
-    """The inversion recipe's defaults, read from :mod:`.inversion`'s source: importing it
-    imports torch, which ``--help`` does without (tests/test_cli.py checks they agree)."""
-    source = Path(find_spec(f"{__package__}.inversion").origin).read_text()
-    wanted = {"DEFAULT_ITERATIONS", "DEFAULT_STEP_SIZE", "PRECISIONS"}
-    found = {
-        target.id: ast.literal_eval(node.value)
-        for node in ast.parse(source).body
-        if isinstance(node, ast.Assign)
-        for target in node.targets
-        if isinstance(target, ast.Name) and target.id in wanted
-    }
-    return found
-
-
 def _parser() -> argparse.ArgumentParser:
-    recipe = _recipe_defaults()
     parser = argparse.ArgumentParser(
         prog="finetune-invariance",
         description="Invariance metrics of finetuning (forgetting, learning, CKA divergence, invariance flow).",
@@ -112,9 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"images used, a fixed random sample (default: {DEFAULT_N_IMAGES}, the paper's, or all if fewer)",
     )
     add("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS), help="STIR seeds")
-    add("--iterations", type=int, default=recipe["DEFAULT_ITERATIONS"], help="inversion steps")
-    add("--step-size", type=float, default=recipe["DEFAULT_STEP_SIZE"], help="inversion step size")
-    add("--precision", choices=recipe["PRECISIONS"], default="fp32", help="inversion precision (fp32: the published)")
+    add("--iterations", type=int, default=DEFAULT_ITERATIONS, help="inversion steps")
+    add("--step-size", type=float, default=DEFAULT_STEP_SIZE, help="inversion step size")
+    add("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION, help="inversion precision (fp32: the published)")
     add("--architecture", help="timm model name a weights file is loaded into (default: PRETRAINED if a timm name)")
     add("--model-arg", action="append", default=[], metavar="KEY=VALUE", help="timm.create_model keyword, repeatable")
     add(
@@ -125,7 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     add("--mean", type=float, nargs="+", help="input normalisation mean per channel, replacing the models' own")
     add("--std", type=float, nargs="+", help="input normalisation std per channel, with --mean")
     add("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
-    add("--memory-budget-gb", type=float, help="inversion memory (default: half the free GPU memory, 4 GiB on a CPU)")
+    add(
+        "--memory-budget-gb",
+        type=float,
+        help=f"inversion memory (default: half the free GPU memory, {CPU_MEMORY_BUDGET / 2**30:g} GiB on a CPU)",
+    )
     add("--cache", type=Path, default=default_directory(), help="inversion cache folder")
     add("--no-cache", action="store_true", help="neither reuse nor keep inversions")
     add("--dry-run", action="store_true", help="print what the comparison costs, then stop")

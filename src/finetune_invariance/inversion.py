@@ -60,12 +60,15 @@ from .layers import (
     describe_nonfinite_parameters,
     measuring,
 )
+from .inversion_settings import (
+    CPU_MEMORY_BUDGET,
+    DEFAULT_ITERATIONS,
+    DEFAULT_PRECISION,
+    DEFAULT_STEP_SIZE,
+    GRADIENT_EPSILON,
+    check_precision,
+)
 
-DEFAULT_ITERATIONS = 500
-DEFAULT_STEP_SIZE = 0.5
-GRADIENT_EPSILON = 1e-10  # added to ||g|| in the step, as in the published attacker
-CPU_MEMORY_BUDGET = 4 * 2**30
-PRECISIONS = ("fp32", "tf32", "bf16")
 _FORMAT = "finetune_invariance.Inversions/2"
 
 
@@ -90,7 +93,7 @@ class Inversions:
     was never improved on is stored clamped, which the model's clamping forward sees the
     same way); ``losses[a, k]`` is the best loss ||m_l(x') - m_l(x)|| / ||m_l(x)||.
     ``seed`` is the super-noise seed, or None when seed images were passed in;
-    ``precision`` is the :data:`PRECISIONS` entry the inversion ran in (files written
+    ``precision`` is the :data:`.inversion_settings.PRECISIONS` entry the inversion ran in (files written
     before it was recorded load as 'fp32', the only precision there was).
     """
 
@@ -105,7 +108,7 @@ class Inversions:
 
     def __post_init__(self) -> None:
         L, n = len(self.layers), len(self.targets)
-        _check_precision(self.precision)
+        check_precision(self.precision)
         if self.targets.ndim != 4:
             raise ValueError(f"targets must be (n, C, H, W), got shape {tuple(self.targets.shape)}")
         if tuple(self.images.shape) != (L, *self.targets.shape):
@@ -193,11 +196,6 @@ def _not_an_inversions_file(path: Path, problem: str) -> ValueError:
     )
 
 
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-
-
 def invert(
     model: torch.nn.Module,
     images: torch.Tensor,
@@ -208,7 +206,7 @@ def invert(
     iterations: int = DEFAULT_ITERATIONS,
     step_size: float = DEFAULT_STEP_SIZE,
     memory_budget: int | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     progress: bool | tqdm = True,
 ) -> Inversions:
     """Invert ``images`` (float32, n, C, H, W in [0, 1]) through ``layers`` (default: all) of ``model``.
@@ -216,7 +214,8 @@ def invert(
     Give exactly one of ``seed`` (super-noise from :func:`super_noise`, the same draw for
     every layer) and ``seed_images`` (n, C, H, W, used for every layer). The L x n copies
     are optimised together in chunks whose estimated activation memory fits
-    ``memory_budget`` bytes (default: half the free GPU memory, or 4 GiB on the CPU);
+    ``memory_budget`` bytes (default: half the free GPU memory, or
+    :data:`.inversion_settings.CPU_MEMORY_BUDGET` on the CPU);
     chunking does not change the result. ``model`` is anything :func:`as_layers` accepts;
     it is put in eval mode with frozen parameters for the duration and restored after.
 
@@ -233,7 +232,7 @@ def invert(
         raise ValueError(f"layers {layers} contain duplicates")
     if iterations < 0 or step_size <= 0:
         raise ValueError(f"need iterations >= 0 and step_size > 0, got {iterations} and {step_size}")
-    _check_precision(precision)
+    check_precision(precision)
     _check_target_images(images)
     start = _seed_images(images, seed, seed_images)
     n, n_copies = len(images), len(layers) * len(images)

@@ -37,6 +37,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from .checkpoint_format import BACKBONE_PREFIX, FORMAT_VERSION, HEADER_KEY, NORMALIZATION_PREFIX
 from .layers import HookedLayers, LayeredModel, ViTLayers
 from .preprocessing import InputNormalization
 
@@ -44,13 +45,6 @@ from .preprocessing import InputNormalization
 WEIGHTS_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
 #: The oldest ``transformers`` whose ViT blocks return a tensor (older ones return a tuple).
 MIN_TRANSFORMERS = 5
-#: The safetensors header entry of a checkpoint the study writes, which describes its model
-#: (``finetune_invariance.study.checkpoints.HEADER_KEY``, the same name: the study does not
-#: import this module there, whose timm import every job reading a checkpoint would pay).
-CHECKPOINT_HEADER_KEY = "finetune_invariance"
-#: Where the ViT's tensors and the input normalisation's are in such a checkpoint (the
-#: study model's ``backbone`` and ``normalization``).
-CHECKPOINT_BACKBONE, CHECKPOINT_NORMALIZATION = "backbone.", "normalization."
 #: Seconds to wait for the weights' host before saying it cannot be reached.
 CONNECT_TIMEOUT_S = 3
 
@@ -421,15 +415,22 @@ def checkpoint_model(path: str | Path) -> dict[str, Any] | None:
         return None
     try:
         with safe_open(str(path), framework="pt", device="cpu") as file:
-            raw = (file.metadata() or {}).get(CHECKPOINT_HEADER_KEY)
+            raw = (file.metadata() or {}).get(HEADER_KEY)
     except (SafetensorError, OSError):
         return None
     if raw is None:
         return None
     try:
-        return dict(json.loads(raw)["model"]["spec"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise WeightsFileError(f"checkpoint {path} has a damaged '{CHECKPOINT_HEADER_KEY}' header ({err})") from err
+        header = json.loads(raw)
+        version, spec = header.get("format_version"), dict(header["model"]["spec"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise WeightsFileError(f"checkpoint {path} has a damaged '{HEADER_KEY}' header ({err})") from err
+    if version != FORMAT_VERSION:
+        raise WeightsFileError(
+            f"checkpoint {path} has format_version {version}; this version of finetune_invariance reads "
+            f"format_version {FORMAT_VERSION}: read it with the version that wrote it"
+        )
+    return spec
 
 
 def _load_checkpoint_vit(
@@ -452,11 +453,9 @@ def _load_checkpoint_vit(
     vit = create_vit(name, overrides, pretrained=False)
     with safe_open(str(path), framework="pt", device="cpu") as file:
         state = {
-            key[len(CHECKPOINT_BACKBONE) :]: file.get_tensor(key)
-            for key in file.keys()
-            if key.startswith(CHECKPOINT_BACKBONE)
+            key[len(BACKBONE_PREFIX) :]: file.get_tensor(key) for key in file.keys() if key.startswith(BACKBONE_PREFIX)
         }
-        normalization = [f"{CHECKPOINT_NORMALIZATION}{name}" for name in ("mean", "std")]
+        normalization = [f"{NORMALIZATION_PREFIX}{name}" for name in ("mean", "std")]
         own = [
             file.get_tensor(key).flatten().tolist() if key in file.keys() else described.get(name)
             for key, name in zip(normalization, ("mean", "std"))

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from . import tables
 from .cka import cka_from_grams, normalized_centered_gram
-from tqdm.auto import tqdm
-
-from .inversion import DEFAULT_ITERATIONS, DEFAULT_STEP_SIZE, Inversions, invert, inversion_steps
-from .inversion_cache import InversionCache, InversionKey, images_fingerprint, model_fingerprint
+from .inversion import Inversions, invert, inversion_steps
+from .inversion_cache import InversionCache, inversion_keys
+from .inversion_settings import DEFAULT_ITERATIONS, DEFAULT_PRECISION, DEFAULT_STEP_SIZE
 from .layers import LayeredModel, as_layers, check_images, measuring
 
 DEFAULT_BATCH_SIZE = 256
@@ -212,18 +212,6 @@ def pair_similarity(
     return tables.conform(pd.DataFrame(rows), tables.PAIR_SIMILARITY)
 
 
-def _cache_keys(
-    models: dict[str, LayeredModel], images: torch.Tensor, seeds: list[int], recipe: dict
-) -> dict[tuple[str, int], InversionKey]:
-    """The cache key of every (model name, seed), each model and the images hashed once."""
-    images_key = images_fingerprint(images)
-    keys = {}
-    for name, model in models.items():
-        model_key = model_fingerprint(model)
-        keys.update({(name, seed): InversionKey(model_key, images_key, seed, **recipe) for seed in seeds})
-    return keys
-
-
 def compare(
     pretrained: torch.nn.Module,
     finetuned: torch.nn.Module,
@@ -233,7 +221,7 @@ def compare(
     names: tuple[str, str] = ("pretrained", "finetuned"),
     iterations: int = DEFAULT_ITERATIONS,
     step_size: float = DEFAULT_STEP_SIZE,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     memory_budget: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache: InversionCache | None = None,
@@ -256,7 +244,7 @@ def compare(
     seeds = _check_seeds(seeds)
     recipe = dict(iterations=iterations, step_size=step_size, precision=precision)
     models = dict(zip(names, (p, f)))
-    keys = _cache_keys(models, images, seeds, recipe) if cache is not None else {}
+    keys = inversion_keys(models, images, seeds, **recipe) if cache is not None else {}
     cached = {job for job, key in keys.items() if cache.path(key).exists()}
     todo = [(name, seed) for seed in seeds for name in names if (name, seed) not in cached]
     steps = {name: inversion_steps(model.num_layers, len(images), iterations) for name, model in models.items()}

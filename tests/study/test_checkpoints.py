@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from finetune_invariance.study.checkpoints import HEADER_KEY, CheckpointError, save_checkpoint
+from finetune_invariance.checkpoint_format import HEADER_KEY
+from finetune_invariance.study.checkpoints import CheckpointError, save_checkpoint
 from finetune_invariance.study.models import load_checkpoint
 from finetune_invariance.study.models import ModelSpec, build_model
 
@@ -129,9 +130,24 @@ def test_the_command_line_reads_the_header_this_module_writes(tmp_path):
     entry and finds the model's description in it."""
     from finetune_invariance import model_loading
 
-    assert model_loading.CHECKPOINT_HEADER_KEY == HEADER_KEY
     spec = ModelSpec(
         "vit_tiny_patch16_224", {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
     )
     path = save_checkpoint(tmp_path / "c.safetensors", build_model(spec, "classification", 3), {"epoch": 1})
     assert model_loading.checkpoint_model(path) == build_model(spec, "classification", 3).spec.to_dict()
+
+
+def test_both_readers_refuse_another_format_version(tmp_path):
+    """A checkpoint of another layout is named, not misread, by the study and by the command line."""
+    from safetensors import safe_open
+
+    from finetune_invariance import model_loading
+
+    path = save_checkpoint(tmp_path / "c.safetensors", build_model(SPEC, "classification", 3), {"epoch": 1})
+    with safe_open(str(path), "pt") as f:
+        header = json.loads(f.metadata()[HEADER_KEY])
+    save_file(load_file(str(path)), str(path), metadata={HEADER_KEY: json.dumps({**header, "format_version": 2})})
+    with pytest.raises(CheckpointError, match="format_version 2, expected 1"):
+        load_checkpoint(path)
+    with pytest.raises(model_loading.WeightsFileError, match="format_version 2; .* reads format_version 1"):
+        model_loading.checkpoint_model(path)

@@ -1,6 +1,7 @@
 """Checkpoint files: a model's state dict in safetensors, with what is needed to rebuild it.
 
-The safetensors header holds one JSON entry (key :data:`HEADER_KEY`)::
+The safetensors header holds one JSON entry (key ``HEADER_KEY``; the format's names live
+in the library's :mod:`..checkpoint_format`, whose command line reads these files too)::
 
     {"format_version": 1,
      "model": {"spec": ModelSpec.to_dict(), "task": ..., "num_classes": ...},
@@ -25,13 +26,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..atomic import atomic_path
+from ..checkpoint_format import FORMAT_VERSION, HEADER_KEY
 from .results_folder import restore_published_checkpoint
-
-#: The header entry (the library reads it as ``model_loading.CHECKPOINT_HEADER_KEY`` for
-#: the command line; not imported from there, whose timm import every job reading a
-#: checkpoint would pay; tests/study/test_checkpoints.py checks the two agree).
-HEADER_KEY = "finetune_invariance"
-FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):

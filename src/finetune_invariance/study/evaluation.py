@@ -6,9 +6,10 @@ import the trainer.
 
 Precision (config ``finetune.precision``): 'fp32' (the authors' trainer: PyTorch
 Lightning's default 32-bit precision), 'tf32' (float32 storage, TF32 CUDA matmuls and
-convolutions) or 'bf16' (bfloat16 autocast of the forward on CUDA). On the CPU all three
-are fp32, so the embedded study is the same under each. The losses and metrics are always
-accumulated in float32 / float64.
+convolutions) or 'bf16' (bfloat16 autocast of the forward on CUDA). 'tf32' and 'bf16'
+change the arithmetic on CUDA only, so training refuses them on any other device, where
+the run would compute in fp32 and record the other (:func:`.training.train`). The losses
+and metrics are always accumulated in float32 / float64.
 """
 
 from __future__ import annotations
@@ -22,14 +23,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..inversion import PRECISIONS
+from ..inversion_settings import check_precision
 from .data import resize_to_model
 from .models import per_sample_loss
-
-
-def check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
 
 
 @contextmanager
@@ -50,7 +46,9 @@ def precision_flags(device: torch.device, precision: str) -> Iterator[None]:
 def forward_precision(device: torch.device, precision: str) -> torch.autocast:
     """The context of a forward pass (and its loss): bfloat16 autocast for 'bf16' on CUDA.
     Backward passes run outside it, in the types autocast chose (PyTorch's recipe)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and precision == "bf16")
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and precision == "bf16"
+    )
 
 
 def data_loader(dataset: Dataset, batch_size: int, device: torch.device, num_workers: int, **kwargs: Any) -> DataLoader:

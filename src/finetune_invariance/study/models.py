@@ -42,12 +42,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from ..checkpoint_format import BACKBONE_PREFIX
 from ..model_loading import (
     WeightsFileError,
     WeightsUnavailableError,
@@ -231,14 +231,7 @@ def per_sample_loss(task: str, outputs: torch.Tensor, images: torch.Tensor, labe
 # --- construction ---------------------------------------------------------------------
 
 
-def _check_pretrained_tag(name: str, tag: str) -> None:
-    available = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{name}.*")]
-    if tag not in available:
-        raise WeightsUnavailableError(f"timm has no pretrained weights '{name}.{tag}'; tags for {name}: {available}")
-
-
 def _hub_backbone(spec: ModelSpec, tag: str) -> VisionTransformer:
-    _check_pretrained_tag(spec.name, tag)
     name, fix = f"{spec.name}.{tag}", "copy the weights file to this machine and use weights 'file:<path>'"
     if not set(POOLING_KEYS) & set(spec.overrides):
         return create_vit(name, spec.overrides, pretrained=True, offline_fix=fix)
@@ -306,8 +299,7 @@ def _checkpoint_backbone(spec: ModelSpec, backbone: VisionTransformer, path: Pat
     """Copy a saved checkpoint's backbone weights into ``backbone``; returns the checkpoint's spec."""
     header, tensors = read_checkpoint(path)
     saved = ModelSpec.from_dict(header["model"]["spec"])
-    prefix = "backbone."
-    saved_backbone = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    saved_backbone = {k[len(BACKBONE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(BACKBONE_PREFIX)}
     expected = backbone.state_dict()
     mismatched = sorted(
         set(expected) ^ set(saved_backbone)
