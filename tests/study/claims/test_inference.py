@@ -76,8 +76,7 @@ def test_correlation_gap_is_the_fisher_z_difference_and_its_standard_error():
     gap, error = correlation_gap(0.97, 13, 0.86, 13)
     assert gap == pytest.approx(np.arctanh(0.97) - np.arctanh(0.86))
     assert error == pytest.approx(math.sqrt(2 / 10))
-    with pytest.raises(ValueError, match="4 or more"):
-        correlation_gap(0.9, 3, 0.5, 10)
+    assert all(math.isnan(v) for v in correlation_gap(0.9, 3, 0.5, 10))  # no standard error over 3 points
 
 
 def test_r_interval_covers_the_true_r_at_its_level():

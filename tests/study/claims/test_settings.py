@@ -331,6 +331,18 @@ def test_an_undefined_statistic_is_unmeasured_never_a_failure(stem, column, unme
     _only_these_unmeasured(verdicts(tables), unmeasured)
 
 
+def test_an_undefined_accuracy_leaves_every_claim_that_reads_the_accuracies_unmeasured():
+    tables = complete_study()
+    robust = tables["robust_accuracy"].copy()
+    cell = (robust["variant"] == "default") & (robust["epoch"] == 3) & (robust["severity"] == 4)
+    robust.loc[cell & (robust["corruption"] == robust["corruption"].iloc[-1]), "accuracy"] = np.nan
+    tables["robust_accuracy"] = robust
+    result = claims.evaluate_claims(tables, **SETTINGS).set_index("claim")
+    unmeasured = {"robustness_high_at_peak", "headline_and_accuracy_stabilize", "spread_pick_beats_clean_pick"}
+    _only_these_unmeasured(result["verdict"], unmeasured)
+    assert "undefined (NaN)" in result.loc["robustness_high_at_peak", "evidence"]
+
+
 SEED_SPREAD_CLAIMS = {
     *(c.id for c in claims.CLAIMS if c.section in ("4.1", "4.2", "4.3")),
     "dynamics_peak_early",

@@ -48,7 +48,7 @@ def learning_forgetting_correlated(study: StudyTables) -> list[Finding]:
 def _lower(study: StudyTables, run: Run, other: Run) -> tuple[Outcome, str]:
     mine, theirs = _row(study, run), _row(study, other)
     gap, error = correlation_gap(theirs["r"], int(theirs["n_layers"]), mine["r"], int(mine["n_layers"]))
-    return decide(gap > error, mine["r"], theirs["r"]), (
+    return decide(gap > error, gap, error), (
         f"{run.label} r = {mine['r']:.3f} vs {other.label} r = {theirs['r']:.3f} (z gap {gap:+.3f} vs s.e. {error:.3f})"
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..checkpoint_selection import BEST_CLEAN_ACCURACY, MAX_FORGETTING_SPREAD
 from ..corruptions import SEVERITIES
 from ..vocabulary import DEFAULT_VARIANT, runs_in
-from .dynamics import correct_counts, paired_counts
+from .dynamics import correct_counts, paired_counts, robust_rows
 from .evidence import ALPHA, NotMeasured, Outcome, StudyTables, collect, decide, measure
 from .inference import mcnemar_p_bound
 from .registry import BEYOND, Finding, claim
@@ -37,7 +37,7 @@ def spread_pick_beats_clean_pick(study: StudyTables) -> list[Finding]:
         if lacking:
             raise NotMeasured(f"no checkpoint pick by {lacking}")
         spread, clean = int(picks.loc[MAX_FORGETTING_SPREAD, "epoch"]), int(picks.loc[BEST_CLEAN_ACCURACY, "epoch"])
-        counts = correct_counts(study.run_rows("robust_accuracy", run))
+        counts = correct_counts(robust_rows(study, run))
         ((at_spread, at_clean, n),) = paired_counts(counts, spread, clean, [SEVERITIES], run.label)
         p = mcnemar_p_bound(at_spread, at_clean, n)
         return decide(p < ALPHA, p), (

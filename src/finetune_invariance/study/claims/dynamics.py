@@ -150,8 +150,26 @@ def _headline_by_epoch(study: StudyTables, run: Run) -> pd.Series:
     return values[values.index >= 1]
 
 
+def robust_rows(study: StudyTables, run: Run, clean: bool = False) -> pd.DataFrame:
+    """A run's robust accuracy rows (its clean rows alone if ``clean``), every accuracy
+    defined (a NaN would be pooled as wrong answers or dropped from a mean); NotMeasured
+    otherwise."""
+    rows = study.run_rows("robust_accuracy", run)
+    if clean:
+        rows = rows[rows["severity"] == CLEAN_SEVERITY]
+    undefined = rows["accuracy"].isna()
+    if undefined.any():
+        cells = rows.loc[undefined, ["epoch", "corruption", "severity"]].values[:3].tolist()
+        raise NotMeasured(f"robust accuracy undefined (NaN) at (epoch, corruption, severity) {cells}")
+    return rows
+
+
 def _accuracy(study: StudyTables, run: Run) -> pd.Series:
-    return mean_corrupted_accuracy(study.run_rows("robust_accuracy", run))
+    """The run's mean corrupted accuracy per epoch (every severity of every epoch needed)."""
+    try:
+        return mean_corrupted_accuracy(robust_rows(study, run))
+    except ValueError as incomplete:
+        raise NotMeasured(str(incomplete)) from None
 
 
 @claim(
@@ -165,7 +183,10 @@ def _accuracy(study: StudyTables, run: Run) -> pd.Series:
 )
 def clean_accuracy_increases_gradually(study: StudyTables) -> list[Finding]:
     def evaluate(run: Run) -> tuple[Outcome, str]:
-        per_severity = severity_accuracy(study.run_rows("robust_accuracy", run))
+        try:
+            per_severity = severity_accuracy(robust_rows(study, run, clean=True))
+        except ValueError as malformed:
+            raise NotMeasured(str(malformed)) from None
         clean = per_severity[(per_severity["severity"] == CLEAN_SEVERITY) & (per_severity["epoch"] >= 1)]
         clean = clean.set_index("epoch")["accuracy"].sort_index()
         if len(clean) < MIN_DYNAMICS_EPOCHS:
@@ -247,7 +268,7 @@ def robustness_high_at_peak(study: StudyTables) -> list[Finding]:
     def evaluate(run: Run) -> tuple[Outcome, str]:
         series = _later_layers_by_epoch(study, run, ("learning", "forgetting"))
         peak, last = _peak_epoch(series), max(series)
-        counts = correct_counts(study.run_rows("robust_accuracy", run))
+        counts = correct_counts(robust_rows(study, run))
         paired = paired_counts(counts, peak, last, [(s,) for s in HIGH_SEVERITIES], run.label)
         outcomes, parts = [peak < last], []
         for severity, (at_peak, at_last, n) in zip(HIGH_SEVERITIES, paired):
@@ -379,7 +400,7 @@ def cka_weaker_than_headline(study: StudyTables) -> list[Finding]:
         n = int(headline["n_epochs"])
         gap, error = correlation_gap(headline["r"], n, top["r"], int(top["n_epochs"]))
         paper_cka, _ = named_hypothesis_values(CKA_HYPOTHESIS, run)
-        return decide(gap > error, headline["r"], top["r"]), (
+        return decide(gap > error, gap, error), (
             f"best of the {size} CKA hypotheses {top['hypothesis']} r = {top['r']:.3f} vs std of forgetting "
             f"r = {headline['r']:.3f} over {n} epochs: z gap {gap:+.3f} vs s.e. {error:.3f} "
             f"(paper r {_paper_r(paper_cka)} vs {_paper_r(headline['paper_r'])})"

@@ -73,9 +73,10 @@ def fisher_z(r: float) -> float:
 
 def correlation_gap(higher: float, n_higher: int, lower: float, n_lower: int) -> tuple[float, float]:
     """Fisher's z of ``higher`` minus that of ``lower`` (r over n points each, independent
-    samples) and the standard error of that difference, sqrt(1/(n1-3) + 1/(n2-3))."""
+    samples) and the standard error of that difference, sqrt(1/(n1-3) + 1/(n2-3));
+    undefined (NaN, NaN) with fewer than 4 points on a side."""
     if min(n_higher, n_lower) < 4:
-        raise ValueError(f"a correlation's standard error needs 4 or more points, got {n_higher} and {n_lower}")
+        return math.nan, math.nan
     return fisher_z(higher) - fisher_z(lower), math.sqrt(1 / (n_higher - 3) + 1 / (n_lower - 3))
 
 
