@@ -117,11 +117,20 @@ def assert_study_outputs(workdir: Path, config: dict, controls_resolve: bool = T
     # Claims: the report is the claims of these tables with this config's settings, opening
     # with what the configuration is; it and the Markdown tables have HTML pages for the report.
     optimizers = {run.variant: study.training(run)["optimizer"] for run in study.dynamics_runs()}
-    verdicts = claims.evaluate_claims(study_tables, config["imagenet_source"], optimizers)
+    inference = config["robustness"]["inference"]
+    claim_tables = dict(study_tables)
+    identical_copy = None
+    if study.controls_enabled:
+        path = results / "tables" / "control_layer_metrics.parquet"
+        claim_tables["control_layer_metrics"] = tables.read_table(path, tables.CONTROL_LAYER_METRICS)
+        identical_copy = (study.controls_source, study.controls_dataset)
+    verdicts = claims.evaluate_claims(
+        claim_tables, config["imagenet_source"], optimizers, inference=inference, identical_copy=identical_copy
+    )
     assert list(verdicts["claim"]) == [claim.id for claim in claims.CLAIMS]
     assert set(verdicts["verdict"]) <= set(claims.VERDICTS)
     plays = {name: dataset["plays"] for name, dataset in config["datasets"].items() if "plays" in dataset}
-    about = claims.About(config["about"]["title"], config["about"]["summary"], config["imagenet_source"], plays)
+    about = claims.About(config["about"]["title"], config["about"]["summary"], config["imagenet_source"], plays, inference)
     sections = [report_section(tables.read_table(results / "tables/controls.parquet", tables.CONTROLS))] if study.controls_enabled else []
     report = claims.claims_report(verdicts, about, sections)
     assert (results / "claims.md").read_text() == report.markdown()
