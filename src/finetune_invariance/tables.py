@@ -2,7 +2,7 @@
 
 Each table is a tidy pandas DataFrame: one row per the thing named in ``one_row_per``,
 one column per entry of ``columns``. :func:`write_table` and :func:`read_table` enforce
-the schema, and the README's results map is generated from the schemas (``python -m
+the schema, and the schemas page, docs/results.md, is generated from the schemas (``python -m
 finetune_invariance.study.tables``), so the schema documented there and the one enforced
 here are the same object. The study's own tables are in :mod:`.study.tables`.
 
@@ -178,7 +178,7 @@ def _escape_pipes(text: str) -> str:
 
 
 def markdown_schema(schema: TableSchema) -> str:
-    """The schema as a Markdown table (used to write the README's results map)."""
+    """The schema as a Markdown table (used to write docs/results.md's table schemas)."""
     lines = [f"One row per {schema.one_row_per}.", "", "| column | type | meaning |", "|---|---|---|"]
     lines += [f"| `{n}` | {c.dtype} | {_escape_pipes(c.doc)} |" for n, c in schema.columns.items()]
     return "\n".join(lines)

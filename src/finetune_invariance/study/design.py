@@ -7,7 +7,7 @@ place where config keys turn into the arguments of the package's functions. Noth
 here imports torch: the Snakefile reads it at parse time.
 
 Design decisions where the paper is silent are documented in the config schema
-(``workflow/schemas/config.schema.yaml``) and the README ("Readings of the paper").
+(``workflow/schemas/config.schema.yaml``) and docs/readings.md.
 """
 
 from __future__ import annotations

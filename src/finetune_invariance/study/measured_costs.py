@@ -26,7 +26,7 @@ class Measurement:
 
     device: str  # as torch.cuda.get_device_name reports it
     date: str  # ISO date of the measurement
-    source: str  # the command that measured it, and where the numbers were first recorded
+    source: str  # the commands that measured it, with the numbers they printed
     model: str  # timm model name
     overrides: dict[str, Any]  # its timm keyword overrides
     image_size: int
@@ -59,8 +59,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
         date="2026-11-28",
         source=(
             "benchmarks/train_throughput.py (7802 img/s bf16, 5480 img/s fp32, batch 256) and "
-            "benchmarks/inversion_precision.py (1.59 s per fp32 step of 13 layers x 500 images), "
-            "first recorded in the README by commit 03eadbe"
+            "benchmarks/inversion_precision.py (1.59 s per fp32 step of 13 layers x 500 images)"
         ),
         model="vit_base_patch32_224",
         overrides={},

@@ -1,7 +1,7 @@
 """Schemas of the study's tables (the library's are in :mod:`finetune_invariance.tables`).
 
 Every study table carries the run's context columns (:data:`STUDY_CONTEXT`) before its
-own. ``python -m finetune_invariance.study.tables`` prints the README's results map,
+own. ``python -m finetune_invariance.study.tables`` prints the schemas of docs/results.md,
 generated from :data:`SCHEMAS` so the documentation and the enforced schemas are one.
 """
 
@@ -217,7 +217,7 @@ MODEL_COMPARISON = TableSchema(
     },
 )
 
-#: Every table the library and the study write, by schema name (the README's results map).
+#: Every table the library and the study write, by schema name (docs/results.md's table schemas).
 
 _CONTROL = {"control": _c("string", "planted-effect control: identical_copy, reinitialised, compressed, expanded, linearly_mapped or collapsed (study.controls, docs/controls.md)")}
 CONTROL_PAIR_SIMILARITY = PAIR_SIMILARITY.with_columns(
@@ -305,7 +305,7 @@ STUDY_TABLES: dict[str, TableSchema] = {
 
 
 def results_map() -> str:
-    """Markdown documentation of every table in :data:`SCHEMAS` (README.md's results map)."""
+    """Markdown documentation of every table in :data:`SCHEMAS` (docs/results.md's table schemas)."""
     sections = [f"#### `{schema.name}`\n\n{markdown_schema(schema)}" for schema in SCHEMAS.values()]
     return "\n\n".join(sections) + "\n"
 
