@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import save_file
 
 from finetune_invariance import cli, finetuning_metrics, inversion_settings, model_loading, stir, tables
-from finetune_invariance.inversion import invert
+
+from .inversion_counting import count_inversions
 
 TIMM_NAME = "vit_tiny_patch16_224"
 TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
@@ -125,14 +126,7 @@ def assert_outputs_equal_the_library_called_directly(out, pretrained, finetuned,
 @pytest.fixture
 def counted(monkeypatch):
     """The (model, seed) inversions stir.compare runs, by seed."""
-    calls = []
-
-    def counting_invert(model, images, **kwargs):
-        calls.append(kwargs["seed"])
-        return invert(model, images, **kwargs)
-
-    monkeypatch.setattr(stir, "invert", counting_invert)
-    return calls
+    return count_inversions(monkeypatch)
 
 
 def test_compare_on_two_timm_vits_writes_what_the_library_computes(tmp_path, files, pixels, capsys, counted):

@@ -21,6 +21,8 @@ from finetune_invariance.inversion_cache import (
 from finetune_invariance.layers import HookedLayers, ViTLayers
 from finetune_invariance.preprocessing import InputNormalization
 
+from .inversion_counting import count_inversions
+
 DEPTH = 2
 N = 4
 ITERATIONS = 3
@@ -142,17 +144,10 @@ class RecordingBar:
 
 @pytest.fixture
 def counted(monkeypatch):
-    """stir.compare's inversions, counted per (model's first weight, seed), with a recording bar."""
-    calls = []
-
-    def counting_invert(model, images, **kwargs):
-        calls.append(kwargs["seed"])
-        return invert(model, images, **kwargs)
-
-    monkeypatch.setattr(stir, "invert", counting_invert)
+    """The seeds of stir.compare's inversions, with a recording bar."""
     monkeypatch.setattr(stir, "tqdm", RecordingBar)
     RecordingBar.created = []
-    return calls
+    return count_inversions(monkeypatch)
 
 
 def test_a_rerun_reuses_every_inversion_and_gives_the_same_table(tmp_path, images, counted):
