@@ -72,7 +72,16 @@ from .control_plan import (
     SHUFFLED_ROBUSTNESS,
     ControlSpec,
 )
-from .flow_statistics import BELOW, MIN_FLOW, MIN_FLOW_SHARE, POSITIVE_CELL, flow_cells, flow_share, positive_cells
+from .flow_statistics import (
+    BELOW,
+    MIN_FLOW,
+    MIN_FLOW_SHARE,
+    POSITIVE_CELL,
+    IncompleteFlow,
+    flow_cells,
+    flow_share,
+    positive_cells,
+)
 from .hypotheses import correlate_hypotheses, headline_hypothesis, hypothesis_values, seed_mean_tables
 from .paper import HEADLINE
 from .robust_accuracy import mean_corrupted_accuracy
@@ -350,7 +359,7 @@ def flow_checks(flows: pd.DataFrame, spec: ControlSpec, depth: int) -> list[dict
     triangle = spec.flow_triangle
     effect = "compression" if triangle == BELOW else "expansion"
     planted = spec.planted_flow_cells(depth)
-    cells = flow_cells(_flow_rows(flows, spec.name, depth))
+    cells = _control_flow_cells(flows, spec.name, depth)
     missing = [cell for cell in planted if cell not in cells.index]
     if missing:
         raise ValueError(f"control '{spec.name}' has no flow at its planted cells (i, j) {missing}")
@@ -362,7 +371,7 @@ def flow_checks(flows: pd.DataFrame, spec: ControlSpec, depth: int) -> list[dict
         f"({i}, {j}) {at_planted.loc[(i, j), 'mean']:+.3f}±{at_planted.loc[(i, j), 'sd']:.3f}" for i, j in planted
     )
     missed = [cell for cell in planted if cell not in found_cells]
-    twin = flow_share(flow_cells(_flow_rows(flows, IDENTICAL, depth)), triangle)
+    twin = flow_share(_control_flow_cells(flows, IDENTICAL, depth), triangle)
     return [
         _row(
             spec.name,
@@ -392,22 +401,20 @@ def flow_checks(flows: pd.DataFrame, spec: ControlSpec, depth: int) -> list[dict
     ]
 
 
-def _flow_rows(flows: pd.DataFrame, control: str, depth: int) -> pd.DataFrame:
-    """One control's flow rows, complete: every seed of the table has every cell (i, j) of
-    layers 0..depth once."""
+def _control_flow_cells(flows: pd.DataFrame, control: str, depth: int) -> pd.DataFrame:
+    """Seed mean and sd per cell (i, j) of one control's flow, complete: every seed of the
+    table, and every cell of layers 0..depth once and defined (:func:`.flow_statistics.flow_cells`
+    refuses the rest, the control named here)."""
     rows = flows[flows["control"] == control]
     if rows.empty:
         raise ValueError(f"no flow rows of control '{control}' in the control invariance flow")
-    keys = ["seed", "pretrained_layer", "finetuned_layer"]
-    require_unique(rows, keys, f"flow rows of control '{control}'")
-    grid = pd.MultiIndex.from_product([sorted(flows["seed"].unique()), range(depth + 1), range(depth + 1)], names=keys)
-    present = pd.MultiIndex.from_frame(rows[keys])
-    if len(grid.difference(present)) or len(present.difference(grid)):
-        raise ValueError(
-            f"control '{control}' flow rows do not cover exactly the cells (seed, i, j) of layers 0..{depth}: "
-            f"missing {list(grid.difference(present)[:3])}, outside {list(present.difference(grid)[:3])}"
-        )
-    return rows
+    missing = sorted(set(flows["seed"]) - set(rows["seed"]))
+    if missing:
+        raise IncompleteFlow(f"control '{control}' has no flow for seeds {missing}")
+    try:
+        return flow_cells(rows, depth)
+    except IncompleteFlow as err:
+        raise IncompleteFlow(f"control '{control}': {err}") from None
 
 
 def model_control_checks(metrics: pd.DataFrame, flows: pd.DataFrame, specs: Sequence[ControlSpec]) -> list[dict]:
