@@ -145,3 +145,18 @@ def test_unknown_generator_and_bad_sizes():
         synthetic.make_splits("nope", seed=0)
     with pytest.raises(ValueError, match="must be positive"):
         synthetic.make_splits("shapes", seed=0, n_train=0, n_test=4)
+
+
+def test_glyphs64_is_the_data_the_shipped_source_was_trained_on(repo_root, tmp_path):
+    """The CIFAR roles' native size leaves the ImageNet role's draw unchanged: the shipped
+    source, evaluated on glyphs64's regenerated test split, gives the test accuracy and loss
+    its header recorded when it was trained (a changed draw would not)."""
+    from finetune_invariance.study import data, evaluation, models
+
+    synthetic.generate("glyphs64", tmp_path, seed=0)
+    model, metadata = models.load_checkpoint(repo_root / "workflow/resources/glyphs64_source.safetensors")
+    result = evaluation.evaluate(
+        model, data.get_dataset("glyphs64", "test", root=tmp_path), "classification", 32, "cpu", 250
+    )
+    assert result["accuracy"] == metadata["metrics"]["test_accuracy"]
+    assert result["loss"] == pytest.approx(metadata["metrics"]["test_loss"], rel=1e-4)
