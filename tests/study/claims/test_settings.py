@@ -357,7 +357,7 @@ def test_with_one_seed_every_claim_that_reads_the_seed_spread_is_unmeasured():
 
 
 def test_with_two_seeds_the_significance_tests_have_their_one_degree_of_freedom():
-    """The embedded config of 438bb97 had two STIR seeds: Welch's test then has about one or
+    """The embedded config before issue 26 had two STIR seeds: Welch's test then has about one or
     two degrees of freedom, and the complete study's gaps are large enough to pass."""
     assert set(verdicts(complete_study(seeds=(0, 1)))) == {HOLDS}
 
