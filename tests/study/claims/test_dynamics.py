@@ -409,6 +409,7 @@ def test_early_windows_correlate_strongly_and_at_least_as_strongly(make_named_co
     [
         (early_by_epoch(0.99, 0.6, 0.8), "e = 10..20 is 0.600"),  # only the unread 3..9-epoch windows are strong
         (early_by_epoch(0.1, 0.5, 0.3), "e = 10..20 is 0.500"),  # higher than the full run, but both weak
+        (early_by_epoch(0.1, 0.8, 0.8), "e = 10..20 is 0.800"),  # as strong as the full run: comparable, not even higher
     ],
 )
 def test_early_correlation_weak_lower_or_undefined_fails(
