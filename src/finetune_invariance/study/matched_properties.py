@@ -127,7 +127,7 @@ class Facts:
     def n_train(self, dataset: str) -> int:
         return int(self.config["datasets"][dataset].get("n_train", self.design.facts(dataset).train_size))
 
-    def classification_runs(self) -> list[Run]:
+    def trained_runs(self) -> list[Run]:
         """Every default-variant classification run and every run that trains a source,
         except the ImageNet role's own pretraining (it plays a model trained elsewhere)."""
         imagenet_data = self.role(IMAGENET_ROLE)
@@ -215,7 +215,7 @@ def _high_band_share(facts: Facts, dataset: str, factor: float) -> str:
 
 
 def _augmentation(facts: Facts) -> Measurement:
-    runs = facts.classification_runs()
+    runs = facts.trained_runs()
     if not runs:
         raise NotMeasured("no finetuning or scratch run")
     augments = {run: facts.design.training(run)["augment"] for run in runs}
@@ -244,7 +244,7 @@ def _variant_augmentation(facts: Facts) -> Measurement:
 def _weight_decay(facts: Facts) -> Measurement:
     imagenet = facts.config["imagenet_source"]
     decays: dict[str, set[float]] = {}
-    for run in facts.classification_runs():
+    for run in facts.trained_runs():
         decays.setdefault(run.source, set()).add(float(facts.design.training(run)["weight_decay"]))
     if not decays:
         raise NotMeasured("no finetuning or scratch run")
@@ -265,7 +265,7 @@ def _warmup_share(run: Run, facts: Facts) -> tuple[float, int, int]:
 
 def _warmup(facts: Facts) -> Measurement:
     parts, matched = [], True
-    runs = facts.classification_runs()
+    runs = facts.trained_runs()
     for label, paper, chosen in (
         ("finetuning", PAPER_WARMUP_SHARE, [r for r in runs if r.source != SCRATCH]),
         ("from scratch", PAPER_SCRATCH_WARMUP_SHARE, [r for r in runs if r.source == SCRATCH]),
@@ -283,11 +283,9 @@ def _warmup(facts: Facts) -> Measurement:
 
 def _learning_rates(facts: Facts) -> Measurement:
     factors = {}
-    for run in facts.classification_runs():
+    for run in facts.trained_runs():
         training = facts.design.training(run)
-        factors[f"{run.source}->{run.dataset} ({training['optimizer']})"] = (
-            training["lr"] / PAPER_LR[training["optimizer"]]
-        )
+        factors[f"{run.path} ({training['optimizer']})"] = training["lr"] / PAPER_LR[training["optimizer"]]
     run = facts.default_dynamics_run()
     default = facts.design.training(run)
     spreads = []
