@@ -32,6 +32,30 @@ def test_one_row_per_group_with_its_own_accuracy_and_size():
     assert (table.epoch == 4).all()
 
 
+def test_a_models_image_accuracy_scales_the_images_and_counts_its_right_answers():
+    """evaluation.image_accuracy on a model that answers 1 where an image's mean scaled
+    value exceeds 0.5 agrees with the same rule counted by hand on the uint8 images."""
+    import torch
+
+    from finetune_invariance.study.evaluation import image_accuracy
+
+    class Brightness(torch.nn.Module):
+        def forward(self, x):
+            brightness = x.mean(dim=(1, 2, 3))
+            return torch.stack([0.5 - brightness, brightness - 0.5], dim=1)
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(30, 4, 4, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, size=30)
+    naive = np.mean([int(image.mean() / 255 > 0.5) == label for image, label in zip(images, labels)])
+    assert 0 < naive < 1  # the rule is right on some images and wrong on others
+    accuracy = image_accuracy(Brightness(), "classification", 4, "cpu")
+    assert accuracy(images, labels) == pytest.approx(naive)
+    assert robust_accuracy(accuracy, [CorruptedSet("clean", 0, images, labels)]).accuracy.tolist() == [
+        pytest.approx(naive)
+    ]
+
+
 def test_accuracy_outside_zero_one_is_rejected():
     images, labels = np.zeros((2, 2, 2, 3), np.uint8), np.zeros(2)
     with pytest.raises(ValueError, match=r"accuracy_fn returned 2.0 for 'clean'"):
@@ -46,6 +70,20 @@ def test_severity_accuracy_weights_the_corruptions_by_their_number_of_inputs():
     per_severity = severity_accuracy(table).set_index("severity")["accuracy"]
     assert per_severity[1] == pytest.approx(28 / 40)
     assert per_severity[2] == pytest.approx(0.4) and per_severity[0] == pytest.approx(0.9)  # clean
+
+
+def test_an_undefined_group_accuracy_is_refused_not_counted_as_wrong_answers():
+    table = robust_accuracy_table({1: [0.5, 0.4, 0.3, 0.2, 0.1]})
+    # fog and contrast each have 50 inputs at 0.8 at severity 3: 80 of 100 correct. With fog's
+    # accuracy undefined, pooling its 50 inputs as wrong answers would give 40 / 100 = 0.4.
+    table.loc[table.severity == 3, "accuracy"] = 0.8
+    assert severity_accuracy(table).set_index("severity")["accuracy"][3] == pytest.approx(80 / 100)
+    table.loc[(table.corruption == "fog") & (table.severity == 3), "accuracy"] = np.nan
+    cell = r"\[\[1, 'fog', 3\]\]"
+    with pytest.raises(ValueError, match=f"undefined \\(NaN\\) accuracies at \\(epoch, corruption, severity\\) {cell}"):
+        severity_accuracy(table)
+    with pytest.raises(ValueError, match=cell):
+        mean_corrupted_accuracy(table)
 
 
 def test_mean_corrupted_accuracy_is_the_mean_over_severities_without_clean():

@@ -5,8 +5,6 @@ from finetune_invariance.study.warm import run_warm
 run_warm(__real_file__)  # in the workflow's warm interpreter, if one serves it (config warm_interpreter)
 
 import pandas as pd
-import torch
-from torch.utils.data import TensorDataset
 
 from finetune_invariance.study import cifar_c, evaluation, models, robust_accuracy, tables
 from finetune_invariance.study.runtime import logged_to, resolve_device
@@ -19,11 +17,6 @@ with logged_to(snakemake.log[0]):
     frames = []
     for epoch, path in snakemake.params.checkpoints.items():
         model, _ = models.load_checkpoint(path, map_location=device)
-
-        def accuracy(images, labels):
-            batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-            dataset = TensorDataset(batch, torch.from_numpy(labels))
-            return evaluation.evaluate(model, dataset, run.task, snakemake.params.image_size, device)["accuracy"]
-
+        accuracy = evaluation.image_accuracy(model, run.task, snakemake.params.image_size, device)
         frames.append(with_context(robust_accuracy.robust_accuracy(accuracy, sample), run, epoch))
     tables.write_table(pd.concat(frames), snakemake.output[0], tables.ROBUST_ACCURACY)

@@ -472,11 +472,8 @@ def measure_planted_series(start, end, inversions, sample, run: Run, image_size,
     accuracy on the run's clean and corrupted ``sample`` (:func:`.robust_accuracy.robust_accuracy`).
     Returns (``STUDY_LAYER_METRICS`` with forgetting only, ``ROBUST_ACCURACY``) of the
     series, named as ``run`` (:func:`planted_run`), and the knobs."""
-    import torch
-    from torch.utils.data import TensorDataset
-
     from ..monitor import ForgettingMonitor
-    from . import evaluation
+    from .evaluation import image_accuracy
     from .robust_accuracy import robust_accuracy
     from .vocabulary import with_context
 
@@ -485,12 +482,7 @@ def measure_planted_series(start, end, inversions, sample, run: Run, image_size,
     metrics, robust = [], []
     for epoch, t in knobs.items():
         model = planted_model(start, end, t)
-
-        def accuracy(images, labels, model=model):
-            batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-            dataset = TensorDataset(batch, torch.from_numpy(labels))
-            return evaluation.evaluate(model, dataset, run.task, image_size, device)["accuracy"]
-
+        accuracy = image_accuracy(model, run.task, image_size, device)
         metrics.append(with_context(monitor.measure(model), run, int(epoch)))
         robust.append(with_context(robust_accuracy(accuracy, sample), run, int(epoch)))
     return (

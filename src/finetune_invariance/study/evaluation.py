@@ -15,13 +15,13 @@ and metrics are always accumulated in float32 / float64.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..inversion_settings import check_precision
 from .data import resize_to_model
@@ -106,3 +106,17 @@ def evaluate(
         "l1": loss if task == "reconstruction" else math.nan,
         "n": n,
     }
+
+
+def image_accuracy(
+    model: nn.Module, task: str, image_size: int | tuple[int, int], device: str | torch.device
+) -> Callable[[Any, Any], float]:
+    """``model``'s top-1 accuracy on images as :func:`.robust_accuracy.robust_accuracy` asks
+    for them: ``accuracy(images uint8 (N, H, W, 3), labels int (N,))``, each batch scaled to
+    [0, 1] and :func:`evaluate`d."""
+
+    def accuracy(images, labels) -> float:
+        batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+        return evaluate(model, TensorDataset(batch, torch.from_numpy(labels)), task, image_size, device)["accuracy"]
+
+    return accuracy

@@ -40,14 +40,30 @@ def robust_accuracy(accuracy_fn: AccuracyFn, sample: Iterable) -> pd.DataFrame:
                 "expected a value in [0, 1]"
             )
         rows.append(
-            {"corruption": group.corruption, "severity": group.severity, "accuracy": accuracy, "n_images": len(group.labels)}
+            {
+                "corruption": group.corruption,
+                "severity": group.severity,
+                "accuracy": accuracy,
+                "n_images": len(group.labels),
+            }
         )
     return pd.DataFrame(rows, columns=["corruption", "severity", "accuracy", "n_images"])
 
 
 def severity_accuracy(robust: pd.DataFrame) -> pd.DataFrame:
     """Per (epoch, severity): the accuracy on all inputs of that severity (severity 0: the
-    clean sample). Columns epoch, severity, accuracy."""
+    clean sample). Columns epoch, severity, accuracy.
+
+    An undefined (NaN) group accuracy is refused, naming its (epoch, corruption, severity):
+    pooled, its inputs would count as wrong answers. :func:`robust_accuracy` never writes
+    one, so a NaN means a damaged table; the claims read the refusal as *not measured*."""
+    undefined = robust["accuracy"].isna()
+    if undefined.any():
+        cells = robust.loc[undefined, ["epoch", "corruption", "severity"]].values.tolist()
+        shown = f"{cells[:5]}" + (f" and {len(cells) - 5} more" if len(cells) > 5 else "")
+        raise ValueError(
+            f"robust accuracy table has undefined (NaN) accuracies at (epoch, corruption, severity) {shown}"
+        )
     duplicated = robust.duplicated(["epoch", "corruption", "severity"], keep=False)
     if duplicated.any():
         raise ValueError(
