@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A one-node SLURM cluster on this machine, for tests/test_slurm.py (README.md, "On a SLURM
-# cluster"). Needs root and Debian's packages (installed here if missing).
+# A one-node SLURM cluster on this machine, for tests/test_slurm.py (docs/cluster.md, "A local
+# cluster, for the tests"). Needs root and Debian's packages (installed here if missing).
 #
 #   .ci/local_slurm.sh        # idempotent: a second run finds the daemons up and only waits
 #   LOCAL_SLURM_READY_TIMEOUT_S=120 .ci/local_slurm.sh   # wait longer for the node (default 60)

@@ -20,7 +20,7 @@ keeps the inversions in the cache (:mod:`.inversion_cache`), so a rerun, or anot
 finetuned model against the same pretrained one, reuses them. It writes to DIR:
 
 - ``pair_similarity.parquet``, ``layer_metrics.parquet``, ``invariance_flow.parquet``:
-  the library's tables (schemas in the README);
+  the library's tables (schemas in docs/results.md);
 - ``layer_metrics.md``: forgetting, learning and CKA divergence per layer, mean ± sd
   over seeds (also printed);
 - ``flow_matrix.csv``: the seed-mean invariance-flow matrix (rows pretrained layers i,
