@@ -87,6 +87,7 @@ from .paper import HEADLINE
 from .robust_accuracy import mean_corrupted_accuracy
 from .statistics import pearson_columns, shuffled_columns
 from .tables import CONTROLS
+from ..checkpoint_format import BACKBONE_PREFIX
 from ..tables import require_unique
 from .vocabulary import Run
 
@@ -453,7 +454,7 @@ def planted_model(start, end, t: float):
     begin, finish = dict(start.named_parameters()), dict(end.named_parameters())
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if name.startswith("backbone."):
+            if name.startswith(BACKBONE_PREFIX):
                 parameter.copy_(begin[name] + t * (finish[name] - begin[name]))
     return model
 

@@ -35,8 +35,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..inversion_settings import check_precision
 from .data import AUGMENTATIONS, resize_to_model
-from .evaluation import check_precision, data_loader, evaluate, forward_precision, precision_flags
+from .evaluation import data_loader, evaluate, forward_precision, precision_flags
 from .models import ImageModel, per_sample_loss
 from .run_folder import RunFolder, resume_identity
 
