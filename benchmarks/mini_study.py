@@ -1,14 +1,15 @@
-"""Wall time of the miniature study (``snakemake --cores 2`` on config.yaml) from a clean
+"""Wall time of the embedded study (``snakemake --cores 2`` on config.yaml) from a clean
 results folder, side by side with and without the warm interpreter, and the share of the
 cold run spent starting jobs (Python, torch, timm and the rest of each job's imports).
 
-    python benchmarks/mini_study.py                 # both modes, about 12 minutes on 2 cores
-    python benchmarks/mini_study.py --modes warm    # the default study only
+    python benchmarks/mini_study.py                 # both modes: the embedded study run twice
+    python benchmarks/mini_study.py --modes warm    # with the warm interpreter only
 
 Each run happens in a fresh temporary folder, so nothing is reused. The start-up share is
 (cold - warm) / cold of the wall time: the two runs do the same jobs with the same
-results (a test checks the tables are identical), and differ only in whether each job
-starts a fresh interpreter. A rerun's "nothing to do" is timed too.
+results (tests/test_slurm.py checks that on the tiny study: fresh interpreters on the
+cluster, a warm one locally), and differ only in whether each job starts a fresh
+interpreter. A rerun's "nothing to do" is timed too.
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ Both are timed in one run, on the same device and model:
   then the float64 Gram matrices. The stored inversions are random images in [0, 1] kept
   on the device: the cost depends on how many there are, not on what they show.
 
-Settings (``--settings``, one row each):
-  mini   the mini study (config.yaml): vit_tiny at 32 px, patch 8, width 48, depth 4,
-         3 heads; n = 48 images, 2 seeds; 1437 training images (digits), batch 32, Adam.
+Settings (``--settings``, one row each), fixed here (not read from a config):
+  small  a small CPU setting: vit_tiny at 32 px, patch 8, width 48, depth 4, 3 heads;
+         n = 48 images, 2 seeds; an epoch of 1437 random training images, batch 32, Adam.
   paper  vit_base_patch32_224 at 224 px (32 px CIFAR images upsampled on the device),
          n = 500, 3 seeds; 50000 training images, batch 256, SGD, bf16 autocast on CUDA.
 
-Default: the mini setting on one CPU thread, a few seconds. The paper setting on a GPU,
+Default: the small setting on one CPU thread, a few seconds. The paper setting on a GPU,
 everything measured at full size (a full epoch of training is timed):
     python benchmarks/monitor_overhead.py --settings paper --device cuda
 On the CPU the paper setting is extrapolated (about 6 minutes on one thread), and the
@@ -62,7 +62,7 @@ class Setting:
 
 
 SETTINGS = {
-    "mini": Setting(
+    "small": Setting(
         ModelSpec("vit_tiny_patch16_224", dict(img_size=32, patch_size=8, embed_dim=48, depth=4, num_heads=3)),
         native_size=32, n_images=48, seeds=2, train_images=1437, batch=32, optimizer="adam",
     ),
@@ -76,7 +76,7 @@ SETTINGS = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=["mini"])
+    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=["small"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     parser.add_argument(
