@@ -244,7 +244,7 @@ def _plain_cell(value: object, floatfmt: str) -> str:
 _PAGE_STYLE = """
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 3px 6px; vertical-align: top; text-align: left; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; vertical-align: top; text-align: left; overflow-wrap: anywhere; }
 th { background: #f0f0f0; position: sticky; top: 0; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 """

@@ -178,6 +178,7 @@ rule claims:
             caption="../report/claims.rst",
             category="7. Claims of the paper",
         ),
+        summary=LAYOUT.path("claims_summary"),
     log:
         LAYOUT.log("claims"),
     conda:

@@ -1,5 +1,6 @@
 """The paper's findings checked on this run's tables: the claims report, Markdown and HTML
-(the HTML shown in the report), opening with what the configuration is.
+(the HTML shown in the report), opening with what the configuration is, and its tallies and
+verdicts alone (output summary), which the report's landing page includes.
 
 params: about (config ``about``), imagenet_source (the source that plays the paper's
 ImageNet), plays (dataset -> the paper's dataset it plays), variant_optimizers (each
@@ -43,3 +44,4 @@ with logged_to(snakemake.log[0]):
     report = claims.claims_report(verdicts, about, sections)
     Path(snakemake.output.markdown).write_text(report.markdown(), encoding="utf-8")
     Path(snakemake.output.html).write_text(report.html(), encoding="utf-8")
+    Path(snakemake.output.summary).write_text(report.landing(), encoding="utf-8")

@@ -616,8 +616,12 @@ TITLE = "Planted-effect controls (beyond the paper)"
 
 
 def report_section(checks: pd.DataFrame) -> ReportSection:
-    """The controls table as the claims report's last section, its verdicts coloured."""
-    return ReportSection(TITLE, checks, summary(checks), status_column="as_expected")
+    """The controls table as the claims report's last section, its verdicts coloured, with
+    its tally: how many checks came out as constructed (a finding is not a check)."""
+    counted = checks[checks["kind"] == CHECK]
+    good = int(counted["as_expected"].sum())
+    tally = f"{good} of {len(counted)} checks as constructed, {len(counted) - good} not"
+    return ReportSection(TITLE, checks, summary(checks), status_column="as_expected", tally=tally)
 
 
 def summary(checks: pd.DataFrame) -> str:

@@ -61,6 +61,7 @@ RESULTS_PATTERNS: dict[str, str] = {
     "html": "tables/{stem}.html",
     "claims": "claims.md",
     "claims_html": "claims.html",
+    "claims_summary": "claims_summary.html",  # the tallies and verdicts on the report's landing page
     "figure": "figures/{figure}.png",
     "log": "logs/{rule}/{job}.log",
     "benchmark": "benchmarks/{rule}/{job}.tsv",

@@ -18,7 +18,7 @@ def test_learning_and_forgetting_significantly_correlated(make_learning_forgetti
 
 @pytest.mark.parametrize(
     "r, p, expected, shown",
-    [(0.3, 0.2, FAILS, "r = 0.300, p = 0.2"), (np.nan, np.nan, NOT_MEASURED, "r = nan")],
+    [(0.3, 0.2, FAILS, "r = 0.300, p = 0.2"), (np.nan, np.nan, NOT_MEASURED, "r = undefined")],
 )
 def test_an_uncorrelated_run_fails_and_an_undefined_one_is_unmeasured(
     make_learning_forgetting_correlation, r, p, expected, shown
@@ -74,7 +74,7 @@ def test_an_undefined_correlation_is_unmeasured(make_learning_forgetting_correla
         correlations(make_learning_forgetting_correlation, PAPER_R | {run(SCRATCH): np.nan}),
         "correlation_lower_for_reconstruction_and_scratch",
     )
-    assert verdict == NOT_MEASURED and "scratch → cifar10, classification r = nan" in evidence
+    assert verdict == NOT_MEASURED and "scratch → cifar10, classification r = undefined" in evidence
 
 
 def test_half_the_comparison_missing_is_not_measured_unless_the_other_half_fails(make_learning_forgetting_correlation):

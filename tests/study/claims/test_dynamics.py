@@ -42,7 +42,7 @@ def test_clean_accuracy_rising_over_the_epochs_holds(make_robust_accuracy):
     verdict, evidence = evaluate(clean_tables(make_robust_accuracy, clean), "clean_accuracy_increases_gradually")
     assert (
         verdict == HOLDS
-        and "ρ = 1.000 over epochs 1..10; clean accuracy 0.550 at epoch 1, 0.900 at epoch 10" in evidence
+        and "ρ = 1.000 over epochs 1-10; clean accuracy 0.550 at epoch 1, 0.900 at epoch 10" in evidence
     )
 
 
@@ -56,7 +56,7 @@ def test_a_constant_clean_accuracy_leaves_the_rise_unmeasured(make_robust_accura
     verdict, evidence = evaluate(
         clean_tables(make_robust_accuracy, {e: 0.9 for e in EPOCHS}), "clean_accuracy_increases_gradually"
     )
-    assert verdict == NOT_MEASURED and "ρ = nan" in evidence
+    assert verdict == NOT_MEASURED and "ρ = undefined" in evidence
 
 
 # --- dynamics_peak_early, cka_divergence_peaks_early -------------------------------------------
@@ -166,7 +166,7 @@ def test_headline_correlation_strong_and_bonferroni_significant(make_named_corre
 @pytest.mark.parametrize(
     "r, p, n_epochs, shown",
     [
-        (0.4, None, 100, "r = 0.400, Bonferroni p = 0.013, family-wise permutation p = nan over 100 epochs"),
+        (0.4, None, 100, "r = 0.400, Bonferroni p = 0.013, family-wise permutation p = undefined over 100 epochs"),
         (0.75, 1e-3, 20, "Bonferroni p = 0.35"),  # strong, but not significant after the correction
         (-0.9, 1e-9, 20, "r = -0.900"),
     ],
@@ -180,7 +180,7 @@ def test_headline_weak_not_significant_or_negative_fails(make_named_correlations
 def test_an_undefined_headline_r_is_unmeasured(make_named_correlations):
     named = make_named_correlations({"headline": np.nan}, p_value={"headline": np.nan}).assign(p_bonferroni=np.nan)
     verdict, evidence = evaluate({"named_hypotheses": named}, "std_forgetting_predicts_robustness")
-    assert verdict == NOT_MEASURED and "r = nan" in evidence
+    assert verdict == NOT_MEASURED and "r = undefined" in evidence
 
 
 def test_headline_claim_ignores_a_stronger_selection(make_named_correlations):
@@ -306,7 +306,7 @@ def test_the_papers_numbers_are_weaker_at_its_epochs_but_not_at_twenty(make_name
     assert (
         f"best of the 88 CKA hypotheses {CKA_NAMED} r = 0.690 vs std of forgetting r = 0.780 over 83 epochs" in evidence
     )
-    assert "z gap +0.197 vs s.e. 0.158 (paper r 0.690 vs –)" in evidence
+    assert "z gap +0.197 vs s.e. 0.158 (paper r 0.690 vs none given)" in evidence
     verdict, evidence = evaluate(
         cka_tables(make_named_correlations, make_hypotheses, 0.78, family, n_epochs=20), "cka_weaker_than_headline"
     )
@@ -365,14 +365,14 @@ def test_spread_and_accuracy_constant_towards_the_end(make_layer_metrics, make_r
     study_tables = stabilizing_tables(make_layer_metrics, make_robust_accuracy, RISE_THEN_PLATEAU, RISE_THEN_PLATEAU)
     verdict, evidence = evaluate(study_tables, "headline_and_accuracy_stabilize")
     assert verdict == HOLDS
-    assert "std of forgetting moves " in evidence and "0.0000 over epochs 13..16 vs range 0.1054" in evidence
+    assert "std of forgetting moves " in evidence and "0.0000 over epochs 13-16 vs range 0.1054" in evidence
 
 
 def test_accuracy_still_rising_at_the_end_fails(make_layer_metrics, make_robust_accuracy):
     rising = np.linspace(0.3, 0.6, 16)  # +0.06 over the last 4 epochs, a fifth of its range
     study_tables = stabilizing_tables(make_layer_metrics, make_robust_accuracy, RISE_THEN_PLATEAU, rising)
     verdict, evidence = evaluate(study_tables, "headline_and_accuracy_stabilize")
-    assert verdict == FAILS and "mean corrupted accuracy moves +0.0600 over epochs 13..16 vs range 0.3000" in evidence
+    assert verdict == FAILS and "mean corrupted accuracy moves +0.0600 over epochs 13-16 vs range 0.3000" in evidence
 
 
 def test_stabilization_of_a_short_run_is_not_measured(make_layer_metrics, make_robust_accuracy):
@@ -401,15 +401,15 @@ def early_tables(make_named_correlations, make_early_correlations, windows, n_ep
 def test_early_windows_correlate_strongly_and_at_least_as_strongly(make_named_correlations, make_early_correlations):
     study_tables = early_tables(make_named_correlations, make_early_correlations, early_by_epoch(0.1, 0.9, 0.8))
     verdict, evidence = evaluate(study_tables, "early_epochs_correlate")
-    assert verdict == HOLDS and "e = 10..20 is 0.900" in evidence and "vs r over 1..40 0.800" in evidence
+    assert verdict == HOLDS and "e = 10 to 20, is 0.900" in evidence and "vs r over epochs 1-40 0.800" in evidence
 
 
 @pytest.mark.parametrize(
     "windows, shown",
     [
-        (early_by_epoch(0.99, 0.6, 0.8), "e = 10..20 is 0.600"),  # only the unread 3..9-epoch windows are strong
-        (early_by_epoch(0.1, 0.5, 0.3), "e = 10..20 is 0.500"),  # higher than the full run, but both weak
-        (early_by_epoch(0.1, 0.8, 0.8), "e = 10..20 is 0.800"),  # as strong as the full run: comparable, not even higher
+        (early_by_epoch(0.99, 0.6, 0.8), "e = 10 to 20, is 0.600"),  # only the unread 3..9-epoch windows are strong
+        (early_by_epoch(0.1, 0.5, 0.3), "e = 10 to 20, is 0.500"),  # higher than the full run, but both weak
+        (early_by_epoch(0.1, 0.8, 0.8), "e = 10 to 20, is 0.800"),  # as strong as the full run: comparable, not even higher
     ],
 )
 def test_early_correlation_weak_lower_or_undefined_fails(
@@ -423,14 +423,14 @@ def test_early_correlation_weak_lower_or_undefined_fails(
 def test_an_undefined_early_window_is_unmeasured(make_named_correlations, make_early_correlations):
     study_tables = early_tables(make_named_correlations, make_early_correlations, early_by_epoch(0.1, np.nan, 0.8))
     verdict, evidence = evaluate(study_tables, "early_epochs_correlate")
-    assert verdict == NOT_MEASURED and "r undefined over epochs 1..e for e = [10, 11," in evidence
+    assert verdict == NOT_MEASURED and "r undefined over epochs 1-e for e = [10, 11," in evidence
 
 
 def test_early_correlation_of_a_short_run_is_not_measured(make_named_correlations, make_early_correlations):
     windows = early_by_epoch(0.9, 0.9, 0.9, last_epoch=19)
     study_tables = early_tables(make_named_correlations, make_early_correlations, windows, n_epochs=19)
     verdict, evidence = evaluate(study_tables, "early_epochs_correlate")
-    assert verdict == NOT_MEASURED and "no window of 10 or more epochs within the first half of 1..19" in evidence
+    assert verdict == NOT_MEASURED and "no window of 10 or more epochs within the first half of epochs 1-19" in evidence
 
 
 # --- sgd_variants_show_trend, adam_shows_no_trend -------------------------------------------------
@@ -461,9 +461,9 @@ def test_sgd_variants_show_the_trend_and_adam_does_not(make_named_correlations, 
     )
     verdict, evidence = evaluate(study_tables, "sgd_variants_show_trend", variant_optimizers=OPTIMIZERS)
     assert verdict == HOLDS and "holds in 2/2" in evidence
-    assert "r = 0.700, p = 0.00059, permutation p = nan over epochs 1..20" in evidence  # the default's first 20 epochs
+    assert "r = 0.700, p = 0.00059, permutation p = undefined over epochs 1-20" in evidence  # the default's first 20 epochs
     verdict, evidence = evaluate(study_tables, "adam_shows_no_trend", variant_optimizers=OPTIMIZERS)
-    assert verdict == HOLDS and "[adam]: r = 0.100, p = 0.67, permutation p = nan over epochs 1..20" in evidence
+    assert verdict == HOLDS and ", trained with adam: r = 0.100, p = 0.67, permutation p = undefined over epochs 1-20" in evidence
     assert "interval [-0.290, +0.462]" in evidence
 
 
@@ -472,14 +472,14 @@ def test_an_sgd_variant_without_the_trend_fails(make_named_correlations, make_ea
         make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.2, "adam": 0.1}
     )
     verdict, evidence = evaluate(study_tables, "sgd_variants_show_trend", variant_optimizers=OPTIMIZERS)
-    assert verdict == FAILS and "(lr_1em2) [sgd]: r = 0.200" in evidence
+    assert verdict == FAILS and "(lr_1em2), trained with sgd: r = 0.200" in evidence
 
 
 @pytest.mark.parametrize(
     "adam_r, shown",
     [
-        (0.8, "[adam]: r = 0.800"),  # the trend after all
-        (-0.6, "[adam]: r = -0.600, p = 0.0052"),  # a clear opposite trend is a clear trend
+        (0.8, ", trained with adam: r = 0.800"),  # the trend after all
+        (-0.6, ", trained with adam: r = -0.600, p = 0.0052"),  # a clear opposite trend is a clear trend
     ],
 )
 def test_adam_with_a_trend_of_either_sign_fails(make_named_correlations, make_early_correlations, adam_r, shown):
@@ -500,7 +500,7 @@ def test_no_clear_trend_is_shown_not_merely_a_trend_not_found(make_named_correla
         epochs={"default": 40, "lr_1em2": 10, "adam": 10},
     )
     verdict, evidence = evaluate(study_tables, "adam_shows_no_trend", variant_optimizers=OPTIMIZERS)
-    assert verdict == FAILS and "[adam]: r = 0.500, p = 0.14" in evidence and "+0.82" in evidence
+    assert verdict == FAILS and ", trained with adam: r = 0.500, p = 0.14" in evidence and "+0.82" in evidence
 
 
 def test_an_undefined_adam_correlation_is_unmeasured(make_named_correlations, make_early_correlations):
@@ -508,7 +508,7 @@ def test_an_undefined_adam_correlation_is_unmeasured(make_named_correlations, ma
         make_named_correlations, make_early_correlations, {"default": 0.7, "lr_1em2": 0.6, "adam": np.nan}
     )
     verdict, evidence = evaluate(study_tables, "adam_shows_no_trend", variant_optimizers=OPTIMIZERS)
-    assert verdict == NOT_MEASURED and "[adam]: r = nan" in evidence
+    assert verdict == NOT_MEASURED and ", trained with adam: r = undefined" in evidence
 
 
 def test_variant_claims_need_the_optimizers_and_long_enough_runs(make_named_correlations, make_early_correlations):

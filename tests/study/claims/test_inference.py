@@ -16,6 +16,7 @@ from finetune_invariance.study.claims.inference import (
     equivalence_interval,
     leave_one_out_r,
     mcnemar_p_bound,
+    mcnemar_text,
     r_interval,
     spearman,
     welch_p,
@@ -34,6 +35,18 @@ def test_mcnemar_bound_is_the_largest_p_over_every_pairing(n, correct_first, cor
     pairings = (np.isin(np.arange(n), right) for right in itertools.combinations(range(n), correct_first))
     largest = max(exact_mcnemar(first, second) for first in pairings)
     assert mcnemar_p_bound(correct_first, correct_second, n) == pytest.approx(largest)
+
+
+@pytest.mark.parametrize("n, correct_first, correct_second", [(10, 7, 7), (10, 3, 6), (9, 0, 9), (8, 4, 5)])
+def test_mcnemar_text_of_a_first_accuracy_not_higher_says_what_every_pairing_gives(n, correct_first, correct_second):
+    second = np.arange(n) < correct_second
+    pairings = (np.isin(np.arange(n), right) for right in itertools.combinations(range(n), correct_first))
+    assert min(exact_mcnemar(first, second) for first in pairings) >= 0.5
+    assert mcnemar_text(correct_first, correct_second, n) == "not higher: McNemar's one-sided p >= 0.5"
+
+
+def test_mcnemar_text_of_a_higher_first_accuracy_is_the_bound():
+    assert mcnemar_text(6, 2, 8) == f"McNemar p <= {mcnemar_p_bound(6, 2, 8):.2g}" == "McNemar p <= 0.14"
 
 
 def test_mcnemar_bound_refuses_counts_outside_the_inputs():

@@ -216,7 +216,7 @@ def test_similarity_is_undefined_with_one_seed(make_layer_metrics, make_table1):
     )
     study_tables = {"layer_metrics": metrics, "table1_accuracy": make_table1({IMAGENET_CLS: 1})}
     verdict, evidence = evaluate(study_tables, "initial_layers_change_like_later")
-    assert verdict == NOT_MEASURED and "CI [+nan, +nan]" in evidence
+    assert verdict == NOT_MEASURED and "CI [undefined, undefined]" in evidence
 
 
 # --- reconstruction_learns_more ---------------------------------------------------------------

@@ -7,16 +7,12 @@ from __future__ import annotations
 import pandas as pd
 
 from ..vocabulary import CLASSIFICATION, RECONSTRUCTION, SCRATCH, Run
-from .evidence import ALPHA, Outcome, StudyTables, all_of, collect, decide, measure
+from .evidence import ALPHA, Outcome, StudyTables, all_of, collect, decide, measure, number, paper_r
 from .inference import correlation_gap
 from .registry import Finding, claim
 from .source import comparison_datasets
 
 _LOWER = "Fisher's z of the other run's r above this run's by more than one standard error, sqrt(2 / (n - 3))"
-
-
-def _paper_r(value: float) -> str:
-    return "–" if pd.isna(value) else f"{value:.3f}"
 
 
 def _row(study: StudyTables, run: Run) -> pd.Series:
@@ -38,8 +34,8 @@ def learning_forgetting_correlated(study: StudyTables) -> list[Finding]:
         row = _row(study, run)
         holds = all_of([decide(row["r"] > 0, row["r"]), decide(row["p_value"] < ALPHA, row["p_value"])])
         return holds, (
-            f"r = {row['r']:.3f}, p = {row['p_value']:.2g} over {row['n_layers']} layers "
-            f"(paper r {_paper_r(row['paper_r'])})"
+            f"r = {number(row['r'])}, p = {number(row['p_value'], '.2g')} over {row['n_layers']} layers "
+            f"({paper_r(row['paper_r'])})"
         )
 
     return collect([measure(run.label, (run,), lambda run=run: evaluate(run)) for run in sorted(study.roster)], "run")
@@ -49,7 +45,7 @@ def _lower(study: StudyTables, run: Run, other: Run) -> tuple[Outcome, str]:
     mine, theirs = _row(study, run), _row(study, other)
     gap, error = correlation_gap(theirs["r"], int(theirs["n_layers"]), mine["r"], int(mine["n_layers"]))
     return decide(gap > error, gap, error), (
-        f"{run.label} r = {mine['r']:.3f} vs {other.label} r = {theirs['r']:.3f} (z gap {gap:+.3f} vs s.e. {error:.3f})"
+        f"{run.label} r = {number(mine['r'])} vs {other.label} r = {number(theirs['r'])} (z gap {number(gap, '+.3f')} vs s.e. {number(error)})"
     )
 
 

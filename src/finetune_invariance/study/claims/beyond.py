@@ -8,7 +8,7 @@ from ..corruptions import SEVERITIES
 from ..vocabulary import DEFAULT_VARIANT, runs_in
 from .dynamics import correct_counts, paired_counts, robust_rows
 from .evidence import ALPHA, NotMeasured, Outcome, StudyTables, collect, decide, measure
-from .inference import mcnemar_p_bound
+from .inference import mcnemar_p_bound, mcnemar_text
 from .registry import BEYOND, Finding, claim
 
 
@@ -42,8 +42,8 @@ def spread_pick_beats_clean_pick(study: StudyTables) -> list[Finding]:
         p = mcnemar_p_bound(at_spread, at_clean, n)
         return decide(p < ALPHA, p), (
             f"largest spread at epoch {spread} (corrupted {at_spread / n:.3f}), best clean accuracy at epoch "
-            f"{clean} (corrupted {at_clean / n:.3f}): {(at_spread - at_clean) / n:+.3f} of {n} inputs, McNemar "
-            f"p <= {p:.2g}"
+            f"{clean} (corrupted {at_clean / n:.3f}): {(at_spread - at_clean) / n:+.3f} of {n} inputs, "
+            f"{mcnemar_text(at_spread, at_clean, n)}"
         )
 
     findings = [measure(run.label, (run,), lambda run=run: evaluate(run)) for run in sorted(monitored)]

@@ -37,10 +37,13 @@ from .evidence import (
     collect,
     combine,
     decide,
+    epoch_span,
     measure,
+    number,
+    paper_r,
     seed_profile,
 )
-from .inference import correlation_gap, drift, leave_one_out_r, mcnemar_p_bound, r_interval, spearman
+from .inference import correlation_gap, drift, leave_one_out_r, mcnemar_p_bound, mcnemar_text, r_interval, spearman
 from .registry import BEYOND, Finding, claim
 
 HIGH_SEVERITIES = (3, 4, 5)  # "in particular ... severity 3, 4, 5"
@@ -69,8 +72,11 @@ def _dynamics_findings(study: StudyTables, evaluate) -> list[Finding]:
 def _p_text(row: Mapping[str, float], familywise: bool) -> str:
     """Both p-values of a correlation: the parametric and the permutation one."""
     if familywise:
-        return f"Bonferroni p = {row['p_bonferroni']:.2g}, family-wise permutation p = {row['p_permutation_fwer']:.2g}"
-    return f"p = {row['p_value']:.2g}, permutation p = {row['p_permutation']:.2g}"
+        return (
+            f"Bonferroni p = {number(row['p_bonferroni'], '.2g')}, "
+            f"family-wise permutation p = {number(row['p_permutation_fwer'], '.2g')}"
+        )
+    return f"p = {number(row['p_value'], '.2g')}, permutation p = {number(row['p_permutation'], '.2g')}"
 
 
 def _p(study: StudyTables, row: Mapping[str, float], n: int, familywise: bool) -> float:
@@ -194,7 +200,7 @@ def clean_accuracy_increases_gradually(study: StudyTables) -> list[Finding]:
         rho = spearman(clean.index, clean.to_numpy())
         first, last = int(clean.index[0]), int(clean.index[-1])
         return decide(rho >= STRONG_R, rho), (
-            f"ρ = {rho:.3f} over epochs {first}..{last}; clean accuracy {clean.iloc[0]:.3f} at "
+            f"ρ = {number(rho)} over {epoch_span(first, last)}; clean accuracy {clean.iloc[0]:.3f} at "
             f"epoch {first}, {clean.iloc[-1]:.3f} at epoch {last}"
         )
 
@@ -276,7 +282,7 @@ def robustness_high_at_peak(study: StudyTables) -> list[Finding]:
             outcomes.append(p < ALPHA)
             parts.append(
                 f"severity {severity}: {at_peak / n:.3f} vs {at_last / n:.3f} ({(at_peak - at_last) / n:+.3f} of "
-                f"{n} inputs, McNemar p <= {p:.2g})"
+                f"{n} inputs, {mcnemar_text(at_peak, at_last, n)})"
             )
         return all_of(outcomes), (
             f"learning and forgetting ({LATER_LAYERS.describe(study.depth(run.source))}) peak at epoch {peak}, "
@@ -303,14 +309,10 @@ def _selection_text(row: pd.Series, paper: str) -> str:
     return f"{row['hypothesis']} (paper {paper} = layers {selection.first}-{selection.last} here)"
 
 
-def _paper_r(value: float) -> str:
-    return "–" if pd.isna(value) else f"{value:.3f}"
-
-
 def _headline_text(row: pd.Series) -> str:
     return (
-        f"{_selection_text(row, 'layers 2-12')} r = {row['r']:.3f}, {_p_text(row, True)} over {row['n_epochs']} "
-        f"epochs (paper r {_paper_r(row['paper_r'])})"
+        f"{_selection_text(row, 'layers 2-12')} r = {number(row['r'])}, {_p_text(row, True)} over {row['n_epochs']} "
+        f"epochs ({paper_r(row['paper_r'])})"
     )
 
 
@@ -402,8 +404,8 @@ def cka_weaker_than_headline(study: StudyTables) -> list[Finding]:
         paper_cka, _ = named_hypothesis_values(CKA_HYPOTHESIS, run)
         return decide(gap > error, gap, error), (
             f"best of the {size} CKA hypotheses {top['hypothesis']} r = {top['r']:.3f} vs std of forgetting "
-            f"r = {headline['r']:.3f} over {n} epochs: z gap {gap:+.3f} vs s.e. {error:.3f} "
-            f"(paper r {_paper_r(paper_cka)} vs {_paper_r(headline['paper_r'])})"
+            f"r = {number(headline['r'])} over {n} epochs: z gap {number(gap, '+.3f')} vs s.e. {number(error)} "
+            f"({paper_r(paper_cka, headline['paper_r'])})"
         )
 
     return _dynamics_findings(study, evaluate)
@@ -432,10 +434,22 @@ def headline_and_accuracy_stabilize(study: StudyTables) -> list[Finding]:
             values = values.loc[epochs]
             moved, span = drift(values.loc[final]), float(values.max() - values.min())
             outcomes.append(decide(abs(moved) <= STABLE_SHARE * span, moved, span))
-            parts.append(f"{name} moves {moved:+.4f} over epochs {final[0]}..{final[-1]} vs range {span:.4f}")
+            parts.append(f"{name} moves {moved:+.4f} over {epoch_span(final[0], final[-1])} vs range {span:.4f}")
         return all_of(outcomes), "; ".join(parts)
 
     return _dynamics_findings(study, evaluate)
+
+
+def _windows_text(early: pd.Series) -> str:
+    """The r of the early windows (indexed by their last epoch e): their median and range,
+    or the one window's r."""
+    first, last = int(early.index.min()), int(early.index.max())
+    if first == last:
+        return f"r over the one early window, {epoch_span(1, first)}, is {early.iloc[0]:.3f}"
+    return (
+        f"median r over the {len(early)} early windows, epochs 1-e for e = {first} to {last}, is "
+        f"{float(early.median()):.3f} (range {early.min():.3f} to {early.max():.3f})"
+    )
 
 
 def _windows(study: StudyTables, run: Run, hypothesis: str) -> pd.DataFrame:
@@ -465,13 +479,14 @@ def early_epochs_correlate(study: StudyTables) -> list[Finding]:
         last = int(windows.index.max())
         early = windows.loc[(windows.index >= MIN_WINDOW_EPOCHS) & (windows.index <= last / 2), "r"]
         if early.empty:
-            raise NotMeasured(f"no window of {MIN_WINDOW_EPOCHS} or more epochs within the first half of 1..{last}")
+            raise NotMeasured(
+                f"no window of {MIN_WINDOW_EPOCHS} or more epochs within the first half of {epoch_span(1, last)}"
+            )
         if early.isna().any():
-            raise NotMeasured(f"r undefined over epochs 1..e for e = {list(early.index[early.isna()])}")
+            raise NotMeasured(f"r undefined over epochs 1-e for e = {list(early.index[early.isna()])}")
         median, full = float(early.median()), windows.loc[last]
         return all_of([median >= STRONG_R, decide(median > full["r"], full["r"])]), (
-            f"{hypothesis}: median r over epochs 1..e for e = {int(early.index.min())}..{int(early.index.max())} "
-            f"is {median:.3f} (range {early.min():.3f} to {early.max():.3f}) vs r over 1..{last} {full['r']:.3f} "
+            f"{hypothesis}: {_windows_text(early)} vs r over {epoch_span(1, last)} {number(full['r'])} "
             f"({_p_text(full, False)})"
         )
 
@@ -506,7 +521,7 @@ def _variant_findings(study: StudyTables, optimizer: str, judge) -> list[Finding
         for run in runs:
             if study.variant_optimizers[run.variant] != optimizer:
                 continue
-            label = f"{run.label} [{optimizer}]"
+            label = f"{run.label}, trained with {optimizer}"
 
             def evaluate(run: Run = run) -> tuple[Outcome, str]:
                 found = windows[run]
@@ -515,10 +530,10 @@ def _variant_findings(study: StudyTables, optimizer: str, judge) -> list[Finding
                 if window < MIN_WINDOW_EPOCHS:
                     raise NotMeasured(f"the setting's common window is {window} epochs, fewer than {MIN_WINDOW_EPOCHS}")
                 if window not in found.index:
-                    raise NotMeasured(f"no window 1..{window}")
+                    raise NotMeasured(f"no window of {epoch_span(1, window)}")
                 row = found.loc[window]
                 outcome, text = judge(float(row["r"]), row, window)
-                return outcome, f"r = {row['r']:.3f}, {_p_text(row, False)} over epochs 1..{window}{text}"
+                return outcome, f"r = {number(row['r'])}, {_p_text(row, False)} over {epoch_span(1, window)}{text}"
 
             findings.append(measure(label, (run,), evaluate))
     return collect(findings, f"'{optimizer}' run of a dynamics setting with several variants")
@@ -559,6 +574,6 @@ def sgd_variants_show_trend(study: StudyTables) -> list[Finding]:
 def adam_shows_no_trend(study: StudyTables) -> list[Finding]:
     def judge(r: float, row: pd.Series, window: int) -> tuple[Outcome, str]:
         low, high = r_interval(r, window, ALPHA)
-        return decide(-CLEAR_TREND < low and high < CLEAR_TREND, low, high), f"; interval [{low:+.3f}, {high:+.3f}]"
+        return decide(-CLEAR_TREND < low and high < CLEAR_TREND, low, high), f"; interval [{number(low, '+.3f')}, {number(high, '+.3f')}]"
 
     return _variant_findings(study, NO_TREND_OPTIMIZER, judge)

@@ -247,6 +247,25 @@ def all_of(outcomes: Iterable[Outcome]) -> Outcome:
     return True
 
 
+def number(value: float, spec: str = ".3f") -> str:
+    """A statistic as the evidence writes it: ``value`` formatted with ``spec``, or
+    'undefined' where it is NaN (a constant series' r, one seed's sd)."""
+    return "undefined" if value is None or pd.isna(value) else format(value, spec)
+
+
+def paper_r(*values: float) -> str:
+    """The paper's r of a setting: 'paper r 0.830' (several: 'paper r 0.690 vs 0.780'), or
+    'the paper gives no r for this setting' where it gives none (NaN)."""
+    if all(pd.isna(value) for value in values):
+        return "the paper gives no r for this setting"
+    return "paper r " + " vs ".join("none given" if pd.isna(value) else f"{value:.3f}" for value in values)
+
+
+def epoch_span(first: int, last: int) -> str:
+    """'epochs 1-10', or 'epoch 10' for one epoch."""
+    return f"epoch {first}" if first == last else f"epochs {first}-{last}"
+
+
 def reached_accuracy(study: StudyTables, runs: Sequence[Run]) -> list[str]:
     """What each run reached at its analysed checkpoint (``table1_accuracy``), beside the
     paper's value: the measured fact that most often explains a failing claim (a model
@@ -332,7 +351,9 @@ class SeedStats:
         return decide(self.mean - other.mean > max(self.sd, other.sd), self.sd, other.sd, self.mean, other.mean)
 
     def __str__(self) -> str:
-        return f"{self.mean:.3f}±{self.sd:.3f}"
+        if len(self.values) == 1:
+            return f"{number(self.mean)} (one seed: no sd)"
+        return f"{number(self.mean)}±{number(self.sd)}"
 
 
 def per_seed_mean(profile: pd.DataFrame, layers: Sequence[int]) -> pd.Series:
@@ -380,7 +401,7 @@ def exceeds_at_every_layer(higher: pd.DataFrame, lower: pd.DataFrame) -> tuple[O
     resolved = sum(o is True for o in outcomes)
     _, name, margin, spread = min(slack, key=lambda item: (math.isnan(item[0]), item[0]))
     return all_of(outcomes), (
-        f"{resolved}/{len(pairs)} layers resolved, tightest layer {name}: {margin:+.3f} vs seed sd {spread:.3f}"
+        f"{resolved}/{len(pairs)} layers resolved, tightest layer {name}: {margin:+.3f} vs seed sd {number(spread)}"
     )
 
 

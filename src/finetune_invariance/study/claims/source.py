@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pandas as pd
+
 from ..vocabulary import CLASSIFICATION, SCRATCH, Run
 from .evidence import (
     ALPHA,
@@ -29,6 +31,7 @@ from .evidence import (
     decide,
     exceeds_at_every_layer,
     measure,
+    number,
     per_seed_mean,
 )
 from .inference import welch_p
@@ -95,6 +98,13 @@ def _significantly_lower(higher: SeedStats, lower: SeedStats) -> tuple[Outcome, 
     return decide(p < ALPHA, p), p
 
 
+def _lower_share(share: float) -> str:
+    """'12% lower' (or '3% higher' where the share is negative; 'undefined' where it is NaN)."""
+    if pd.isna(share):
+        return "share undefined: scratch's mean is not positive"
+    return f"{share:.0%} lower" if share >= 0 else f"{-share:.0%} higher"
+
+
 @claim(
     "4.2",
     statement="Models finetuned from pretrained sources (ImageNet and CIFAR pretraining) have substantially lower "
@@ -113,7 +123,7 @@ def pretrained_below_scratch_early(study: StudyTables) -> list[Finding]:
         significant, p = _significantly_lower(scratch, pretrained)
         share = (scratch.mean - pretrained.mean) / scratch.mean if scratch.mean > 0 else float("nan")
         return all_of([significant, decide(share >= SUBSTANTIAL_SHARE, share)]), (
-            f"{metric} {SCRATCH} {scratch} vs {source} {pretrained} ({share:.0%} lower, Welch p = {p:.2g})"
+            f"{metric} {SCRATCH} {scratch} vs {source} {pretrained} ({_lower_share(share)}, Welch p = {number(p, '.2g')})"
         )
 
     def pairs(dataset: str, sources: dict[str, list[str]]):
@@ -142,7 +152,7 @@ def imagenet_lower_in_later_layers(study: StudyTables) -> list[Finding]:
         lower = _per_seed(study, imagenet, dataset, metric, LATER_LAYERS)
         higher = _per_seed(study, other, dataset, metric, LATER_LAYERS)
         significant, p = _significantly_lower(higher, lower)
-        return significant, f"{metric} {other} {higher} vs {imagenet} {lower} (Welch p = {p:.2g})"
+        return significant, f"{metric} {other} {higher} vs {imagenet} {lower} (Welch p = {number(p, '.2g')})"
 
     def pairs(dataset: str, sources: dict[str, list[str]]):
         for other in sources["other"] + sources["scratch"] if sources["imagenet"] else []:

@@ -32,6 +32,7 @@ from .evidence import (
     exceeds_at_every_layer,
     layer_stats,
     measure,
+    number,
     per_seed_mean,
     seed_profile,
     seed_stats,
@@ -171,7 +172,7 @@ def classification_learning_and_forgetting_agree(study: StudyTables) -> list[Fin
         r, _ = pearson(learning.to_numpy(), forgetting.to_numpy())
         windows = [f"{_DIVERGENCE_NAMES[kind]}: {_pattern_text(w, kind[0], kind[1])}" for kind, w in found.items() if w]
         holds = all_of([not windows, decide(r >= STRONG_R, r)])
-        return holds, f"r across layers = {r:.3f}; " + ("; ".join(windows) if windows else "no diverging window")
+        return holds, f"r across layers = {number(r)}; " + ("; ".join(windows) if windows else "no diverging window")
 
     return _per_dataset(study, (CLASSIFICATION,), evaluate)
 
@@ -291,7 +292,7 @@ def initial_layers_change_like_later(study: StudyTables) -> list[Finding]:
         low, high = equivalence_interval(difference.to_numpy(), ALPHA)
         return decide(-margin < low and high < margin, low, high), (
             f"{metric} initial {SeedStats.of(initial)} vs later {SeedStats.of(later)}: difference "
-            f"{difference.mean():+.3f}, {_CI} [{low:+.3f}, {high:+.3f}] vs ±{margin:.3f}"
+            f"{difference.mean():+.3f}, {_CI} [{number(low, '+.3f')}, {number(high, '+.3f')}] vs ±{margin:.3f}"
         )
 
     def evaluate(run: Run) -> tuple[Outcome, str]:
