@@ -169,6 +169,56 @@ def test_source_comparison_draws_scratch_green_and_each_source_in_its_own_colour
     assert_written(tmp_path / "fig3.png")
 
 
+# What each dataset and source plays: the study's own names beside the paper's.
+ROLES = figures.Roles(
+    datasets={"cifar10": "CIFAR-10 stand-in"}, sources={"imagenet": "ImageNet-1k", "cifar100": "CIFAR-100 stand-in"}
+)
+
+
+def test_legends_and_column_titles_name_what_each_source_and_dataset_plays(tmp_path):
+    metrics, table1 = source_setting()
+    fig = figures.plot_source_comparison(profiles_of(metrics, table1), table1, tmp_path / "fig2.png", ROLES)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "cifar100 (plays CIFAR-100 stand-in)",
+        "imagenet (plays ImageNet-1k)",
+        "scratch",  # no role: its name
+    ]
+    assert data_axes(fig)[0].get_title().startswith("finetune cifar10 (plays CIFAR-10 stand-in): classification")
+    metrics, table1 = task_setting()
+    fig = figures.plot_task_comparison(profiles_of(metrics, table1), table1, tmp_path / "fig1.png", ROLES)
+    assert data_axes(fig)[0].get_title().startswith("imagenet (plays ImageNet-1k) → cifar10 (plays CIFAR-10 stand-in)")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["classification", "reconstruction"]  # tasks play none
+
+
+def test_a_name_that_is_its_roles_own_is_not_repeated():
+    roles = figures.Roles(datasets={"cifar10": "CIFAR10", "oxford_pets": "Oxford-IIIT Pet", "glyphs10": "CIFAR10"})
+    assert [roles.dataset(n) for n in ("cifar10", "oxford_pets", "glyphs10", "other")] == [
+        "cifar10",
+        "oxford_pets (plays Oxford-IIIT Pet)",
+        "glyphs10 (plays CIFAR10)",
+        "other",
+    ]
+
+
+def test_the_roles_the_figure_rules_pass_are_the_configs(repo_root):
+    """config.yaml's datasets name what they play; its ImageNet source and its pretrain: sources
+    play what their config says (read here from the YAML, not from the code)."""
+    import yaml
+
+    from finetune_invariance.study.design import StudyDesign
+
+    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    study = StudyDesign(config)
+    assert study.dataset_roles() == {"glyphs64": "ImageNet", "glyphs10": "CIFAR10", "glyphs30": "CIFAR100"}
+    sources = config["sources"]
+    assert (
+        sources["glyphs10"]["weights"] == "pretrain:glyphs10" and sources["glyphs30"]["weights"] == "pretrain:glyphs30"
+    )
+    assert config["imagenet_source"] == "glyphs64" and sources["scratch"]["weights"] == "scratch"
+    assert study.source_roles() == {"glyphs64": "ImageNet", "glyphs10": "CIFAR10", "glyphs30": "CIFAR100"}
+
+
 def test_source_palette_is_stable_and_keeps_scratch_green():
     a = figures.source_palette(["scratch", "imagenet", "cifar100"])
     b = figures.source_palette(["cifar100", "imagenet", "scratch"])
@@ -235,6 +285,14 @@ def test_invariance_flow_heatmap_is_the_seed_mean_with_symmetric_limits_and_chec
     assert vmax == pytest.approx(np.abs(expected).max())
     title = fig.axes[0].get_title()
     assert "best epoch 7" in title and "mean of 3 STIR seed(s)" in title
+    fig = figures.plot_invariance_flow(flow_matrix(flow), table1_table({PAPER_RUN: 7}), 3, tmp_path / "4.png", ROLES)
+    assert (
+        fig.axes[0]
+        .get_title()
+        .startswith(
+            "Invariance flow: imagenet (plays ImageNet-1k) → cifar10 (plays CIFAR-10 stand-in), classification\n"
+        )
+    )
 
 
 def test_invariance_flow_needs_one_analysed_row_and_a_matrix(tmp_path):
@@ -321,6 +379,18 @@ def test_dynamics_draws_the_headline_over_its_layers_only_with_its_seed_band(tmp
     # the layer lines are seed means per epoch: layer 4 is 0.3 + 2 * SPREAD
     np.testing.assert_allclose(forgetting_ax.get_lines()[4].get_ydata(), 0.3 + 2 * SPREAD)
     assert "checkpoints of epochs 1-4" in fig.get_suptitle()
+    titled = figures.plot_dynamics(
+        summarize_over_seeds(metrics, keys=[*RUN_KEYS, "epoch", "layer", "metric"]),
+        HEADLINE,
+        hypotheses.seed_summary(HEADLINE, metrics),
+        robust_accuracy.severity_accuracy(robust),
+        robust_accuracy.mean_corrupted_accuracy(robust),
+        tmp_path / "roles.png",
+        roles=ROLES,
+    )
+    assert titled.get_suptitle().startswith(
+        "Dynamics: imagenet (plays ImageNet-1k) → cifar10 (plays CIFAR-10 stand-in)"
+    )
 
 
 def test_dynamics_accuracy_panel_draws_each_severity_their_mean_and_clean(tmp_path):
@@ -417,7 +487,13 @@ def test_early_epoch_correlation_shows_the_headline_distinct_from_other_named_hy
     headline = lines["headline = best_stir: std of forgetting, layers 2-4"]
     cka = lines["cka: std of CKA divergence, layers 1-3"]
     # Each label: r over all epochs with the parametric p and the permutation test's p.
-    assert headline.get_label().split("\n")[1] == "  over 1..5: r = 0.70, p = 0.01, permutation p = nan"
+    assert headline.get_label().split("\n")[1] == "  over epochs 1-5: r = 0.70, p = 0.01, permutation p = undefined"
+    titled = figures.plot_early_epoch_correlation(early, named, HEADLINE, tmp_path / "roles.png", ROLES)
+    assert (
+        titled.axes[0]
+        .get_title()
+        .endswith("imagenet (plays ImageNet-1k) → cifar10 (plays CIFAR-10 stand-in), classification")
+    )
     np.testing.assert_allclose(headline.get_xdata(), [3, 4, 5])
     np.testing.assert_allclose(headline.get_ydata(), [0.9, 0.8, 0.7])
     np.testing.assert_allclose(cka.get_ydata(), [0.2, 0.3, 0.4])
@@ -485,11 +561,16 @@ def test_dynamics_gives_the_headlines_bonferroni_and_family_wise_permutation_p(t
         tmp_path / "fig5.png",
         named,
     )
-    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert (
-        "std of forgetting, layers 2-4 (headline)\nwith mean corrupted accuracy: r = 0.84, Bonferroni p = 0.001, "
-        "family-wise permutation p = 0.35 (20 epochs)"
+        "std of forgetting, layers 2-4 (headline)\nwith mean corrupted accuracy: r = 0.84 (20 epochs)\n"
+        "Bonferroni p = 0.001\nfamily-wise permutation p = 0.35"
     ) in labels
+
+
+def test_an_undefined_correlation_is_said_so_without_its_p_values():
+    row = {"r": np.nan, "p_value": np.nan, "p_permutation": np.nan, "n_epochs": 3}
+    assert figures.correlation_label(row, familywise=False) == "r undefined (3 epochs)"
 
 
 def test_variants_give_each_variants_p_and_permutation_p(tmp_path):
@@ -511,6 +592,6 @@ def test_variants_give_each_variants_p_and_permutation_p(tmp_path):
     )
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert labels == [
-        "default\nr = 0.70, p = 0.001, permutation p = 0.025 (20 epochs)",
-        "lr_0.01\nr = 0.10, p = 0.6, permutation p = 0.7 (10 epochs)",
+        "default\nr = 0.70 (20 epochs), p = 0.001, permutation p = 0.025",
+        "lr_0.01\nr = 0.10 (10 epochs), p = 0.6, permutation p = 0.7",
     ]

@@ -186,11 +186,7 @@ rule claims:
     params:
         about=config["about"],
         imagenet_source=config["imagenet_source"],
-        plays={
-            name: dataset["plays"]
-            for name, dataset in config["datasets"].items()
-            if "plays" in dataset
-        },
+        plays=STUDY.dataset_roles(),
         variant_optimizers={
             run.variant: STUDY.training(run)["optimizer"]
             for run in STUDY.dynamics_runs()

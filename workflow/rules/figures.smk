@@ -17,6 +17,11 @@ LAYER_PROFILES = (
 DYNAMICS = ("dynamics", "early_epoch_correlation", "variants", "forgetting_monitor")
 
 
+def figure_roles():
+    """What each dataset and source plays in the paper's design, named in the figures."""
+    return {"datasets": STUDY.dataset_roles(), "sources": STUDY.source_roles()}
+
+
 rule figure_layer_profiles:
     input:
         layer_metrics=table("layer_metrics"),
@@ -29,6 +34,7 @@ rule figure_layer_profiles:
         "../../envs/study.yaml"
     params:
         figures=figure_plan(*LAYER_PROFILES),
+        roles=figure_roles(),
     script:
         "../scripts/figure_layer_profiles.py"
 
@@ -45,6 +51,7 @@ rule figure_invariance_flow:
         "../../envs/study.yaml"
     params:
         figures=figure_plan("invariance_flow"),
+        roles=figure_roles(),
     script:
         "../scripts/figure_invariance_flow.py"
 
@@ -65,5 +72,6 @@ rule figure_dynamics:
         "../../envs/study.yaml"
     params:
         figures=figure_plan(*DYNAMICS),
+        roles=figure_roles(),
     script:
         "../scripts/figure_dynamics.py"

@@ -1,7 +1,8 @@
 """Figs. 5, 14, 6 and 15: each dynamics run across epochs with its robust accuracy, the
 correlation over the first epochs, and the hyperparameter variants of a setting; all with
 the paper's headline hypothesis (std of forgetting across its layers 2-12, scaled to the
-model's depth) and its correlation's parametric and permutation p-values."""
+model's depth) and its correlation's parametric and permutation p-values; each dataset and
+source named with what it plays (params roles)."""
 
 from finetune_invariance.study.warm import run_warm
 
@@ -22,6 +23,7 @@ def matching(df, selection):
 
 
 with logged_to(snakemake.log[0]):
+    roles = figures.Roles(**snakemake.params.roles)
     metrics = tables.read_table(snakemake.input.layer_metrics, tables.STUDY_LAYER_METRICS)
     robust = tables.read_table(snakemake.input.robust_accuracy, tables.ROBUST_ACCURACY)
     early = tables.read_table(snakemake.input.early, tables.EARLY_EPOCH_CORRELATION)
@@ -38,10 +40,13 @@ with logged_to(snakemake.log[0]):
             robust_accuracy.mean_corrupted_accuracy(run_robust),
             png,
             named,
+            roles,
         )
     for png, run in snakemake.params.figures["early_epoch_correlation"].items():
         run = Run.from_row(run)
-        figures.plot_early_epoch_correlation(run.rows(early), run.rows(named), headline_of(run.rows(metrics)), png)
+        figures.plot_early_epoch_correlation(
+            run.rows(early), run.rows(named), headline_of(run.rows(metrics)), png, roles
+        )
     for png, setting in snakemake.params.figures["variants"].items():
         setting_metrics = matching(metrics, setting)
         headline = headline_of(setting_metrics)
@@ -51,6 +56,7 @@ with logged_to(snakemake.log[0]):
             hypotheses.seed_summary(headline, setting_metrics),
             png,
             named,
+            roles,
         )
     monitor = tables.read_table(snakemake.input.monitor, tables.FORGETTING_MONITOR)
     picks = tables.read_table(snakemake.input.picks, tables.CHECKPOINT_PICKS)
@@ -64,4 +70,5 @@ with logged_to(snakemake.log[0]):
             run,
             hypotheses.headline_hypothesis(int(run_monitor["layer"].max()) + 1),
             png,
+            roles,
         )

@@ -1,6 +1,7 @@
 """Figs. 1-3: learning, forgetting and CKA divergence per layer at each run's analysed
 checkpoint (mean and sd over STIR seeds), by finetuning task (per source) and by
-pretraining source (per task)."""
+pretraining source (per task), each dataset and source named with what it plays
+(params roles)."""
 
 from finetune_invariance.study.warm import run_warm
 
@@ -24,9 +25,10 @@ def matching(df, selection):
 
 
 with logged_to(snakemake.log[0]):
+    roles = figures.Roles(**snakemake.params.roles)
     metrics = tables.read_table(snakemake.input.layer_metrics, tables.STUDY_LAYER_METRICS)
     analysed = variant_rows(tables.read_table(snakemake.input.table1, tables.TABLE1))
     profiles = summarize_over_seeds(analysed_rows(metrics, analysed), keys=[*RUN_KEYS, "epoch", "layer", "metric"])
     for kind, plan in snakemake.params.figures.items():
         for png, selection in plan.items():
-            DRAW[kind](matching(profiles, selection), matching(analysed, selection), png)
+            DRAW[kind](matching(profiles, selection), matching(analysed, selection), png, roles)

@@ -42,6 +42,7 @@ TRAINING_KEYS = (
 #: The model input size when neither ``image_size`` nor ``overrides.img_size`` says it
 #: (the paper's ViT-B/32; config.check_model refuses a model whose own size differs).
 DEFAULT_IMAGE_SIZE = 224
+IMAGENET_ROLE = "ImageNet"  # what the source config imagenet_source plays
 
 
 def model_image_size(model: dict[str, Any]) -> int:
@@ -113,6 +114,26 @@ class StudyDesign:
     def pretraining_runs(self) -> set[Run]:
         """The runs that train the ``pretrain:`` sources."""
         return {self.pretraining_run(source) for source in self.config["sources"]} - {None}
+
+    # --- what each dataset and source plays in the paper's design ------------------------
+
+    def dataset_roles(self) -> dict[str, str]:
+        """Each dataset -> the paper's dataset it plays (config ``datasets.<name>.plays``)."""
+        return {name: entry["plays"] for name, entry in self.config["datasets"].items() if "plays" in entry}
+
+    def source_roles(self) -> dict[str, str]:
+        """Each source -> the paper's pretraining it plays: ``imagenet_source`` ImageNet, a
+        ``pretrain:<dataset>`` source what its dataset plays; scratch and the other sources
+        none."""
+        datasets = self.dataset_roles()
+        roles = {}
+        for source in self.config["sources"]:
+            run = self.pretraining_run(source)
+            if run is not None and run.dataset in datasets:
+                roles[source] = datasets[run.dataset]
+        if self.config.get("imagenet_source") in self.config["sources"]:
+            roles[self.config["imagenet_source"]] = IMAGENET_ROLE
+        return roles
 
     def training_priority(self, run: Run) -> int:
         """Scheduling priority of a run's training: 2 for a source's pretraining run, 1 for a

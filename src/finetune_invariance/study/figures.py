@@ -33,13 +33,16 @@ analysed checkpoint ('best epoch 4', 'last epoch 5', from its ``table1_accuracy`
 the dynamics figures the checkpoint of every epoch. The dynamics, variants and early-epoch
 figures show the paper's headline hypothesis (:func:`.hypotheses.headline_hypothesis`),
 labelled with the layers it spans in this model. Layers are numbered 0..depth as in
-docs/method.md, layer ``depth`` being the pooled representation.
+docs/method.md, layer ``depth`` being the pooled representation. Datasets and sources are
+named in legends and titles with what they play in the paper's design (:class:`Roles`,
+e.g. 'glyphs10 (plays CIFAR10)').
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import matplotlib as mpl
 import pandas as pd
@@ -64,10 +67,11 @@ from ..plots import (
     style_rc,
     styled,
 )
+from .claims.evidence import number
 from .hypotheses import Hypothesis
 from .paper import HEADLINE, PAPER_DEPTH, paper_position
 from .tables import EARLY_EPOCH_CORRELATION, NAMED_HYPOTHESES, TABLE1, TableSchema, conform
-from .vocabulary import CLASSIFICATION, CLEAN_SEVERITY, RECONSTRUCTION, RUN_KEYS, SCRATCH, Run, runs_in
+from .vocabulary import CLASSIFICATION, CLEAN_SEVERITY, DEFAULT_VARIANT, RECONSTRUCTION, RUN_KEYS, SCRATCH, Run, runs_in
 
 # One colour-blind-safe palette for everything. Index 2 (green) is reserved for training
 # from scratch, the colour the paper uses for it; the task colours are not reused for
@@ -141,6 +145,43 @@ def _categorical_palette(names: Sequence[str]) -> dict[str, Colour]:
 
 
 # --- labels ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What each dataset and source plays in the paper's design
+    (:meth:`.design.StudyDesign.dataset_roles`, :meth:`.design.StudyDesign.source_roles`),
+    named beside it in legends and titles: 'glyphs10 (plays CIFAR10)'. A name without a
+    role, or the role's own name, is written as it is."""
+
+    datasets: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def dataset(self, name: str) -> str:
+        return _played(name, self.datasets)
+
+    def source(self, name: str) -> str:
+        return _played(name, self.sources)
+
+    def run(self, run: Run) -> str:
+        """:attr:`.vocabulary.Run.label` with the source's and the dataset's roles."""
+        variant = "" if run.variant == DEFAULT_VARIANT else f" ({run.variant})"
+        return f"{self.source(run.source)} → {self.dataset(run.dataset)}, {run.task}{variant}"
+
+
+def _played(name: str, roles: Mapping[str, str]) -> str:
+    """'glyphs10 (plays CIFAR10)'; the name alone where it has no role or is its role's own
+    ('cifar10' plays CIFAR10)."""
+    if name not in roles or _spelled(name) == _spelled(roles[name]):
+        return name
+    return f"{name} (plays {roles[name]})"
+
+
+def _spelled(name: str) -> str:
+    return "".join(character for character in name.lower() if character.isalnum())
+
+
+NO_ROLES = Roles()
 
 
 def checkpoint_label(analysed: Mapping[str, object]) -> str:
@@ -262,8 +303,10 @@ def _plot_layer_profiles(
     palette_for: Callable[[Iterable[str]], dict[str, Colour]],
     title: str,
     path: str | os.PathLike,
+    roles: Roles,
 ) -> Figure:
-    """Rows = metrics, columns = finetune datasets, one line per ``hue`` value over layers."""
+    """Rows = metrics, columns = finetune datasets, one line per ``hue`` value over layers;
+    datasets and sources named with their ``roles``."""
     df = _rows(profiles, PROFILE_COLUMNS, "profiles")
     df = df[df["metric"].isin(metrics)]
     _require_metrics(df, metrics, "profiles")
@@ -299,9 +342,10 @@ def _plot_layer_profiles(
             ax.set_ylabel(METRIC_LABELS[metric] if col == 0 else "")
             if row == 0:
                 column_runs = [run for run in checkpoints if run.dataset == dataset]
-                ax.set_title(_column_title(column_runs, checkpoints, hue, list(palette)), fontsize="small")
-    if relative:
-        palette = {f"{name} (depth {depths[name]})": colour for name, colour in palette.items()}
+                ax.set_title(_column_title(column_runs, checkpoints, hue, list(palette), roles), fontsize="small")
+    named = roles.source if hue == "source" else str
+    depth_of = (lambda name: f" (depth {depths[name]})") if relative else (lambda name: "")
+    palette = {f"{named(name)}{depth_of(name)}": colour for name, colour in palette.items()}
     fig.legend(handles=_legend_handles(palette, "o"), title=hue, loc="outside right center")
     fig.suptitle(
         f"{title}\nvariant {_joined(df['variant'])}, each run at its analysed checkpoint; "
@@ -311,20 +355,25 @@ def _plot_layer_profiles(
     return fig
 
 
-def _column_title(runs: list[Run], checkpoints: Mapping[Run, pd.Series], hue: str, order: list[str]) -> str:
-    """The dataset column's setting, then one line per run: '<hue value>: best epoch 4'."""
+def _column_title(
+    runs: list[Run], checkpoints: Mapping[Run, pd.Series], hue: str, order: list[str], roles: Roles
+) -> str:
+    """The dataset column's setting (with the dataset's role), then one line per run:
+    '<hue value>: best epoch 4'."""
     runs = sorted(runs, key=lambda run: order.index(getattr(run, hue)))
-    first = runs[0]
+    dataset = roles.dataset(runs[0].dataset)
     header = (
-        f"finetune {first.dataset}: {_joined(r.task for r in runs)}"
+        f"finetune {dataset}: {_joined(r.task for r in runs)}"
         if hue == "source"
-        else f"{_joined(r.source for r in runs)} → {first.dataset}"
+        else f"{_joined(roles.source(r.source) for r in runs)} → {dataset}"
     )
     return "\n".join([header, *(f"{getattr(run, hue)}: {checkpoint_label(checkpoints[run])}" for run in runs)])
 
 
 @styled
-def plot_task_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
+def plot_task_comparison(
+    profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike, roles: Roles = NO_ROLES
+) -> Figure:
     """Fig. 1a / Appendix C: learning and forgetting per layer, classification vs reconstruction.
 
     ``profiles``: seed summaries per (run, epoch, layer, metric) (:data:`PROFILE_COLUMNS`,
@@ -340,19 +389,24 @@ def plot_task_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path: s
         task_palette,
         "Learning and forgetting by finetuning task",
         path,
+        roles,
     )
 
 
 @styled
-def plot_cka_divergence_by_task(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
+def plot_cka_divergence_by_task(
+    profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike, roles: Roles = NO_ROLES
+) -> Figure:
     """Fig. 1b: CKA divergence per layer, classification vs reconstruction, per dataset."""
     return _plot_layer_profiles(
-        profiles, analysed, ("cka_divergence",), "task", task_palette, "CKA divergence by finetuning task", path
+        profiles, analysed, ("cka_divergence",), "task", task_palette, "CKA divergence by finetuning task", path, roles
     )
 
 
 @styled
-def plot_source_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
+def plot_source_comparison(
+    profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike, roles: Roles = NO_ROLES
+) -> Figure:
     """Figs. 2a/2b: learning and forgetting per layer by pretraining source (and scratch).
 
     ``profiles`` as for :func:`plot_task_comparison`, with one (task, variant, epoch) per
@@ -366,14 +420,24 @@ def plot_source_comparison(profiles: pd.DataFrame, analysed: pd.DataFrame, path:
         source_palette,
         "Learning and forgetting by pretraining source",
         path,
+        roles,
     )
 
 
 @styled
-def plot_cka_divergence_by_source(profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike) -> Figure:
+def plot_cka_divergence_by_source(
+    profiles: pd.DataFrame, analysed: pd.DataFrame, path: str | os.PathLike, roles: Roles = NO_ROLES
+) -> Figure:
     """Fig. 3: CKA divergence per layer by pretraining source, per finetune dataset."""
     return _plot_layer_profiles(
-        profiles, analysed, ("cka_divergence",), "source", source_palette, "CKA divergence by pretraining source", path
+        profiles,
+        analysed,
+        ("cka_divergence",),
+        "source",
+        source_palette,
+        "CKA divergence by pretraining source",
+        path,
+        roles,
     )
 
 
@@ -381,7 +445,9 @@ def plot_cka_divergence_by_source(profiles: pd.DataFrame, analysed: pd.DataFrame
 
 
 @styled
-def plot_invariance_flow(matrix: pd.DataFrame, analysed: pd.DataFrame, n_seeds: int, path: str | os.PathLike) -> Figure:
+def plot_invariance_flow(
+    matrix: pd.DataFrame, analysed: pd.DataFrame, n_seeds: int, path: str | os.PathLike, roles: Roles = NO_ROLES
+) -> Figure:
     """Fig. 4 / Appendix D: a run's seed-mean invariance-flow matrix as a heatmap.
 
     ``matrix``: :func:`..finetuning_metrics.flow_matrix` of the run's rows at its analysed
@@ -398,7 +464,7 @@ def plot_invariance_flow(matrix: pd.DataFrame, analysed: pd.DataFrame, n_seeds: 
     ax = fig.subplots()
     draw_flow_heatmap(ax, matrix)
     ax.set_title(
-        f"Invariance flow: {Run.from_row(row).label}\n{checkpoint_label(row)}; mean of {n_seeds} STIR seed(s)\n"
+        f"Invariance flow: {roles.run(Run.from_row(row))}\n{checkpoint_label(row)}; mean of {n_seeds} STIR seed(s)\n"
         "below diagonal: compression, above: expansion"
     )
     save_figure(fig, path)
@@ -408,16 +474,23 @@ def plot_invariance_flow(matrix: pd.DataFrame, analysed: pd.DataFrame, n_seeds: 
 # --- the p-values of a correlation across epochs -----------------------------------------
 
 
-def correlation_label(row: Mapping[str, object], familywise: bool) -> str:
-    """'r = 0.84, Bonferroni p = 0.001, permutation p = 0.35 (20 epochs)': a correlation
-    across epochs with the paper's parametric p and the permutation test that respects time
-    series (family-wise where ``familywise``), from a named-hypotheses or early-epoch row."""
-    if familywise:
-        p = f"Bonferroni p = {row['p_bonferroni']:.2g}, family-wise permutation p = {row['p_permutation_fwer']:.2g}"
-    else:
-        p = f"p = {row['p_value']:.2g}, permutation p = {row['p_permutation']:.2g}"
+def correlation_label(row: Mapping[str, object], familywise: bool, separator: str = ", ") -> str:
+    """'r = 0.84 (20 epochs), Bonferroni p = 0.001, family-wise permutation p = 0.35': a
+    correlation across epochs with the paper's parametric p and the permutation test that
+    respects time series (family-wise where ``familywise``), from a named-hypotheses or
+    early-epoch row, its parts joined by ``separator``; 'r undefined (20 epochs)' where r is
+    (a constant series), its p-values then meaningless."""
     epochs = f" ({row['n_epochs']} epochs)" if "n_epochs" in row else ""
-    return f"r = {row['r']:.2f}, {p}{epochs}"
+    if pd.isna(row["r"]):
+        return f"r undefined{epochs}"
+    if familywise:
+        p = [
+            f"Bonferroni p = {number(row['p_bonferroni'], '.2g')}",
+            f"family-wise permutation p = {number(row['p_permutation_fwer'], '.2g')}",
+        ]
+    else:
+        p = [f"p = {number(row['p_value'], '.2g')}", f"permutation p = {number(row['p_permutation'], '.2g')}"]
+    return separator.join([f"r = {row['r']:.2f}{epochs}", *p])
 
 
 def _headline_row(named: pd.DataFrame | None, run: Run) -> pd.Series | None:
@@ -458,6 +531,7 @@ def plot_dynamics(
     mean_corrupted: pd.Series,
     path: str | os.PathLike,
     named: pd.DataFrame | None = None,
+    roles: Roles = NO_ROLES,
 ) -> Figure:
     """Fig. 5 / Appendix E: one dynamics run across epochs.
 
@@ -503,11 +577,13 @@ def plot_dynamics(
     label = f"{hypothesis_label(headline)} (headline)"
     row = _headline_row(named, run)
     if row is not None:
-        label += f"\nwith mean corrupted accuracy: {correlation_label(row, familywise=True)}"
+        correlation = correlation_label(row, familywise=True, separator="\n")
+        label += f"\nwith mean corrupted accuracy: {correlation}"
     line_with_band(
         forgetting_ax, values["epoch"], values["mean"], values["std"], HEADLINE_COLOUR, lw=1.8, ls="--", label=label
     )
-    forgetting_ax.legend(loc="best", fontsize="small")
+    # below the figure: the label's lines are wider than the panel
+    fig.legend(*forgetting_ax.get_legend_handles_labels(), loc="outside lower center", fontsize="small", frameon=False)
     _plot_accuracy_over_epochs(axes[-1], severity, mean_corrupted)
     colourbar = fig.colorbar(
         ScalarMappable(norm=norm, cmap=_LAYER_CMAP),
@@ -521,7 +597,8 @@ def plot_dynamics(
     for label, ax in zip("abcd", axes):
         ax.set_title(f"({label})", loc="left")
     fig.suptitle(
-        f"Dynamics: {run.label}, checkpoints of {_epochs_label(df['epoch'])}\n" f"lines: {seeds_label(df['n_seeds'])}"
+        f"Dynamics: {roles.run(run)}, checkpoints of {_epochs_label(df['epoch'])}\n"
+        f"lines: {seeds_label(df['n_seeds'])}"
     )
     save_figure(fig, path)
     return fig
@@ -537,6 +614,7 @@ def plot_variants(
     headline_values: pd.DataFrame,
     path: str | os.PathLike,
     named: pd.DataFrame | None = None,
+    roles: Roles = NO_ROLES,
 ) -> Figure:
     """Figs. 6, 15: mean corrupted accuracy and the headline hypothesis per epoch, one line
     per hyperparameter variant of a single (source, dataset, task).
@@ -585,7 +663,8 @@ def plot_variants(
         fontsize="small",
     )
     fig.suptitle(
-        f"Hyperparameter variants: {setting['source']} → {setting['dataset']}, {setting['task']}, "
+        f"Hyperparameter variants: {roles.source(setting['source'])} → {roles.dataset(setting['dataset'])}, "
+        f"{setting['task']}, "
         f"checkpoints of {_epochs_label(values['epoch'])}\n(b) lines: {seeds_label(values['n_seeds'])}"
     )
     save_figure(fig, path)
@@ -606,9 +685,9 @@ def _roles(named: pd.DataFrame, run: Run, headline: Hypothesis) -> dict[str, lis
 
 @styled
 def plot_early_epoch_correlation(
-    early: pd.DataFrame, named: pd.DataFrame, headline: Hypothesis, path: str | os.PathLike
+    early: pd.DataFrame, named: pd.DataFrame, headline: Hypothesis, path: str | os.PathLike, roles: Roles = NO_ROLES
 ) -> Figure:
-    """Fig. 14: Pearson r with the mean corrupted accuracy over epochs 1..e, against e.
+    """Fig. 14: Pearson r with the mean corrupted accuracy over epochs 1-e, against e.
 
     ``early``: the run's ``early_epoch_correlation`` rows; ``named``: ``named_hypotheses``
     rows, whose roles label the lines. The ``headline`` is drawn black and solid, every
@@ -621,7 +700,7 @@ def plot_early_epoch_correlation(
     present = sorted(df["hypothesis"].unique())
     if headline.id not in present:
         raise ValueError(f"early: no rows for the headline hypothesis '{headline.id}'; it has {present}")
-    roles = _roles(named, run, headline)
+    hypothesis_roles = _roles(named, run, headline)
     others = [h for h in present if h != headline.id]
     colours = {headline.id: HEADLINE_COLOUR, **_categorical_palette(others)}
 
@@ -630,9 +709,9 @@ def plot_early_epoch_correlation(
     for hypothesis in [headline.id, *others]:
         line = df[df["hypothesis"] == hypothesis].sort_values("last_epoch")
         is_headline = hypothesis == headline.id
-        role = " = ".join(roles.get(hypothesis, [])) or "other"
+        role = " = ".join(hypothesis_roles.get(hypothesis, [])) or "other"
         whole = line.iloc[-1]
-        over = f"\n  over 1..{int(whole['last_epoch'])}: {correlation_label(whole, familywise=False)}"
+        over = f"\n  over epochs 1-{int(whole['last_epoch'])}: {correlation_label(whole, familywise=False)}"
         ax.plot(
             line["last_epoch"],
             line["r"],
@@ -646,11 +725,11 @@ def plot_early_epoch_correlation(
         )
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
-    ax.set_xlabel("last epoch e (correlation over the checkpoints of epochs 1..e)")
+    ax.set_xlabel("last epoch e (correlation over the checkpoints of epochs 1-e)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("Pearson r with mean\ncorrupted accuracy")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
-    ax.set_title(f"Correlation with robustness on the first epochs only: {run.label}")
+    ax.set_title(f"Correlation with robustness on the first epochs only: {roles.run(run)}")
     save_figure(fig, path)
     return fig
 
@@ -672,6 +751,7 @@ def plot_forgetting_monitor(
     run: Run,
     headline: Hypothesis,
     path: str | os.PathLike,
+    roles: Roles = NO_ROLES,
 ) -> Figure:
     """The headline statistic measured while the run trained, over its mean corrupted
     accuracy per epoch, with the epoch each checkpoint-selection rule picks.
@@ -685,18 +765,27 @@ def plot_forgetting_monitor(
     fig = Figure(figsize=(7.5, 3.8))
     spread_ax = fig.subplots()
     accuracy_ax = spread_ax.twinx()
-    spread_ax.plot(spread.index, spread.to_numpy(), color=HEADLINE_COLOUR, marker="o", markersize=3, label="spread (monitor)")
+    spread_ax.plot(
+        spread.index, spread.to_numpy(), color=HEADLINE_COLOUR, marker="o", markersize=3, label="spread (monitor)"
+    )
     accuracy_ax.plot(
-        mean_corrupted.index, mean_corrupted.to_numpy(), color=_PALETTE[3], marker="s", markersize=3, label="mean corrupted accuracy"
+        mean_corrupted.index,
+        mean_corrupted.to_numpy(),
+        color=_PALETTE[3],
+        marker="s",
+        markersize=3,
+        label="mean corrupted accuracy",
     )
     for pick in picks.itertuples():
-        spread_ax.axvline(pick.epoch, lw=1.2, label=f"{pick.rule.replace('_', ' ')}: epoch {pick.epoch}", **_PICK_STYLES[pick.rule])
+        spread_ax.axvline(
+            pick.epoch, lw=1.2, label=f"{pick.rule.replace('_', ' ')}: epoch {pick.epoch}", **_PICK_STYLES[pick.rule]
+        )
     spread_ax.set_xlabel("epochs of training")
     spread_ax.set_ylabel(f"{hypothesis_label(headline)}\n(seed-mean profile)")
     accuracy_ax.set_ylabel("mean corrupted accuracy", color=_PALETTE[3])
     accuracy_ax.grid(False)
     handles = [*spread_ax.get_legend_handles_labels()[0], *accuracy_ax.get_legend_handles_labels()[0]]
     fig.legend(handles=handles, loc="outside right center")
-    fig.suptitle(f"Forgetting monitor: {run.label}\nmeasured during training from the source's stored inversions")
+    fig.suptitle(f"Forgetting monitor: {roles.run(run)}\nmeasured during training from the source's stored inversions")
     save_figure(fig, path)
     return fig
