@@ -238,6 +238,16 @@ def test_tiny_study_report_is_self_contained_html(repo_root, tiny_study):
     ):
         assert category in html
     assert "invariance_flow" in html and "claims.html" in html and "table1_accuracy.html" in html
+    # The landing page holds the claims' tallies and every verdict (the claims rule's summary).
+    import json
+
+    from finetune_invariance.study import claims
+
+    landing = json.loads(re.search(r"var workflow_desc = (\".*?[^\\]\");", html).group(1))
+    summary = (tiny_study / "results/claims_summary.html").read_text()
+    tallies = re.findall(r"<li>(.*?)</li>", summary)
+    assert len(tallies) == 3 and all(tally in landing for tally in tallies)
+    assert landing.count("<td style=\"background:") == len(claims.CLAIMS)
 
 
 def test_tiny_study_files_have_the_umasks_mode(tiny_study):
