@@ -59,6 +59,7 @@ import pandas as pd
 
 from . import tables
 from .claims import ReportSection
+from .claims.evidence import number
 from .control_plan import (
     COLLAPSED,
     COMPRESSED,
@@ -527,8 +528,8 @@ def robustness_checks(
             found,
             True,
             f"{run.label}, {n} models from the run's source toward its last checkpoint (t in 0-{PLANTED_T_MAX}) "
-            f"in shuffled order: r = {headline['r']:.3f}, Bonferroni p = "
-            f"{headline['p_bonferroni']:.2g}; mean corrupted accuracy {accuracy.min():.3f}-{accuracy.max():.3f}, "
+            f"in shuffled order: r = {number(headline['r'])}, Bonferroni p = "
+            f"{number(headline['p_bonferroni'], '.2g')}; mean corrupted accuracy {accuracy.min():.3f}-{accuracy.max():.3f}, "
             f"headline {values.min():.3f}-{values.max():.3f}",
         ),
         _row(
@@ -536,12 +537,13 @@ def robustness_checks(
             "the planted relation in the shuffled series: the permutation moment of r",
             f"mean over {SHUFFLES} shuffles of the series' accuracy of (n - 1) r^2 with the headline "
             "(1 in expectation for any series)",
-            f"outside 1 ± {MOMENT_BAND:g} standard errors ({MOMENT_BAND * error:.3f})",
+            f"outside 1 ± {MOMENT_BAND:g} standard errors ({number(MOMENT_BAND * error)})",
             statistic,
             not abs(statistic - 1) <= MOMENT_BAND * error,
             False,
-            f"(n - 1) mean r^2 = {statistic:.3f} ± {error:.3f} over {SHUFFLES} shuffles of {n} epochs; the planted "
-            f"r was {headline['r']:.3f} ((n - 1) r^2 = {(n - 1) * headline['r'] ** 2:.1f} before shuffling)",
+            f"(n - 1) mean r^2 = {number(statistic)} ± {number(error)} over {SHUFFLES} shuffles of {n} epochs; the "
+            f"planted r was {number(headline['r'])} ((n - 1) r^2 = {number((n - 1) * headline['r'] ** 2, '.1f')} before "
+            "shuffling)",
         ),
     ]
 
