@@ -393,9 +393,9 @@ table.summary {{ width: 100%; table-layout: fixed; box-sizing: border-box; }}
 dd {{ overflow-wrap: anywhere; }}
 table.summary col.claim {{ width: 17%; }}
 table.summary col.verdict {{ width: 11%; }}
-table.summary col.run {{ width: 41%; }}
+table.summary col.run {{ width: 40%; }}
 table.summary col.paper {{ width: 21%; }}
-table.summary col.unmatched {{ width: 10%; }}
+table.summary col.unmatched {{ width: 11%; }}
 table.summary tr.group th {{ text-align: left; background: #e4e4f0; }}
 table.summary a {{ color: inherit; }}
 div.claim {{ border-top: 1px solid #ccc; padding: 0.2em 0 0.6em; }}
