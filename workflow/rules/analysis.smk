@@ -2,14 +2,6 @@
 aggregated over every run into the study's tables."""
 
 
-def identical_copy_floor():
-    """The controls' layer metrics, whose identical copy is the floor of learning a claim
-    reads (where config ``controls`` enables them)."""
-    if not STUDY.controls_enabled:
-        return {}
-    return {"control_layer_metrics": table("control_layer_metrics")}
-
-
 localrules:
     table1,
     layer_metrics,

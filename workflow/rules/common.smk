@@ -366,3 +366,16 @@ def figure_plan(*kinds):
     return {
         kind: {str(png): what for png, what in FIGURES[kind].items()} for kind in kinds
     }
+
+
+def identical_copy_floor():
+    """The controls' layer metrics, whose identical copy is the floor of learning a claim
+    reads (where config ``controls`` enables them)."""
+    if not STUDY.controls_enabled:
+        return {}
+    return {"control_layer_metrics": table("control_layer_metrics")}
+
+
+def figure_roles():
+    """What each dataset and source plays in the paper's design, named in the figures."""
+    return {"datasets": STUDY.dataset_roles(), "sources": STUDY.source_roles()}

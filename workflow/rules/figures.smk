@@ -17,11 +17,6 @@ LAYER_PROFILES = (
 DYNAMICS = ("dynamics", "early_epoch_correlation", "variants", "forgetting_monitor")
 
 
-def figure_roles():
-    """What each dataset and source plays in the paper's design, named in the figures."""
-    return {"datasets": STUDY.dataset_roles(), "sources": STUDY.source_roles()}
-
-
 rule figure_layer_profiles:
     input:
         layer_metrics=table("layer_metrics"),
