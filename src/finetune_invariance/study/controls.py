@@ -75,11 +75,12 @@ from .control_plan import (
 )
 from .flow_statistics import (
     BELOW,
-    MIN_FLOW,
     MIN_FLOW_SHARE,
     POSITIVE_CELL,
     IncompleteFlow,
+    cell_thresholds,
     flow_cells,
+    flow_floor,
     flow_share,
     positive_cells,
 )
@@ -354,10 +355,11 @@ def collapse_checks(metrics: pd.DataFrame, spec: ControlSpec) -> list[dict]:
     ]
 
 
-def flow_checks(flows: pd.DataFrame, spec: ControlSpec, depth: int) -> list[dict]:
+def flow_checks(flows: pd.DataFrame, spec: ControlSpec, depth: int, floor: pd.Series) -> list[dict]:
     """Compression (below the diagonal) or expansion (above it): positive flow at every
-    planted cell of the control, by the claims' cell criterion; and the claims' test of
-    Section 4.3 on the identical copy, the twin, finding neither."""
+    planted cell of the control, by the claims' cell criterion (``floor``: the identical
+    copy's, :func:`.flow_statistics.flow_floor`); and the claims' test of Section 4.3 on the
+    identical copy, the twin, finding neither."""
     triangle = spec.flow_triangle
     effect = "compression" if triangle == BELOW else "expansion"
     planted = spec.planted_flow_cells(depth)
@@ -366,19 +368,19 @@ def flow_checks(flows: pd.DataFrame, spec: ControlSpec, depth: int) -> list[dict
     if missing:
         raise ValueError(f"control '{spec.name}' has no flow at its planted cells (i, j) {missing}")
     at_planted = cells.loc[planted]
-    found_cells = set(positive_cells(at_planted, triangle).index)
-    margins = at_planted["mean"] - np.maximum(at_planted["sd"], MIN_FLOW)
+    found_cells = set(positive_cells(at_planted, triangle, floor).index)
+    margins = at_planted["mean"] - cell_thresholds(at_planted, floor)
     rows_planted = sorted({i for i, _ in planted})
     cell_text = ", ".join(
         f"({i}, {j}) {at_planted.loc[(i, j), 'mean']:+.3f}±{at_planted.loc[(i, j), 'sd']:.3f}" for i, j in planted
     )
     missed = [cell for cell in planted if cell not in found_cells]
-    twin = flow_share(_control_flow_cells(flows, IDENTICAL, depth), triangle)
+    twin = flow_share(_control_flow_cells(flows, IDENTICAL, depth), triangle, floor)
     return [
         _row(
             spec.name,
             f"{effect} at every planted cell (i, j) = {planted[0]}..{planted[-1]}",
-            f"min over the planted cells of seed-mean flow - max(seed sd, MIN_FLOW): the claims' cell criterion "
+            f"min over the planted cells of seed-mean flow - max(MIN_FLOW, seed sd, floor of row i): the claims' cell criterion "
             f"({POSITIVE_CELL})",
             "> 0",
             float(margins.min()),
@@ -423,13 +425,14 @@ def model_control_checks(metrics: pd.DataFrame, flows: pd.DataFrame, specs: Sequ
     """Every check of the model controls (:func:`.control_plan.control_specs`)."""
     by_kind = {spec.kind: spec for spec in specs}
     depth = int(metrics["layer"].max())
+    floor = flow_floor(metrics[metrics["control"] == IDENTICAL])
     return [
         *identical_copy_checks(metrics),
         *localised_change_checks(metrics, by_kind[REINITIALISED]),
         *linear_map_checks(metrics, by_kind[LINEARLY_MAPPED]),
         *collapse_checks(metrics, by_kind[COLLAPSED]),
-        *flow_checks(flows, by_kind[COMPRESSED], depth),
-        *flow_checks(flows, by_kind[EXPANDED], depth),
+        *flow_checks(flows, by_kind[COMPRESSED], depth, floor),
+        *flow_checks(flows, by_kind[EXPANDED], depth, floor),
     ]
 
 

@@ -3,9 +3,16 @@
 Invariance Flow(i, j) = STIR(f_j | p_i) - STIR(f_i | p_i) (docs/method.md). Positive cells
 below the diagonal (j < i) mean pretrained invariances sit in earlier finetuned layers
 (compression), above it (j > i) in deeper ones (expansion). A cell counts as positive when
-its seed mean exceeds both :data:`MIN_FLOW` and its seed standard deviation; a triangle
-shows the effect when a substantial share (:data:`MIN_FLOW_SHARE`) of the pretrained layers
-have such a cell. The claims of Section 4.3 and the planted compression and expansion
+its seed mean exceeds :data:`MIN_FLOW`, its seed standard deviation and the identical-copy
+floor of its pretrained layer (:func:`flow_floor`); a triangle shows the effect when a
+substantial share (:data:`MIN_FLOW_SHARE`) of the pretrained layers have such a cell.
+
+Why the floor: the flow of row i is measured against STIR(f_i | p_i), which for an
+unchanged layer is the identical copy's 1 - forgetting_i, below 1 by the inversion's
+residual (the floor). An unchanged model can therefore show flow up to floor_i in row i
+(STIR(f_j | p_i) <= 1), so a gain no larger than the floor is not evidence that
+invariances moved. At the paper's 500 iterations the floor is small; at a scale model's
+few iterations it exceeds :data:`MIN_FLOW` (docs/claims.md, "Readings"). The claims of Section 4.3 and the planted compression and expansion
 controls read the flow through these functions, so the controls test the claims' detector.
 Where in the matrix the flow sits (the paper's "lower left", "early-layer invariances") is
 :meth:`FlowShare.share_in` of a range of pretrained layers.
@@ -25,7 +32,7 @@ import pandas as pd
 
 MIN_FLOW = 0.01  # smallest invariance flow counted as positive: 1% of STIR's [0, 1] range
 MIN_FLOW_SHARE = 1 / 3  # "substantial": this share of the pretrained layers shows the flow
-POSITIVE_CELL = f"seed mean > max({MIN_FLOW}, seed sd)"
+POSITIVE_CELL = f"seed mean > max({MIN_FLOW}, seed sd, identical-copy floor of pretrained layer i)"
 BELOW, ABOVE = "below", "above"  # compression, expansion
 
 
@@ -65,15 +72,37 @@ def flow_cells(rows: pd.DataFrame, depth: int | None = None) -> pd.DataFrame:
     return pd.DataFrame({"mean": cells.mean(), "sd": cells.std(ddof=1).fillna(0.0)})
 
 
-def positive_cells(cells: pd.DataFrame, triangle: str) -> pd.DataFrame:
+def flow_floor(identical_copy: pd.DataFrame) -> pd.Series:
+    """Per pretrained layer i, the identical copy's seed-mean forgetting 1 - STIR(p_i | p_i)
+    (``identical_copy``: its rows of a layer-metrics table, ``seed``, ``layer``, ``metric``,
+    ``value``): the most flow an unchanged model can show in row i."""
+    forgetting = identical_copy[identical_copy["metric"] == "forgetting"]
+    if forgetting.empty or forgetting["value"].isna().any():
+        raise IncompleteFlow("the identical copy's forgetting (the flow's floor) is missing or undefined")
+    floor = forgetting.groupby("layer")["value"].mean()
+    return floor.rename_axis("pretrained_layer").rename("floor")
+
+
+def cell_thresholds(cells: pd.DataFrame, floor: pd.Series) -> pd.Series:
+    """Per cell of a :func:`flow_cells` table, the value its seed mean must exceed
+    (:data:`POSITIVE_CELL`): max(:data:`MIN_FLOW`, seed sd, ``floor`` of its pretrained layer)."""
+    i = cells.index.get_level_values("pretrained_layer")
+    missing = sorted(set(i) - set(floor.index))
+    if missing:
+        raise IncompleteFlow(f"the identical-copy floor lacks pretrained layers {missing[:5]}")
+    threshold = np.maximum(np.maximum(cells["sd"].to_numpy(), MIN_FLOW), floor.loc[i].to_numpy())
+    return pd.Series(threshold, index=cells.index, name="threshold")
+
+
+def positive_cells(cells: pd.DataFrame, triangle: str, floor: pd.Series) -> pd.DataFrame:
     """The cells of one triangle ('below': j < i, 'above': j > i) whose flow is positive
-    (:data:`POSITIVE_CELL`)."""
+    (:data:`POSITIVE_CELL`; ``floor`` from :func:`flow_floor`)."""
     if triangle not in (BELOW, ABOVE):
         raise ValueError(f"triangle must be '{BELOW}' or '{ABOVE}', got {triangle!r}")
     i = cells.index.get_level_values("pretrained_layer")
     j = cells.index.get_level_values("finetuned_layer")
     part = cells[(j < i) if triangle == BELOW else (j > i)]
-    return part[part["mean"] > np.maximum(part["sd"], MIN_FLOW)]
+    return part[part["mean"] > cell_thresholds(part, floor)]
 
 
 @dataclass(frozen=True)
@@ -119,11 +148,11 @@ class FlowShare:
         )
 
 
-def flow_share(cells: pd.DataFrame, triangle: str) -> FlowShare:
+def flow_share(cells: pd.DataFrame, triangle: str, floor: pd.Series) -> FlowShare:
     """The share of the pretrained layers i with a positive cell on the triangle's side of
-    a :func:`flow_cells` table, and its largest positive cell."""
+    a :func:`flow_cells` table (``floor`` from :func:`flow_floor`), and its largest positive cell."""
     depth = int(cells.index.get_level_values("pretrained_layer").max())
-    positive = positive_cells(cells, triangle)
+    positive = positive_cells(cells, triangle, floor)
     largest = None
     if not positive.empty:
         i, j = positive["mean"].idxmax()

@@ -389,7 +389,10 @@ def identical_copy_floor(control_layer_metrics: pd.DataFrame) -> pd.Series:
 def _floor(facts: Facts) -> Measurement:
     floor = identical_copy_floor(facts.table("control_layer_metrics"))
     above = floor[floor >= MIN_FLOW]
-    value = f"{floor.min():.3f}-{floor.max():.3f} across layers (detector's MIN_FLOW {MIN_FLOW}); " + (
+    value = (
+        f"{floor.min():.3f}-{floor.max():.3f} across layers (MIN_FLOW {MIN_FLOW}; the flow detector counts a cell "
+        "only above its row's floor, flow_statistics.POSITIVE_CELL); "
+    ) + (
         f"at or above it at layers {', '.join(str(int(layer)) for layer in above.index)}"
         if len(above)
         else "below it at every layer"

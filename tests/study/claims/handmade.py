@@ -24,6 +24,8 @@ def run(source: str, task: str = "classification", dataset: str = C10, variant: 
 
 
 IMAGENET_CLS, IMAGENET_REC = run(IMAGENET), run(IMAGENET, "reconstruction")
+#: The (source, dataset) of the controls' identical copy, read where the tables hold one.
+IDENTICAL_COPY = (IMAGENET, C10)
 
 
 def seeded(profile, offsets=OFFSETS) -> np.ndarray:
@@ -59,5 +61,6 @@ def evaluate(study_tables, claim: str, imagenet_source: str = IMAGENET, variant_
 
 
 def verdict_row(study_tables, claim: str, imagenet_source: str = IMAGENET, variant_optimizers=None):
-    df = claims.evaluate_claims(study_tables, imagenet_source, variant_optimizers)
+    identical_copy = IDENTICAL_COPY if "control_layer_metrics" in study_tables else None
+    df = claims.evaluate_claims(study_tables, imagenet_source, variant_optimizers, identical_copy=identical_copy)
     return df.set_index("claim").loc[claim]

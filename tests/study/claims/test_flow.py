@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from finetune_invariance.study.claims import FAILS, HOLDS, NOT_MEASURED
 
@@ -134,3 +135,54 @@ def test_flow_cells_refuse_a_missing_repeated_or_undefined_cell(make_invariance_
         flow_cells(rows.assign(flow=rows["flow"].mask(cell)))
     with pytest.raises(IncompleteFlow, match="5x5 flow matrix lacks"):
         flow_cells(rows, depth=4)  # the source's depth is 4: layer 4 is missing for every seed
+
+
+def test_flow_within_the_identical_copy_floor_is_not_compression(flow_tables):
+    """The detector's cells must exceed their row's identical-copy floor: flow of 0.2 (above
+    0.01 and the seed sd, the looser reading) in rows whose unchanged model already reaches
+    0.25 is the inversion's residual, not moved invariances."""
+    compressed = flow_matrix(below={i: 0.2 for i in range(8, 12)})
+    runs = {IMAGENET_CLS: compressed, IMAGENET_REC: compressed}
+    assert evaluate(flow_tables(runs, floor=0.19), "compression_below_diagonal")[0] == HOLDS
+    verdict, evidence = evaluate(flow_tables(runs, floor=0.25), "compression_below_diagonal")
+    assert verdict == FAILS and "0/12 pretrained layers" in evidence
+
+
+def test_the_floor_is_read_per_pretrained_layer(flow_tables):
+    """A high floor in rows 8-9 only removes their cells: 2 of 12 rows left, under a third."""
+    compressed = flow_matrix(below={i: 0.2 for i in range(8, 12)})
+    floor = np.full(L, 0.005)
+    floor[[8, 9]] = 0.3
+    verdict, evidence = evaluate(
+        flow_tables({IMAGENET_CLS: compressed, IMAGENET_REC: compressed}, floor=floor), "compression_below_diagonal"
+    )
+    assert verdict == FAILS and "2/12 pretrained layers" in evidence
+
+
+def test_without_the_identical_copy_the_flow_claims_are_unmeasured(flow_tables):
+    compressed = flow_matrix(below={i: 0.2 for i in range(8, 12)})
+    for claim in ("compression_below_diagonal", "expansion_for_reconstruction_only"):
+        verdict, evidence = evaluate(
+            flow_tables({IMAGENET_CLS: compressed, IMAGENET_REC: compressed}, floor=None), claim
+        )
+        assert verdict == NOT_MEASURED and "identical-copy" in evidence
+
+
+def test_cell_thresholds_are_the_largest_of_min_flow_seed_sd_and_row_floor():
+    from finetune_invariance.study.flow_statistics import MIN_FLOW, cell_thresholds, flow_floor
+
+    identical = pd.DataFrame(
+        {
+            "seed": [0, 1, 0, 1, 0, 1],
+            "layer": [0, 0, 1, 1, 0, 1],
+            "metric": ["forgetting"] * 4 + ["learning"] * 2,
+            "value": [0.02, 0.04, 0.001, 0.003, 0.9, 0.9],
+        }
+    )
+    floor = flow_floor(identical)
+    assert floor.to_dict() == pytest.approx({0: 0.03, 1: 0.002})  # forgetting only, seed means
+    cells = pd.DataFrame(
+        {"mean": [0.1, 0.1, 0.1], "sd": [0.0, 0.05, 0.0]},
+        index=pd.MultiIndex.from_tuples([(0, 1), (1, 0), (1, 1)], names=["pretrained_layer", "finetuned_layer"]),
+    )
+    assert cell_thresholds(cells, floor).tolist() == pytest.approx([0.03, 0.05, MIN_FLOW])

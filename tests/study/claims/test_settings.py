@@ -193,7 +193,11 @@ READS = {
     "table1_accuracy": {c.id for c in claims.CLAIMS if c.section in ("4.1", "4.2", "4.3")},
     "forgetting_monitor": set(),
     "checkpoint_picks": {"spread_pick_beats_clean_pick"},
-    "control_layer_metrics": {"new_invariances_learned_by_both_tasks"},
+    "control_layer_metrics": {
+        "new_invariances_learned_by_both_tasks",
+        "compression_below_diagonal",  # the flow detector's floor
+        "expansion_for_reconstruction_only",
+    },
 }
 
 

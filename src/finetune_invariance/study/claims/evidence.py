@@ -157,6 +157,20 @@ class StudyTables:
             raise NotMeasured(f"no dynamics run (no run with metrics at {MIN_DYNAMICS_EPOCHS} or more epochs)")
         return sorted(runs)
 
+    def identical_copy_rows(self) -> pd.DataFrame:
+        """The controls' identical copy of the ImageNet source (``control_layer_metrics``
+        rows, every seed and layer): the floor an unchanged model gives."""
+        if self.identical_copy is None:
+            raise NotMeasured("no identical-copy control (config controls) to give the floor")
+        source, _ = self.identical_copy
+        if source != self.imagenet_source:
+            raise NotMeasured(f"the identical copy is of the source '{source}', not of the ImageNet source")
+        controls = self.all_variants("control_layer_metrics")
+        rows = controls[controls["control"] == IDENTICAL_COPY]
+        if rows.empty:
+            raise NotMeasured(f"no '{IDENTICAL_COPY}' rows in control_layer_metrics")
+        return rows
+
     def run_rows(self, stem: str, run: Run, *, analysed: bool = False) -> pd.DataFrame:
         """One run's rows of a table (at its analysed checkpoint if ``analysed``); NotMeasured if none."""
         df = self.analysed(stem) if analysed else self.all_variants(stem)

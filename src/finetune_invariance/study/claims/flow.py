@@ -18,6 +18,7 @@ from ..flow_statistics import (
     FlowShare,
     IncompleteFlow,
     flow_cells,
+    flow_floor,
     flow_share,
 )
 from ..vocabulary import CLASSIFICATION, RECONSTRUCTION, Run
@@ -38,15 +39,19 @@ EARLIER_LAYERS = PaperLayers(0, 6)  # the pretrained layers before the paper's l
 
 
 def _flow(study: StudyTables, run: Run, triangle: str) -> FlowShare:
-    """The run's flow at its analysed checkpoint, complete and defined, on one triangle."""
+    """The run's flow at its analysed checkpoint, complete and defined, on one triangle,
+    its cells judged against the identical copy's floor (of the ImageNet source, measured on
+    the controls' dataset: the inversion's residual, which the runs on the source's other
+    datasets share)."""
     rows = study.run_rows("invariance_flow", run, analysed=True)
     if rows["seed"].nunique() < 2:  # a positive cell's mean must exceed its seed sd
         raise NotMeasured(f"{run.label}: fewer than two seeds, the seed spread of a cell is undefined")
     try:
         cells = flow_cells(rows, study.depth(run.source, "invariance_flow"))
+        floor = flow_floor(study.identical_copy_rows())
     except IncompleteFlow as incomplete:
         raise NotMeasured(f"{run.label}: {incomplete}") from None
-    return flow_share(cells, triangle)
+    return flow_share(cells, triangle, floor)
 
 
 def _located(share: FlowShare, there: PaperLayers, elsewhere: PaperLayers) -> tuple[Outcome, str]:

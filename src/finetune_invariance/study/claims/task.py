@@ -16,7 +16,6 @@ from .evidence import (
     ALL_LAYERS,
     ALPHA,
     EARLY_LAYERS,
-    IDENTICAL_COPY,
     INITIAL_LAYERS,
     LATER_LAYERS,
     STRONG_R,
@@ -308,16 +307,7 @@ def initial_layers_change_like_later(study: StudyTables) -> list[Finding]:
 
 def _floor(study: StudyTables) -> pd.DataFrame:
     """(seed x layer) learning of the controls' identical copy: the value an unchanged layer gets."""
-    if study.identical_copy is None:
-        raise NotMeasured("no identical-copy control (config controls) to give the floor of learning")
-    source, _ = study.identical_copy
-    if source != study.imagenet_source:
-        raise NotMeasured(f"the identical copy is of the source '{source}', not of the ImageNet source")
-    controls = study.all_variants("control_layer_metrics")
-    rows = controls[controls["control"] == IDENTICAL_COPY]
-    if rows.empty:
-        raise NotMeasured(f"no '{IDENTICAL_COPY}' rows in control_layer_metrics")
-    return seed_profile(rows, "learning", study.depth(source))
+    return seed_profile(study.identical_copy_rows(), "learning", study.depth(study.identical_copy[0]))
 
 
 @claim(
