@@ -496,10 +496,12 @@ def early_epochs_correlate(study: StudyTables) -> list[Finding]:
 # --- the hyperparameter variants (Figs. 6, 15) ----------------------------------------------
 
 
-def _variant_findings(study: StudyTables, optimizer: str, judge) -> list[Finding]:
+def _variant_findings(study: StudyTables, optimizer: str, judge, needs_default: bool = False) -> list[Finding]:
     """Per run with ``optimizer`` of a dynamics setting with several variants (the study's
     runs of every variant): ``judge(r, p, window)`` of the headline over the setting's
-    common first W epochs (W: the fewest of its runs'), W >= MIN_WINDOW_EPOCHS."""
+    common first W epochs (W: the fewest of its runs'), W >= MIN_WINDOW_EPOCHS. With
+    ``needs_default``, a setting whose default run (the recipe the variants are compared
+    with) has no rows is an unmeasured setting of its own."""
     if study.variant_optimizers is None:
         raise NotMeasured("the variants' optimizers were not given (variant_optimizers)")
     settings: dict[tuple[str, str, str], list[Run]] = {}
@@ -510,6 +512,13 @@ def _variant_findings(study: StudyTables, optimizer: str, judge) -> list[Finding
         runs = sorted(r for r in runs if r.variant in study.variant_optimizers)
         if len(runs) < 2 or not any(r.variant != DEFAULT_VARIANT for r in runs):
             continue
+        if needs_default and not any(r.variant == DEFAULT_VARIANT for r in runs):
+            source, dataset, task = runs[0].source, runs[0].dataset, runs[0].task
+
+            def no_default() -> tuple[Outcome, str]:
+                raise NotMeasured("the default run, which the variants are compared with, has no rows")
+
+            findings.append(measure(Run(source, dataset, task).label, (), no_default))
         windows = {}
         for run in runs:
             try:
@@ -558,7 +567,7 @@ def sgd_variants_show_trend(study: StudyTables) -> list[Finding]:
         p = _p(study, row, window, familywise=False)
         return all_of([decide(r > 0, r), decide(p < ALPHA, p)]), ""
 
-    return _variant_findings(study, TREND_OPTIMIZER, judge)
+    return _variant_findings(study, TREND_OPTIMIZER, judge, needs_default=True)
 
 
 @claim(
@@ -574,6 +583,9 @@ def sgd_variants_show_trend(study: StudyTables) -> list[Finding]:
 def adam_shows_no_trend(study: StudyTables) -> list[Finding]:
     def judge(r: float, row: pd.Series, window: int) -> tuple[Outcome, str]:
         low, high = r_interval(r, window, ALPHA)
-        return decide(-CLEAR_TREND < low and high < CLEAR_TREND, low, high), f"; interval [{number(low, '+.3f')}, {number(high, '+.3f')}]"
+        return (
+            decide(-CLEAR_TREND < low and high < CLEAR_TREND, low, high),
+            f"; interval [{number(low, '+.3f')}, {number(high, '+.3f')}]",
+        )
 
     return _variant_findings(study, NO_TREND_OPTIMIZER, judge)
