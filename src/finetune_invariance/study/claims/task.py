@@ -184,6 +184,18 @@ def _trend(means: pd.Series) -> float:
     return spearman(means.index, means.to_numpy()) if len(means) >= 3 else float("nan")
 
 
+def _both_metrics(study: StudyTables, judge, *ranges: PaperLayers):
+    """A run's evaluation by ``judge(run, metric)`` of learning and of forgetting, the
+    evidence prefixed by the paper layer ranges it reads (mapped onto the run's depth)."""
+
+    def evaluate(run: Run) -> tuple[Outcome, str]:
+        depth = study.depth(run.source)
+        holds, text = combine(lambda m=m: judge(run, m) for m in ("learning", "forgetting"))
+        return holds, f"({'; '.join(layers.describe(depth) for layers in ranges)}) {text}"
+
+    return evaluate
+
+
 @claim(
     "4.1",
     statement="Finetuned for classification, learning and forgetting are moderate at the initial layers, "
@@ -226,12 +238,7 @@ def classification_profile_dips_then_rises(study: StudyTables) -> list[Finding]:
             f"({excess:+.3f} above the initial layers)"
         )
 
-    def evaluate(run: Run) -> tuple[Outcome, str]:
-        depth = study.depth(run.source)
-        holds, text = combine(lambda m=m: dips(run, m) for m in ("learning", "forgetting"))
-        return holds, f"({around.describe(depth)}; {INITIAL_LAYERS.describe(depth)}) {text}"
-
-    return _per_dataset(study, (CLASSIFICATION,), evaluate)
+    return _per_dataset(study, (CLASSIFICATION,), _both_metrics(study, dips, around, INITIAL_LAYERS))
 
 
 @claim(
@@ -294,12 +301,7 @@ def initial_layers_change_like_later(study: StudyTables) -> list[Finding]:
             f"{difference.mean():+.3f}, {_CI} [{number(low, '+.3f')}, {number(high, '+.3f')}] vs ±{margin:.3f}"
         )
 
-    def evaluate(run: Run) -> tuple[Outcome, str]:
-        depth = study.depth(run.source)
-        holds, text = combine(lambda m=m: similar(run, m) for m in ("learning", "forgetting"))
-        return holds, f"({INITIAL_LAYERS.describe(depth)}; {LATER_LAYERS.describe(depth)}) {text}"
-
-    return _per_dataset(study, (CLASSIFICATION,), evaluate)
+    return _per_dataset(study, (CLASSIFICATION,), _both_metrics(study, similar, INITIAL_LAYERS, LATER_LAYERS))
 
 
 # --- "Transferring to a new task can require learning new invariances" -------------------------
