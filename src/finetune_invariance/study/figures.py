@@ -363,7 +363,7 @@ def _column_title(
     runs = sorted(runs, key=lambda run: order.index(getattr(run, hue)))
     dataset = roles.dataset(runs[0].dataset)
     header = (
-        f"finetune {dataset}: {_joined(r.task for r in runs)}"
+        f"finetune {dataset}:\n{_joined(r.task for r in runs)}"  # two lines: a role makes it wide
         if hue == "source"
         else f"{_joined(roles.source(r.source) for r in runs)} → {dataset}"
     )
