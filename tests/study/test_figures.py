@@ -187,7 +187,7 @@ def test_legends_and_column_titles_name_what_each_source_and_dataset_plays(tmp_p
     assert data_axes(fig)[0].get_title().startswith("finetune cifar10 (plays CIFAR-10 stand-in):\nclassification")
     metrics, table1 = task_setting()
     fig = figures.plot_task_comparison(profiles_of(metrics, table1), table1, tmp_path / "fig1.png", ROLES)
-    assert data_axes(fig)[0].get_title().startswith("imagenet (plays ImageNet-1k) → cifar10 (plays CIFAR-10 stand-in)")
+    assert data_axes(fig)[0].get_title().startswith("imagenet (plays ImageNet-1k) →\ncifar10 (plays CIFAR-10 stand-in)")
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["classification", "reconstruction"]  # tasks play none
 
 

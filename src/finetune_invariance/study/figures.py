@@ -365,7 +365,7 @@ def _column_title(
     header = (
         f"finetune {dataset}:\n{_joined(r.task for r in runs)}"  # two lines: a role makes it wide
         if hue == "source"
-        else f"{_joined(roles.source(r.source) for r in runs)} → {dataset}"
+        else f"{_joined(roles.source(r.source) for r in runs)} →\n{dataset}"
     )
     return "\n".join([header, *(f"{getattr(run, hue)}: {checkpoint_label(checkpoints[run])}" for run in runs)])
 
