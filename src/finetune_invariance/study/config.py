@@ -149,9 +149,9 @@ def check_config(config: dict[str, Any], model_check_cache: Path | None = None, 
     """Raise :class:`ConfigError` for the first inconsistency of a schema-valid config
     (``workflow_dir``: the workflow's folder, which a relative folder-dataset root is in)."""
     _check_references(config, workflow_dir)
+    _check_corruptions(config)  # before the sample sizes, whose pool counts the corruptions
     _check_sample_sizes(config, workflow_dir)
     _check_epochs(config)
-    _check_corruptions(config)
     _check_variant_metrics(config)
     for key, model, tags in _models(config):
         check_model(model, tags, cache=model_check_cache, key=key)
