@@ -257,6 +257,22 @@ def _series(accuracy_of_headline, epochs: int = 20, seed: int = 0):
     return metrics, tables.conform(pd.DataFrame(rows), tables.ROBUST_ACCURACY)
 
 
+def test_the_planted_series_is_a_shuffled_even_walk_of_the_backbone_alone():
+    knobs = controls.planted_knobs(epochs=5, t_max=0.8)
+    assert list(knobs.index) == [1, 2, 3, 4, 5]
+    assert sorted(knobs) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+    assert list(knobs) != sorted(knobs)  # shuffled: the epochs are not ordered by t
+    assert sorted(controls.planted_knobs()) == pytest.approx(np.linspace(0, controls.PLANTED_T_MAX, 20))
+
+    torch.manual_seed(0)
+    start, end = torch.nn.ModuleDict(), torch.nn.ModuleDict()
+    for model in (start, end):
+        model["backbone"], model["head"] = torch.nn.Linear(3, 3), torch.nn.Linear(3, 2)
+    model = controls.planted_model(start, end, 0.25)
+    assert torch.allclose(model["backbone"].weight, 0.75 * start["backbone"].weight + 0.25 * end["backbone"].weight)
+    assert torch.equal(model["head"].weight, end["head"].weight)  # the last checkpoint's head throughout
+
+
 def test_a_planted_relation_is_found_and_its_shuffles_have_the_permutation_moment():
     noise = np.random.default_rng(5).normal(0, 0.01, 20)
     rows = controls.controls_table(controls.robustness_checks(*_series(lambda h: 0.5 + 2 * h + noise)))
