@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from finetune_invariance import inversion
     from finetune_invariance.study import cifar_c, controls, models
+    from finetune_invariance.study.claims.evidence import number
+    from finetune_invariance.study.hypotheses import correlate_hypotheses
+    from finetune_invariance.study.paper import HEADLINE
     from finetune_invariance.study.vocabulary import Run
 
     torch.set_num_threads(1)
@@ -43,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     start, _ = models.load_checkpoint(args.results / "sources" / f"{run.source}.safetensors", map_location="cpu")
     end, _ = models.load_checkpoint(checkpoints[-1], map_location="cpu")
     inversions = [
-        inversion.Inversions.load(args.results / "inversions" / run.dataset / f"seed{seed}" / f"{run.source}.safetensors")
+        inversion.Inversions.load(
+            args.results / "inversions" / run.dataset / f"seed{seed}" / f"{run.source}.safetensors"
+        )
         for seed in args.seeds
     ]
     sample = cifar_c.load_sets(args.results / "data" / "corrupted" / f"{run.dataset}.npz")
@@ -52,8 +57,10 @@ def main(argv: list[str] | None = None) -> None:
         metrics, robust, _ = controls.measure_planted_series(
             start, end, inversions, sample, controls.planted_run(run), args.image_size, "cpu", t_max=t_max
         )
-        planted = controls.robustness_checks(metrics, robust)[0]
-        print(f"t_max {t_max:.2f}: {planted['evidence'].split(': ', 1)[1]}")
+        headline = correlate_hypotheses(metrics, robust, only=[HEADLINE]).iloc[0]
+        print(
+            f"t_max {t_max:.2f}: r = {number(headline['r'])}, Bonferroni p = {number(headline['p_bonferroni'], '.2g')}"
+        )
 
 
 if __name__ == "__main__":

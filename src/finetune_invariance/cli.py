@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from .inversion_cache import InversionCache
     from .model_loading import LoadedModel
+    from .stir import InversionPlan
 
 #: The paper's number of test images per seed.
 DEFAULT_N_IMAGES = 500
@@ -169,14 +170,13 @@ def _check_writable(path: Path, what: str) -> None:
         raise PermissionError(f"{what} {path} cannot be written ({existing} is not writable)")
 
 
-def _check_model_path(spec: str, what: str) -> bool:
-    """Whether ``spec`` is a path (it exists, or names a folder); one that is must be readable."""
+def _check_model_path(spec: str, what: str) -> None:
+    """A ``spec`` that is a path (it exists, or names a folder) must exist and be readable."""
     path = Path(spec)
     if path.exists() and not os.access(path, os.R_OK):
         raise PermissionError(f"{what} {path} cannot be read")
     if not path.exists() and os.sep in spec:
         raise FileNotFoundError(f"{what} {path} does not exist")
-    return path.exists()
 
 
 def _check_model_argument(spec: str, what: str) -> None:
@@ -289,7 +289,7 @@ def _seconds_per_image_step(layered: torch.nn.Module, images: torch.Tensor, args
     from .inversion import invert, inversion_steps
 
     probe = images[: PROBE_IMAGES.get(images.device.type, PROBE_IMAGES["cuda"])]
-    budget = None if args.memory_budget_gb is None else int(args.memory_budget_gb * 2**30)
+    budget = _memory_budget(args)
 
     def run(iterations: int) -> float:
         start = time.perf_counter()
@@ -303,6 +303,11 @@ def _seconds_per_image_step(layered: torch.nn.Module, images: torch.Tensor, args
     one, more = run(1), run(1 + PROBE_STEPS)
     seconds = more - one if more > one else more / (1 + PROBE_STEPS)  # a busy machine can invert the two
     return seconds / inversion_steps(layered.num_layers, len(probe), PROBE_STEPS)
+
+
+def _memory_budget(args: argparse.Namespace) -> int | None:
+    """--memory-budget-gb in bytes (None: the inversion's default)."""
+    return None if args.memory_budget_gb is None else int(args.memory_budget_gb * 2**30)
 
 
 def _readable_seconds(seconds: float) -> str:
@@ -322,18 +327,16 @@ def _readable_bytes(size: float) -> str:
 
 
 def _cost(
-    models: dict[str, torch.nn.Module], images: torch.Tensor, args: argparse.Namespace, cache: InversionCache | None
+    models: dict[str, torch.nn.Module],
+    images: torch.Tensor,
+    args: argparse.Namespace,
+    cache: InversionCache | None,
+    plan: InversionPlan,
 ) -> str:
-    """What the comparison costs, as printed before it starts."""
-    from .inversion import inversion_steps
-    from .inversion_cache import entry_bytes, inversion_keys
+    """What the comparison costs, as printed before it starts (``plan``: :func:`.stir.inversion_plan`'s)."""
+    from .inversion_cache import entry_bytes
 
-    recipe = dict(iterations=args.iterations, step_size=args.step_size, precision=args.precision)
-    keys = inversion_keys(models, images, args.seeds, **recipe) if cache is not None else {}
-    todo = [
-        (name, seed) for seed in args.seeds for name in models if not (keys and cache.path(keys[name, seed]).exists())
-    ]
-    steps = {name: inversion_steps(model.num_layers, len(images), args.iterations) for name, model in models.items()}
+    todo, steps = plan.todo, plan.steps
     total = len(models) * len(args.seeds)
     layers = " and ".join(sorted({str(model.num_layers) for model in models.values()}))
     lines = [
@@ -384,7 +387,9 @@ def _compare(args: argparse.Namespace) -> int:
     images = load_images(args.images, pretrained.image_size, pretrained.channels, n=n).to(device)
     models = {NAMES[0]: pretrained.layered.to(device), NAMES[1]: finetuned.layered.to(device)}
     cache = None if args.no_cache else InversionCache(args.cache)
-    print(_cost(models, images, args, cache), flush=True)
+    recipe = dict(iterations=args.iterations, step_size=args.step_size, precision=args.precision)
+    plan = stir.inversion_plan(models, images, args.seeds, cache=cache, **recipe)
+    print(_cost(models, images, args, cache, plan), flush=True)
     if args.dry_run:
         return 0
     pairs = stir.compare(
@@ -392,12 +397,10 @@ def _compare(args: argparse.Namespace) -> int:
         images,
         args.seeds,
         names=NAMES,
-        iterations=args.iterations,
-        step_size=args.step_size,
-        precision=args.precision,
-        memory_budget=None if args.memory_budget_gb is None else int(args.memory_budget_gb * 2**30),
+        memory_budget=_memory_budget(args),
         cache=cache,
         progress=not args.no_progress,
+        **recipe,
     )
     metrics = finetuning_metrics.layer_metrics(pairs, *NAMES)
     flow = finetuning_metrics.invariance_flow(pairs, *NAMES)

@@ -47,12 +47,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from .cka import centered
 from .layers import LayeredModel, LayerGroup, as_layers
 
 #: Factor on a rewritten block's output layers: each then changes its input by a large
@@ -294,9 +296,8 @@ class MappedLayers(LayeredModel):
 
 def _principal(representation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Singular values (descending) and right singular vectors (F x r, columns) of the
-    representation centred over its n inputs, in float64."""
-    centred = representation.double() - representation.double().mean(dim=0, keepdim=True)
-    _, values, vectors = torch.linalg.svd(centred, full_matrices=False)
+    representation centred over its n inputs, in float64 (:func:`.cka.centered`)."""
+    _, values, vectors = torch.linalg.svd(centered(representation), full_matrices=False)
     return values, vectors.T
 
 
@@ -353,6 +354,22 @@ def _representations(layered: LayeredModel, images: torch.Tensor) -> list[torch.
         return layered.representations(images.to(layered.device))
 
 
+def _read_through_maps(
+    name: str,
+    base: LayeredModel,
+    images: torch.Tensor,
+    layers: range,
+    map_of: Callable[[torch.Tensor, float], LinearMap],
+    divergence: float,
+) -> Control:
+    """(``base``, ``base`` with each of ``layers`` read through ``map_of(its representation
+    on images, divergence)``): every layer keeps its origin (the map is recorded instead)."""
+    reps = _representations(base, images)
+    maps = {layer: map_of(reps[layer], divergence) for layer in layers}
+    origin = tuple(range(base.num_layers))
+    return Control(name, base, MappedLayers(base, maps), origin, maps)
+
+
 def linearly_mapped(model: nn.Module, images: torch.Tensor, first_layer: int) -> Control:
     """(q, A q): finetuned layer l is q's layer l read through an invertible, non-orthogonal
     linear map A_l for l >= ``first_layer`` (q's layer l itself before): A_l rescales the
@@ -364,10 +381,10 @@ def linearly_mapped(model: nn.Module, images: torch.Tensor, first_layer: int) ->
     pretrained side)."""
     base = as_layers(model)
     _check_layer(first_layer, base, 0, base.num_layers - 1, "the first mapped layer")
-    reps = _representations(base, images)
-    maps = {layer: _rescaling(reps[layer], MAPPED_CKA_DIVERGENCE) for layer in range(first_layer, base.num_layers)}
-    origin = tuple(range(base.num_layers))
-    return Control(f"linearly_mapped_from_layer_{first_layer}", base, MappedLayers(base, maps), origin, maps)
+    mapped = range(first_layer, base.num_layers)
+    return _read_through_maps(
+        f"linearly_mapped_from_layer_{first_layer}", base, images, mapped, _rescaling, MAPPED_CKA_DIVERGENCE
+    )
 
 
 def collapsed(model: nn.Module, images: torch.Tensor, last_layer: int) -> Control:
@@ -380,7 +397,7 @@ def collapsed(model: nn.Module, images: torch.Tensor, last_layer: int) -> Contro
     barely moves, the paper's early-layer finding with a known answer."""
     base = as_layers(model)
     _check_layer(last_layer, base, 0, base.num_layers - 2, "the last collapsed layer")
-    reps = _representations(base, images)
-    maps = {layer: _projection(reps[layer], COLLAPSED_CKA_DIVERGENCE) for layer in range(last_layer + 1)}
-    origin = tuple(range(base.num_layers))
-    return Control(f"collapsed_to_layer_{last_layer}", base, MappedLayers(base, maps), origin, maps)
+    collapsed_layers = range(last_layer + 1)
+    return _read_through_maps(
+        f"collapsed_to_layer_{last_layer}", base, images, collapsed_layers, _projection, COLLAPSED_CKA_DIVERGENCE
+    )

@@ -58,7 +58,7 @@ def count_images(path: str | os.PathLike) -> int:
     if path.is_dir():
         return len(_image_files(path))
     if path.suffix.lower() in ARRAY_SUFFIXES:
-        return len(_read_array_file(path))
+        return len(_read_array_file(path, mmap_mode="r"))  # a .npy's header only
     raise ValueError(f"{path} is neither a folder of images nor an array file ({', '.join(ARRAY_SUFFIXES)})")
 
 
@@ -106,9 +106,12 @@ def _read_image_file(path: Path) -> torch.Tensor:
     return pixels.float() / 255
 
 
-def _read_array_file(path: Path) -> np.ndarray:
-    """The image array of a .npy, or of a .npz's only array or its ``images`` array, as (n, C, H, W)."""
-    loaded = np.load(path, allow_pickle=False)
+def _read_array_file(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """The image array of a .npy, or of a .npz's only array or its ``images`` array, as (n, C, H, W).
+
+    ``mmap_mode`` (np.load's) maps a .npy instead of reading it (a .npz is read whole).
+    """
+    loaded = np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.keys())

@@ -109,11 +109,17 @@ def create_vit(
     return model
 
 
+def pretrained_tags(architecture: str) -> list[str]:
+    """The tags of timm's pretrained weights of ``architecture`` (``vit_base_patch32_224``:
+    ``augreg_in21k_ft_in1k``, ...), in timm's order."""
+    return [t.split(".", 1)[1] for t in timm.list_pretrained(f"{architecture}.*")]
+
+
 def check_pretrained_tag(name: str) -> None:
     """:class:`WeightsUnavailableError` listing the tags there are, unless timm has pretrained
     weights ``name`` (an architecture, whose default tag is then meant, or ``architecture.tag``)."""
     architecture, _, tag = name.partition(".")
-    tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{architecture}.*")]
+    tags = pretrained_tags(architecture)
     if not tags or (tag and tag not in tags):
         raise WeightsUnavailableError(
             f"timm has no pretrained weights '{name}'; "

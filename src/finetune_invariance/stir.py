@@ -11,7 +11,8 @@ All CKAs are computed from normalised centred Gram matrices (:mod:`.cka`), one p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 from . import tables
 from .cka import cka_from_grams, normalized_centered_gram
 from .inversion import Inversions, invert, inversion_steps
-from .inversion_cache import InversionCache, inversion_keys
+from .inversion_cache import InversionCache, InversionKey, inversion_keys
 from .inversion_settings import DEFAULT_ITERATIONS, DEFAULT_PRECISION, DEFAULT_STEP_SIZE
 from .layers import LayeredModel, as_layers, check_images, measuring
 
@@ -212,6 +213,42 @@ def pair_similarity(
     return tables.conform(pd.DataFrame(rows), tables.PAIR_SIMILARITY)
 
 
+class InversionPlan(NamedTuple):
+    """The inversions a comparison runs: see :func:`inversion_plan`."""
+
+    keys: dict[tuple[str, int], InversionKey]
+    todo: list[tuple[str, int]]
+    steps: dict[str, int]
+
+
+def inversion_plan(
+    models: Mapping[str, torch.nn.Module],
+    images: torch.Tensor,
+    seeds: Sequence[int],
+    *,
+    iterations: int = DEFAULT_ITERATIONS,
+    step_size: float = DEFAULT_STEP_SIZE,
+    precision: str = DEFAULT_PRECISION,
+    cache: InversionCache | None = None,
+) -> InversionPlan:
+    """What :func:`compare` inverts for ``models`` (name to model) and ``seeds``.
+
+    ``keys``: the cache key of every (name, seed) (:func:`.inversion_cache.inversion_keys`:
+    each model and the images hashed once), empty without a cache. ``todo``:
+    the (name, seed) inversions not in the cache, seed by seed in the models' order.
+    ``steps``: the image-steps of one inversion of each model
+    (:func:`.inversion.inversion_steps`).
+    """
+    jobs = [(name, seed) for seed in seeds for name in models]
+    recipe = dict(iterations=iterations, step_size=step_size, precision=precision)
+    keys = {} if cache is None else inversion_keys(models, images, seeds, **recipe)
+    todo = [job for job in jobs if not (keys and cache.path(keys[job]).exists())]
+    steps = {
+        name: inversion_steps(as_layers(model).num_layers, len(images), iterations) for name, model in models.items()
+    }
+    return InversionPlan(keys, todo, steps)
+
+
 def compare(
     pretrained: torch.nn.Module,
     finetuned: torch.nn.Module,
@@ -244,10 +281,8 @@ def compare(
     seeds = _check_seeds(seeds)
     recipe = dict(iterations=iterations, step_size=step_size, precision=precision)
     models = dict(zip(names, (p, f)))
-    keys = inversion_keys(models, images, seeds, **recipe) if cache is not None else {}
-    cached = {job for job, key in keys.items() if cache.path(key).exists()}
-    todo = [(name, seed) for seed in seeds for name in names if (name, seed) not in cached]
-    steps = {name: inversion_steps(model.num_layers, len(images), iterations) for name, model in models.items()}
+    keys, todo, steps = inversion_plan(models, images, seeds, cache=cache, **recipe)
+    cached = set(keys) - set(todo)
     frames = []
     with tqdm(
         total=sum(steps[name] for name, _ in todo),

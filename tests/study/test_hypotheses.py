@@ -352,7 +352,7 @@ def test_forgetting_alone_gives_the_headline_with_its_family_size(planted):
 def test_passing_bonferroni_is_the_tables_p_bonferroni_below_alpha(planted):
     metrics, robust = planted
     full = correlate_hypotheses(metrics, robust)
-    run, metric_tables, target = hypotheses_module._aligned_run(metrics, robust, None)
+    run, metric_tables, target = hypotheses_module.aligned_run(metrics, robust, None)
     values = hypotheses_module.hypothesis_values(run, metric_tables)
     for alpha in (0.05, 1e-6):
         expected = sorted(full[full.in_family & (full.p_bonferroni < alpha)].hypothesis)

@@ -104,22 +104,22 @@ def source_checkpoint(wildcards):
     )
 
 
+def source_inversions(run):
+    """The inversions of ``run``'s source on its dataset, one per STIR seed."""
+    return [
+        LAYOUT.path(
+            "pretrained_inversions", source=run.source, dataset=run.dataset, seed=seed
+        )
+        for seed in STUDY.seeds
+    ]
+
+
 def monitor_inputs(wildcards):
     """A monitored run reads its source's inversions of every seed (the monitor's X'_p)."""
     run = run_of(wildcards)
     if not STUDY.is_monitored(run):
         return {}
-    return {
-        "inversions": [
-            LAYOUT.path(
-                "pretrained_inversions",
-                source=run.source,
-                dataset=run.dataset,
-                seed=seed,
-            )
-            for seed in STUDY.seeds
-        ]
-    }
+    return {"inversions": source_inversions(run)}
 
 
 def table(stem):
@@ -192,15 +192,7 @@ def control_robustness_inputs(wildcards):
     return {
         "source": LAYOUT.path("source_weights", source=run.source),
         "checkpoints": LAYOUT.path("checkpoints", run),
-        "inversions": [
-            LAYOUT.path(
-                "pretrained_inversions",
-                source=run.source,
-                dataset=run.dataset,
-                seed=seed,
-            )
-            for seed in STUDY.seeds
-        ],
+        "inversions": source_inversions(run),
         "corrupted": LAYOUT.path("corrupted_testset", dataset=run.dataset),
     }
 
@@ -226,14 +218,18 @@ def controls_outputs():
 
 
 #: Beyond the paper: the models compared (rule model_comparison), as table, Markdown and report page.
-MODEL_COMPARISON_OUTPUTS = {
+MODEL_COMPARISON_FILES = {
     "table": table("model_comparison"),
     "markdown": markdown("model_comparison"),
+    "html": table_page("model_comparison"),
+}
+#: The rule's outputs: the files, the page shown in the report.
+MODEL_COMPARISON_OUTPUTS = MODEL_COMPARISON_FILES | {
     "html": report(
-        table_page("model_comparison"),
+        MODEL_COMPARISON_FILES["html"],
         caption="../report/model_comparison.rst",
         category="10. Beyond the paper: the sources' models compared",
-    ),
+    )
 }
 
 
@@ -241,11 +237,7 @@ def model_comparison_outputs():
     """The model comparison, where the runs start from more than one model."""
     if not STUDY.compares_models:
         return []
-    return [
-        table("model_comparison"),
-        markdown("model_comparison"),
-        table_page("model_comparison"),
-    ]
+    return list(MODEL_COMPARISON_FILES.values())
 
 
 def final_outputs():

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .catalog import configured_facts, dataset_facts
+from .catalog import DatasetFacts, configured_facts, dataset_facts
 from .cifar_c import ALL_CIFAR_C_CORRUPTIONS
 from .corruptions import CORRUPTIONS
 from .design import model_image_size
@@ -148,9 +148,9 @@ def describe_schema_error(error) -> str:
 def check_config(config: dict[str, Any], model_check_cache: Path | None = None, workflow_dir: str | Path = ".") -> None:
     """Raise :class:`ConfigError` for the first inconsistency of a schema-valid config
     (``workflow_dir``: the workflow's folder, which a relative folder-dataset root is in)."""
-    _check_references(config, workflow_dir)
+    facts = _check_references(config, workflow_dir)
     _check_corruptions(config)  # before the sample sizes, whose pool counts the corruptions
-    _check_sample_sizes(config, workflow_dir)
+    _check_sample_sizes(config, facts)
     _check_epochs(config)
     _check_variant_metrics(config)
     for key, model, tags in _models(config):
@@ -169,7 +169,8 @@ def _require_known(key: str, values: Iterable[str], known: Iterable[str]) -> Non
 _KIND_KEYS = {"folder": ("root", "image_size"), "generated": ("n_train", "n_test")}
 
 
-def _check_dataset(name: str, entry: dict[str, Any], workflow_dir: str | Path) -> None:
+def _check_dataset(name: str, entry: dict[str, Any], workflow_dir: str | Path) -> DatasetFacts:
+    """Check a dataset entry; returns its facts (a folder dataset's folder scanned once)."""
     for kind, keys in _KIND_KEYS.items():
         stray = [key for key in keys if key in entry and entry["kind"] != kind]
         if stray:
@@ -181,10 +182,9 @@ def _check_dataset(name: str, entry: dict[str, Any], workflow_dir: str | Path) -
                 "use 'generated' (the CIFAR-C corruptions applied to its test split)"
             )
         try:
-            configured_facts(name, entry, workflow_dir)
+            return configured_facts(name, entry, workflow_dir)
         except ValueError as err:  # catalog.FolderDatasetError
             raise ConfigError(f"config key 'datasets.{name}.root': {err}") from None
-        return
     try:
         facts = dataset_facts(name)
     except ValueError as err:
@@ -192,14 +192,15 @@ def _check_dataset(name: str, entry: dict[str, Any], workflow_dir: str | Path) -
     kind = "generated" if facts.generated else "torchvision"
     if entry["kind"] != kind:
         raise ConfigError(f"config key 'datasets.{name}.kind': '{name}' is a {kind} dataset, not {entry['kind']}")
+    return facts
 
 
-def _check_references(config: dict[str, Any], workflow_dir: str | Path = ".") -> None:
+def _check_references(config: dict[str, Any], workflow_dir: str | Path = ".") -> dict[str, DatasetFacts]:
+    """Check what the config's entries name; returns each dataset's facts."""
     datasets, sources, variants = config["datasets"], config["sources"], config["variants"]
     if DEFAULT_VARIANT not in variants:
         raise ConfigError("config key 'variants' must define 'default' (the finetune hyperparameters unchanged)")
-    for name, entry in datasets.items():
-        _check_dataset(name, entry, workflow_dir)
+    facts = {name: _check_dataset(name, entry, workflow_dir) for name, entry in datasets.items()}
     for name, entry in sources.items():
         weights = entry["weights"]
         if weights.startswith("pretrain:") and "model" in entry:
@@ -241,19 +242,26 @@ def _check_references(config: dict[str, Any], workflow_dir: str | Path = ".") ->
     seeds = config["stir"]["seeds"]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"config key 'stir.seeds': {seeds} repeats a seed, which would fake replication")
+    return facts
 
 
-def n_test_images(config: dict[str, Any], dataset: str, workflow_dir: str | Path = ".") -> int:
-    """The number of test images of a configured dataset."""
+def n_test_images(
+    config: dict[str, Any], dataset: str, workflow_dir: str | Path = ".", facts: DatasetFacts | None = None
+) -> int:
+    """The number of test images of a configured dataset (``facts``: its facts where
+    already found, so that a folder dataset is not scanned again)."""
     entry = config["datasets"][dataset]
-    return int(entry.get("n_test", configured_facts(dataset, entry, workflow_dir).test_size))
+    if facts is None:
+        facts = configured_facts(dataset, entry, workflow_dir)
+    return int(entry.get("n_test", facts.test_size))
 
 
-def _check_sample_sizes(config: dict[str, Any], workflow_dir: str | Path = ".") -> None:
+def _check_sample_sizes(config: dict[str, Any], facts: dict[str, DatasetFacts]) -> None:
+    """``facts``: each dataset's (:func:`_check_references`)."""
     analysed = {d for block in config["finetune_runs"] for d in block["datasets"]}
     analysed |= {entry["dataset"] for entry in config["dynamics"]}
     n_images = config["stir"]["n_images"]
-    test_images = {dataset: n_test_images(config, dataset, workflow_dir) for dataset in analysed}
+    test_images = {dataset: n_test_images(config, dataset, facts=facts[dataset]) for dataset in analysed}
     for dataset in sorted(analysed):
         if n_images > test_images[dataset]:
             raise ConfigError(
@@ -397,6 +405,8 @@ def _check_model_with_timm(model: dict[str, Any], hub_tags: dict[str, str], key:
     import torch
     from timm.models.vision_transformer import VisionTransformer
 
+    from ..model_loading import pretrained_tags
+
     name, overrides = model["name"], dict(model.get("overrides", {}))
     architecture, _, own_tag = name.partition(".")
     if not timm.is_model(name):
@@ -404,7 +414,7 @@ def _check_model_with_timm(model: dict[str, Any], hub_tags: dict[str, str], key:
         raise ConfigError(
             f"config key '{key}.name': timm has no model '{name}'" + (f"; close: {close}" if close else "")
         )
-    tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{architecture}.*")]
+    tags = pretrained_tags(architecture)
     if own_tag and own_tag not in tags:
         raise ConfigError(f"config key '{key}.name': timm has no pretrained config '{name}'; tags: {tags}")
     for source, tag in hub_tags.items():

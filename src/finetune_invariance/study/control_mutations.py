@@ -45,13 +45,23 @@ class Mutation:
     flows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
 
-def _read_from(pairs: pd.DataFrame, reference_layer: np.ndarray, target_layer: np.ndarray, columns) -> pd.DataFrame:
-    """``pairs`` with ``columns`` of each row read from the row of the same control, models
-    and seed at (``reference_layer``, ``target_layer``)."""
+def _read_from(
+    pairs: pd.DataFrame,
+    reference_layer,
+    target_layer,
+    columns,
+    seed=None,
+    rows: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """``pairs`` with ``columns`` of each row read from the row of the same control and
+    models at (``reference_layer``, ``target_layer``) and seed ``seed`` (default: the row's
+    own); only the rows where ``rows`` is True are rewritten (default: every row)."""
     indexed = pairs.set_index([*_KEYS, "reference_layer", "target_layer"])[list(columns)]
-    where = pd.MultiIndex.from_arrays([*(pairs[key] for key in _KEYS), reference_layer, target_layer])
+    keys = {key: pairs[key] for key in _KEYS} | ({} if seed is None else {"seed": seed})
+    where = pd.MultiIndex.from_arrays([*keys.values(), reference_layer, target_layer])
+    rows = np.ones(len(pairs), dtype=bool) if rows is None else np.asarray(rows)
     out = pairs.copy()
-    out[list(columns)] = indexed.loc[where].to_numpy()
+    out.loc[rows, list(columns)] = indexed.loc[where[rows]].to_numpy()
     return out
 
 
@@ -82,21 +92,14 @@ def other_seeds_inversions(pairs: pd.DataFrame) -> pd.DataFrame:
     if len(seeds) < 2:
         raise ValueError("the other seed's inversions need at least two STIR seeds")
     following = dict(zip(seeds, seeds[1:] + seeds[:1]))
-    indexed = pairs.set_index([*_KEYS, "reference_layer", "target_layer"])["stir"]
-    rows = pairs["reference"] == FINETUNED
-    where = pd.MultiIndex.from_arrays(
-        [
-            pairs["control"],
-            pairs["reference"],
-            pairs["target"],
-            pairs["seed"].map(following),
-            pairs["reference_layer"],
-            pairs["target_layer"],
-        ]
+    return _read_from(
+        pairs,
+        pairs["reference_layer"],
+        pairs["target_layer"],
+        ["stir"],
+        seed=pairs["seed"].map(following),
+        rows=(pairs["reference"] == FINETUNED).to_numpy(),
     )
-    out = pairs.copy()
-    out.loc[rows, "stir"] = indexed.loc[where[rows.to_numpy()]].to_numpy()
-    return out
 
 
 def transposed(flows: pd.DataFrame) -> pd.DataFrame:
@@ -131,11 +134,17 @@ def checks_of(pairs: pd.DataFrame, specs: Sequence[ControlSpec], flows_mutation=
 
 
 def run_mutations(
-    pairs: pd.DataFrame, specs: Sequence[ControlSpec], mutations: Sequence[Mutation] = MUTATIONS
+    pairs: pd.DataFrame,
+    specs: Sequence[ControlSpec],
+    mutations: Sequence[Mutation] = MUTATIONS,
+    unbroken: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per mutation: whether it was caught and how (columns mutation, description,
-    caught, how). Raises ValueError when the unbroken measurements are refused."""
-    baseline = checks_of(pairs, specs).set_index(["control", "check"])["as_expected"]
+    caught, how). ``unbroken``: :func:`checks_of` ``pairs`` where the caller has it already
+    (computed here otherwise). Raises ValueError when the unbroken measurements are refused."""
+    if unbroken is None:
+        unbroken = checks_of(pairs, specs)
+    baseline = unbroken.set_index(["control", "check"])["as_expected"]
     rows = []
     for mutation in mutations:
         try:
@@ -180,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pairs = read_pairs(args.results)
         specs = control_specs(args.block, args.shift, int(pairs["reference_layer"].max()))
         baseline = checks_of(pairs, specs)
-        result = run_mutations(pairs, specs)
+        result = run_mutations(pairs, specs, unbroken=baseline)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -84,9 +84,8 @@ from .flow_statistics import (
     flow_share,
     positive_cells,
 )
-from .hypotheses import correlate_hypotheses, headline_hypothesis, hypothesis_values, seed_mean_tables
+from .hypotheses import aligned_run, hypothesis_values
 from .paper import HEADLINE
-from .robust_accuracy import mean_corrupted_accuracy
 from .statistics import pearson_columns, shuffled_columns
 from .tables import CONTROLS
 from ..checkpoint_format import BACKBONE_PREFIX
@@ -453,15 +452,21 @@ def planted_model(start, end, t: float):
     start)`` (``start``: a model of the same backbone, any head)."""
     import copy
 
+    model = copy.deepcopy(end)
+    _interpolate_backbone(model, start, end, t)
+    return model
+
+
+def _interpolate_backbone(model, start, end, t: float) -> None:
+    """Write ``start + t (end - start)`` into the backbone of ``model`` (a copy of ``end``),
+    in place; its other parameters are left as they are."""
     import torch
 
-    model = copy.deepcopy(end)
     begin, finish = dict(start.named_parameters()), dict(end.named_parameters())
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if name.startswith(BACKBONE_PREFIX):
                 parameter.copy_(begin[name] + t * (finish[name] - begin[name]))
-    return model
 
 
 def planted_run(run: Run) -> Run:
@@ -479,7 +484,10 @@ def measure_planted_series(
     source from its stored ``inversions`` (one per STIR seed; the forgetting monitor), and
     accuracy on the run's clean and corrupted ``sample`` (:func:`.robust_accuracy.robust_accuracy`).
     Returns (``STUDY_LAYER_METRICS`` with forgetting only, ``ROBUST_ACCURACY``) of the
-    series, named as ``run`` (:func:`planted_run`), and the knobs."""
+    series, named as ``run`` (:func:`planted_run`), and the knobs. One copy of ``end``
+    serves every epoch, its backbone overwritten per epoch (:func:`planted_model`'s model)."""
+    import copy
+
     from ..monitor import ForgettingMonitor
     from .evaluation import image_accuracy
     from .robust_accuracy import robust_accuracy
@@ -487,9 +495,10 @@ def measure_planted_series(
 
     knobs = planted_knobs(seed=seed, t_max=t_max)
     monitor = ForgettingMonitor(start, inversions)
+    model = copy.deepcopy(end)
     metrics, robust = [], []
     for epoch, t in knobs.items():
-        model = planted_model(start, end, t)
+        _interpolate_backbone(model, start, end, t)
         accuracy = image_accuracy(model, run.task, image_size, device)
         metrics.append(with_context(monitor.measure(model), run, int(epoch)))
         robust.append(with_context(robust_accuracy(accuracy, sample), run, int(epoch)))
@@ -510,17 +519,15 @@ def robustness_checks(
     :data:`STRONG_R` and Bonferroni p < :data:`ALPHA` over the family's size), and the
     twin: the exact permutation moment of r over :data:`SHUFFLES` shuffles of the series'
     accuracy. An undefined r (a constant series) passes neither."""
-    family = correlate_hypotheses(series_metrics, series_robust, reading, only=[HEADLINE])
-    headline = family.iloc[0]
+    run, metric_tables, accuracy = aligned_run(series_metrics, series_robust, None)
+    headline_values = hypothesis_values(run, metric_tables, reading, only=[HEADLINE])
+    headline = headline_values.correlate(accuracy).iloc[0]
+    values = headline_values.values.iloc[:, 0]
     n = int(headline["n_epochs"])
     found = bool(headline["r"] >= STRONG_R and headline["p_bonferroni"] < ALPHA)
     test = f"r >= {STRONG_R} and p_bonferroni < {ALPHA}"
-    run = Run.from_row(series_metrics.iloc[0])
-    accuracy = mean_corrupted_accuracy(series_robust)
-    values = headline_hypothesis(int(series_metrics["layer"].max()) + 1).evaluate(seed_mean_tables(series_metrics))
-    epochs = [epoch for epoch in accuracy.index if epoch >= 1]
-    shuffled = shuffled_columns(accuracy.loc[epochs], SHUFFLES, seed + 1)
-    r, _ = pearson_columns(shuffled, values.loc[epochs].to_numpy())
+    shuffled = shuffled_columns(accuracy, SHUFFLES, seed + 1)
+    r, _ = pearson_columns(shuffled, values.to_numpy())
     moment = (n - 1) * r**2
     error = float(np.std(moment, ddof=1) / math.sqrt(SHUFFLES))
     statistic = float(np.mean(moment))  # NaN where r is undefined (a constant series): not a pass
@@ -572,12 +579,10 @@ def family_wise_finding(
 ) -> dict:
     """A finding, not a check: the family-wise error of the paper's test on the robustness
     run's own series, over :data:`SHUFFLES` shuffles of its mean corrupted accuracy."""
-    run = Run.from_row(run_metrics.iloc[0])
-    accuracy = mean_corrupted_accuracy(run_robust)
-    epochs = sorted(set(accuracy.index) & set(run_metrics["epoch"]) - {0})
-    metric_tables = {metric: table.loc[epochs] for metric, table in seed_mean_tables(run_metrics).items()}
+    epochs = sorted(set(run_robust["epoch"]) & set(run_metrics["epoch"]) - {0})  # the epochs both measured
+    run, metric_tables, accuracy = aligned_run(run_metrics, run_robust, epochs)
     values = hypothesis_values(run, metric_tables, reading)
-    errors = family_wise_error(values, shuffled_columns(accuracy.loc[epochs], SHUFFLES, seed + 2))
+    errors = family_wise_error(values, shuffled_columns(accuracy, SHUFFLES, seed + 2))
     allowed = ALPHA + 2 * math.sqrt(ALPHA * (1 - ALPHA) / SHUFFLES)
     worst = max(errors.values())
     return _row(

@@ -77,6 +77,7 @@ class StudyDesign:
         self.config = config
         self.layout = Layout(config["results"], config["data_root"])
         self.workflow_dir = Path(workflow_dir)
+        self._facts: dict[str, DatasetFacts] = {}  # a folder dataset is scanned once per design
 
     # --- sources ----------------------------------------------------------------------
 
@@ -351,8 +352,11 @@ class StudyDesign:
         return {"root": self.config["data_root"], "download": self.config["download"]}
 
     def facts(self, dataset: str) -> DatasetFacts:
-        """What the study knows about ``dataset`` (:func:`.catalog.configured_facts`)."""
-        return configured_facts(dataset, self.config["datasets"][dataset], self.workflow_dir)
+        """What the study knows about ``dataset`` (:func:`.catalog.configured_facts`), found
+        once per design (a folder dataset's folder is scanned on the first call only)."""
+        if dataset not in self._facts:
+            self._facts[dataset] = configured_facts(dataset, self.config["datasets"][dataset], self.workflow_dir)
+        return self._facts[dataset]
 
     def num_classes(self, run: Run) -> int | None:
         """The classes of a classification run's dataset (None for reconstruction)."""

@@ -52,10 +52,11 @@ class DocsBlockError(ValueError):
 
 def _about(config_file: str, repository: Path) -> str:
     from .claims import About
+    from .design import StudyDesign
     from .launch_plan import SCHEMA, load_config
 
     config = load_config([repository / config_file], repository / SCHEMA)
-    plays = {name: dataset["plays"] for name, dataset in config["datasets"].items() if "plays" in dataset}
+    plays = StudyDesign(config, repository).dataset_roles()
     about = About(config["about"]["title"], config["about"]["summary"], config["imagenet_source"], plays)
     return "\n\n".join(about.paragraphs())
 

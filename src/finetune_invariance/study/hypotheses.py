@@ -290,7 +290,7 @@ def correlated_epochs(choice: str | int, analysed_epoch: int, trained_epochs: in
     raise ValueError(f"correlation_epochs must be 'all', 'through_best' or an integer >= 3, got {choice!r}")
 
 
-def _aligned_run(
+def aligned_run(
     layer_metrics: pd.DataFrame, robust: pd.DataFrame, epochs: Sequence[int] | None
 ) -> tuple[Run, dict[str, pd.DataFrame], pd.Series]:
     """Run, seed-mean metric tables and mean corrupted accuracy on the correlated epochs:
@@ -431,7 +431,7 @@ def correlate_hypotheses(
     these named hypotheses (the variants of Figs. 6, 15, whose forgetting alone the monitor
     measures), still corrected with their family's full size. Returns ``tables.HYPOTHESES``.
     """
-    run, metric_tables, target = _aligned_run(layer_metrics, robust, epochs)
+    run, metric_tables, target = aligned_run(layer_metrics, robust, epochs)
     return hypothesis_values(run, metric_tables, reading, only).correlate(target)
 
 
@@ -498,7 +498,7 @@ def early_epoch_correlation(
     """
     if min_epochs < 3:
         raise ValueError(f"min_epochs must be at least 3 (r of 2 points is always +-1), got {min_epochs}")
-    run, metric_tables, target = _aligned_run(layer_metrics, robust, None)
+    run, metric_tables, target = aligned_run(layer_metrics, robust, None)
     rows = []
     for hypothesis in hypotheses:
         hypothesis = Hypothesis.from_id(hypothesis) if isinstance(hypothesis, str) else hypothesis

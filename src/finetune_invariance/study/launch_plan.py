@@ -59,8 +59,7 @@ DOWNLOAD_BYTES: dict[str, tuple[int, int]] = {
     "oxford_pets": (811_092_049, 850_000_000),
     **{folder: (2_920_000_000, 2_918_500_000) for folder in ("CIFAR-10-C", "CIFAR-100-C")},
 }
-#: A pretrained weights file: about the backbone's float32 state dict.
-_FLOAT32 = 4
+_FLOAT32 = 4  # bytes of the inversions' images, targets and losses
 #: Upper bounds per row of the small parquet tables and per job of logs and timings.
 _TABLE_ROW_BYTES = 64
 _JOB_LOG_BYTES = 20_000
@@ -156,7 +155,6 @@ def gpu_work(study: StudyDesign, facts: dict[str, dict[str, Any]]) -> dict[str, 
     The forgetting monitor's measurements during training, data loading and start-up are
     not counted.
     """
-    config = study.config
     stir, robustness = study.stir, study.robustness
     n, iterations = stir["n_images"], stir["iterations"]
     inversion_unit = f"inversion_image_step_{stir['precision']}"
@@ -173,7 +171,7 @@ def gpu_work(study: StudyDesign, facts: dict[str, dict[str, Any]]) -> dict[str, 
         unit = f"training_image_{_training_precision(study.training(run))}"
         amounts = {
             unit: epochs * _train_images(study, run.dataset),
-            "evaluated_image": epochs * n_test_images(config, run.dataset, study.workflow_dir),
+            "evaluated_image": epochs * n_test_images(study.config, run.dataset, facts=study.facts(run.dataset)),
         }
         work["finetune"].append(Work(amounts, run.source))
     work["invert_pretrained"] = [
@@ -678,7 +676,7 @@ def load_config(config_files: Sequence[Path], schema: Path) -> dict[str, Any]:
 def plan(config_files: Sequence[Path], snakefile: Path, profile: Path | None = None) -> str:
     """The launch plan of ``config_files`` (merged as Snakemake merges them) as Markdown."""
     config_files = [Path(path).resolve() for path in config_files]
-    schema = snakefile.parent / "workflow/schemas/config.schema.yaml"
+    schema = snakefile.parent / SCHEMA
     config = load_config(config_files, schema)
     jobs = planned_jobs(config_files, snakefile.resolve(), profile.resolve() if profile else None)
     return render(config, config_files, jobs, schema, workflow_dir=snakefile.resolve().parent)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import catalog, synthetic
-from .design import StudyDesign
+from .design import IMAGENET_ROLE, StudyDesign
 from .flow_statistics import MIN_FLOW
 from .paper import TABLE1 as PAPER_TABLE1
 from .robust_accuracy import mean_corrupted_accuracy, severity_accuracy
@@ -52,7 +52,6 @@ PAPER_UPSAMPLING = {
     role: PAPER_INPUT_SIZE / catalog.DATASETS[name].image_size
     for role, name in (("CIFAR10", "cifar10"), ("CIFAR100", "cifar100"), ("EuroSAT", "eurosat"))
 }
-IMAGENET_ROLE = "ImageNet"
 PAPER_EPOCHS = 100
 PAPER_BATCH_SIZE = 256
 #: The paper config's optimizer steps per epoch: 50,000 CIFAR training images in batches of 256.

@@ -35,8 +35,9 @@ import pandas as pd
 
 from .claims.evidence import ALPHA, EARLY_LAYERS, LATER_LAYERS, STRONG_R, PaperLayers
 from .claims.registry import FAILS, HOLDS, NOT_MEASURED
+from .paper import HEADLINE
 from .tables import MODEL_COMPARISON, conform
-from .vocabulary import DEFAULT_VARIANT, RUN_KEYS, analysed_rows
+from .vocabulary import DEFAULT_VARIANT, RUN_KEYS, Run, analysed_rows
 
 #: The profile summaries: (column suffix, the paper's layer range).
 RANGES: dict[str, PaperLayers] = {"early": EARLY_LAYERS, "later": LATER_LAYERS}
@@ -77,13 +78,15 @@ def compare_models(
     rows = []
     for run_row in analysed.sort_values(list(RUN_KEYS)).itertuples(index=False):
         key = {k: getattr(run_row, k) for k in RUN_KEYS}
-        run_metrics = at_checkpoint[(at_checkpoint[list(key)] == list(key.values())).all(axis=1)]
+        run = Run(*key.values())
+        run_metrics = run.rows(at_checkpoint)
         if run_metrics.empty:
             continue
         depth = int(run_metrics["layer"].max())
-        lf = correlation[(correlation[list(key)] == list(key.values())).all(axis=1)]
+        lf = run.rows(correlation)
         lf_r, lf_p = (float(lf["r"].iloc[0]), float(lf["p_value"].iloc[0])) if len(lf) else (np.nan, np.nan)
-        headline = named[(named[list(key)] == list(key.values())).all(axis=1) & (named["role"] == "headline")]
+        headline = run.rows(named)
+        headline = headline[headline["role"] == HEADLINE.role]
         h_r, h_p = (
             (float(headline["r"].iloc[0]), float(headline["p_bonferroni"].iloc[0]))
             if len(headline)

@@ -12,7 +12,10 @@ from .inference import correlation_gap
 from .registry import Finding, claim
 from .source import comparison_datasets
 
-_LOWER = "Fisher's z of the other run's r above this run's by more than one standard error, sqrt(2 / (n - 3))"
+_LOWER = (
+    "Fisher's z of the other run's r above this run's by more than one standard error of the difference, "
+    "sqrt(1 / (n1 - 3) + 1 / (n2 - 3)) over the two runs' n1 and n2 layers"
+)
 
 
 def _row(study: StudyTables, run: Run) -> pd.Series:

@@ -43,7 +43,7 @@ def spread_pick_beats_clean_pick(study: StudyTables) -> list[Finding]:
         return decide(p < ALPHA, p), (
             f"largest spread at epoch {spread} (corrupted {at_spread / n:.3f}), best clean accuracy at epoch "
             f"{clean} (corrupted {at_clean / n:.3f}): {(at_spread - at_clean) / n:+.3f} of {n} inputs, "
-            f"{mcnemar_text(at_spread, at_clean, n)}"
+            f"{mcnemar_text(at_spread, at_clean, n, p)}"
         )
 
     findings = [measure(run.label, (run,), lambda run=run: evaluate(run)) for run in sorted(monitored)]

@@ -193,7 +193,7 @@ def clean_accuracy_increases_gradually(study: StudyTables) -> list[Finding]:
             per_severity = severity_accuracy(robust_rows(study, run, clean=True))
         except ValueError as malformed:
             raise NotMeasured(str(malformed)) from None
-        clean = per_severity[(per_severity["severity"] == CLEAN_SEVERITY) & (per_severity["epoch"] >= 1)]
+        clean = per_severity[per_severity["epoch"] >= 1]  # robust_rows(clean=True): the clean severity alone
         clean = clean.set_index("epoch")["accuracy"].sort_index()
         if len(clean) < MIN_DYNAMICS_EPOCHS:
             raise NotMeasured(f"clean accuracy at {len(clean)} epochs, fewer than {MIN_DYNAMICS_EPOCHS}")
@@ -282,7 +282,7 @@ def robustness_high_at_peak(study: StudyTables) -> list[Finding]:
             outcomes.append(p < ALPHA)
             parts.append(
                 f"severity {severity}: {at_peak / n:.3f} vs {at_last / n:.3f} ({(at_peak - at_last) / n:+.3f} of "
-                f"{n} inputs, {mcnemar_text(at_peak, at_last, n)})"
+                f"{n} inputs, {mcnemar_text(at_peak, at_last, n, p)})"
             )
         return all_of(outcomes), (
             f"learning and forgetting ({LATER_LAYERS.describe(study.depth(run.source))}) peak at epoch {peak}, "
@@ -513,12 +513,10 @@ def _variant_findings(study: StudyTables, optimizer: str, judge, needs_default: 
         if len(runs) < 2 or not any(r.variant != DEFAULT_VARIANT for r in runs):
             continue
         if needs_default and not any(r.variant == DEFAULT_VARIANT for r in runs):
-            source, dataset, task = runs[0].source, runs[0].dataset, runs[0].task
-
-            def no_default() -> tuple[Outcome, str]:
-                raise NotMeasured("the default run, which the variants are compared with, has no rows")
-
-            findings.append(measure(Run(source, dataset, task).label, (), no_default))
+            label = Run(runs[0].source, runs[0].dataset, runs[0].task).label
+            findings.append(
+                Finding(None, f"{label}: the default run, which the variants are compared with, has no rows")
+            )
         windows = {}
         for run in runs:
             try:

@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..control_plan import IDENTICAL  # the controls' negative control, f = p (study.controls)
 from ..paper import PAPER_DEPTH, scaled_layer
 from ..tables import CONTROL_LAYER_METRICS, STUDY_TABLES, TableSchema, conform
 from ..vocabulary import CLASSIFICATION, DEFAULT_VARIANT, RUN_KEYS, Run, analysed_rows, runs_in
@@ -33,7 +34,6 @@ INFERENCES = (PARAMETRIC, PERMUTATION)
 CLAIM_TABLES: dict[str, TableSchema] = {**STUDY_TABLES, "control_layer_metrics": CONTROL_LAYER_METRICS}
 #: Tables of the dynamics runs: a run with rows in one of them is a dynamics run.
 DYNAMICS_TABLES = ("robust_accuracy", "hypotheses", "named_hypotheses", "early_epoch_correlation", "checkpoint_picks")
-IDENTICAL_COPY = "identical_copy"  # the controls' negative control, f = p (study.controls)
 
 
 class NotMeasured(Exception):
@@ -166,9 +166,9 @@ class StudyTables:
         if source != self.imagenet_source:
             raise NotMeasured(f"the identical copy is of the source '{source}', not of the ImageNet source")
         controls = self.all_variants("control_layer_metrics")
-        rows = controls[controls["control"] == IDENTICAL_COPY]
+        rows = controls[controls["control"] == IDENTICAL]
         if rows.empty:
-            raise NotMeasured(f"no '{IDENTICAL_COPY}' rows in control_layer_metrics")
+            raise NotMeasured(f"no '{IDENTICAL}' rows in control_layer_metrics")
         return rows
 
     def run_rows(self, stem: str, run: Run, *, analysed: bool = False) -> pd.DataFrame:
@@ -202,10 +202,6 @@ class StudyTables:
         if self.inference == PERMUTATION:
             return "p_permutation_fwer" if familywise else "p_permutation"
         return "p_bonferroni" if familywise else "p_value"
-
-
-def by_run(df: pd.DataFrame) -> dict[Run, pd.DataFrame]:
-    return {run: run.rows(df) for run in runs_in(df)}
 
 
 def collect(findings: Iterable, needs: str) -> list:

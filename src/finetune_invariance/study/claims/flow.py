@@ -42,15 +42,16 @@ def _flow(study: StudyTables, run: Run, triangle: str) -> FlowShare:
     """The run's flow at its analysed checkpoint, complete and defined, on one triangle,
     its cells judged against the identical copy's floor (of the ImageNet source, measured on
     the controls' dataset: the inversion's residual, which the runs on the source's other
-    datasets share)."""
+    datasets share). A NotMeasured names no run: :func:`.evidence.measure` prefixes the
+    run's label."""
     rows = study.run_rows("invariance_flow", run, analysed=True)
     if rows["seed"].nunique() < 2:  # a positive cell's mean must exceed its seed sd
-        raise NotMeasured(f"{run.label}: fewer than two seeds, the seed spread of a cell is undefined")
+        raise NotMeasured("fewer than two seeds, the seed spread of a cell is undefined")
     try:
         cells = flow_cells(rows, study.depth(run.source, "invariance_flow"))
         floor = flow_floor(study.identical_copy_rows())
     except IncompleteFlow as incomplete:
-        raise NotMeasured(f"{run.label}: {incomplete}") from None
+        raise NotMeasured(str(incomplete)) from None
     return flow_share(cells, triangle, floor)
 
 

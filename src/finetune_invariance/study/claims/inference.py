@@ -50,13 +50,16 @@ def mcnemar_p_bound(correct_first: int, correct_second: int, n: int) -> float:
     return float(stats.binom.sf(b - 1, 2 * b - gain, 0.5).max())
 
 
-def mcnemar_text(correct_first: int, correct_second: int, n: int) -> str:
+def mcnemar_text(correct_first: int, correct_second: int, n: int, p_bound: float | None = None) -> str:
     """The McNemar evidence of two accuracies on the same ``n`` inputs: 'McNemar p <= 0.031'
-    (:func:`mcnemar_p_bound`), or, where the first is not higher, that the one-sided test
-    cannot pass (its p is at least 0.5 whatever the pairing)."""
+    (:func:`mcnemar_p_bound`, or ``p_bound`` where the caller has computed it), or, where
+    the first is not higher, that the one-sided test cannot pass (its p is at least 0.5
+    whatever the pairing)."""
     if correct_first <= correct_second:
         return "not higher: McNemar's one-sided p >= 0.5"
-    return f"McNemar p <= {mcnemar_p_bound(correct_first, correct_second, n):.2g}"
+    if p_bound is None:
+        p_bound = mcnemar_p_bound(correct_first, correct_second, n)
+    return f"McNemar p <= {p_bound:.2g}"
 
 
 def welch_p(higher: Sequence[float], lower: Sequence[float]) -> float:

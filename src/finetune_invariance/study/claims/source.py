@@ -11,12 +11,14 @@ setting is unmeasured.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 import pandas as pd
 
 from ..vocabulary import CLASSIFICATION, SCRATCH, Run
 from .evidence import (
+    ALL_LAYERS,
     ALPHA,
     EARLY_LAYERS,
     LATER_LAYERS,
@@ -69,19 +71,34 @@ _ROLE_NAMES = {
 }
 
 
-def _per_pair(study: StudyTables, roles: Iterable[str], pairs) -> list[Finding]:
+def _per_pair(
+    study: StudyTables,
+    roles: Iterable[str],
+    pairs: Callable[[str, dict[str, list[str]]], Iterable[tuple[str, tuple[Run, ...], str]]],
+    judge: Callable[[str, str, str], tuple[Outcome, str]],
+    metrics: Sequence[str] = _METRICS,
+) -> list[Finding]:
     """Per comparison dataset: one finding per pair of sources ``pairs(dataset, sources by
-    role)`` yields as (label, runs, evaluate), and an unmeasured one per role the sentence
-    names without a run there (a missing source never hides another pair's failure)."""
+    role)`` yields as (label, runs, judged source), :func:`.evidence.combine` of
+    ``judge(dataset, judged source, metric)`` over ``metrics``; and an unmeasured one per
+    role the sentence names without a run there (a missing source never hides another
+    pair's failure)."""
     findings = []
     for dataset in comparison_datasets(study):
         sources = _sources(study, dataset)
         for role in roles:
             if not sources[role]:
                 findings.append(Finding(None, f"finetune {dataset}: no run of {_ROLE_NAMES[role]}"))
-        for label, runs, evaluate in pairs(dataset, sources):
+        for label, runs, judged in pairs(dataset, sources):
+            evaluate = partial(combine, [partial(judge, dataset, judged, metric) for metric in metrics])
             findings.append(measure(f"finetune {dataset}, {label}", runs, evaluate))
     return collect(findings, "finetune dataset with classification runs of two or more sources")
+
+
+def _role_pairs(sources: dict[str, list[str]], fixed: str, against: Sequence[str]) -> list[str]:
+    """The sources of the roles ``against`` (in that order) that a dataset's comparison
+    pairs with the source of the role ``fixed``; none where ``fixed`` has no run there."""
+    return [source for role in against for source in sources[role]] if sources[fixed] else []
 
 
 def _runs(dataset: str, *sources: str) -> tuple[Run, ...]:
@@ -127,12 +144,10 @@ def pretrained_below_scratch_early(study: StudyTables) -> list[Finding]:
         )
 
     def pairs(dataset: str, sources: dict[str, list[str]]):
-        for source in sources["imagenet"] + sources["other"] if sources["scratch"] else []:
-            yield f"{SCRATCH} vs {source} (paper layers 1-6)", _runs(
-                dataset, source, SCRATCH
-            ), lambda s=source: combine(lambda m=m: substantially_lower(dataset, s, m) for m in _METRICS)
+        for source in _role_pairs(sources, "scratch", ("imagenet", "other")):
+            yield f"{SCRATCH} vs {source} (paper layers 1-6)", _runs(dataset, source, SCRATCH), source
 
-    return _per_pair(study, ("imagenet", "other", "scratch"), pairs)
+    return _per_pair(study, ("imagenet", "other", "scratch"), pairs, substantially_lower)
 
 
 @claim(
@@ -155,12 +170,10 @@ def imagenet_lower_in_later_layers(study: StudyTables) -> list[Finding]:
         return significant, f"{metric} {other} {higher} vs {imagenet} {lower} (Welch p = {number(p, '.2g')})"
 
     def pairs(dataset: str, sources: dict[str, list[str]]):
-        for other in sources["other"] + sources["scratch"] if sources["imagenet"] else []:
-            yield f"{other} vs {imagenet} (paper layers 7-12)", _runs(
-                dataset, imagenet, other
-            ), lambda o=other: combine(lambda m=m: significantly_higher(dataset, o, m) for m in _METRICS)
+        for other in _role_pairs(sources, "imagenet", ("other", "scratch")):
+            yield f"{other} vs {imagenet} (paper layers 7-12)", _runs(dataset, imagenet, other), other
 
-    return _per_pair(study, ("imagenet", "other", "scratch"), pairs)
+    return _per_pair(study, ("imagenet", "other", "scratch"), pairs, significantly_higher)
 
 
 @claim(
@@ -181,12 +194,10 @@ def scratch_higher_at_every_layer(study: StudyTables) -> list[Finding]:
         return holds, f"{metric}: {text}"
 
     def pairs(dataset: str, sources: dict[str, list[str]]):
-        for source in sources["imagenet"] + sources["other"] if sources["scratch"] else []:
-            yield f"{SCRATCH} − {source}", _runs(dataset, source, SCRATCH), lambda s=source: combine(
-                lambda m=m: higher(dataset, s, m) for m in _METRICS
-            )
+        for source in _role_pairs(sources, "scratch", ("imagenet", "other")):
+            yield f"{SCRATCH} − {source}", _runs(dataset, source, SCRATCH), source
 
-    return _per_pair(study, ("imagenet", "other", "scratch"), pairs)
+    return _per_pair(study, ("imagenet", "other", "scratch"), pairs, higher)
 
 
 @claim(
@@ -200,19 +211,17 @@ def scratch_higher_at_every_layer(study: StudyTables) -> list[Finding]:
     paper_value="ImageNet: lower learning and forgetting, higher CKA divergence (Figs. 2, 3)",
 )
 def cka_orders_sources_oppositely(study: StudyTables) -> list[Finding]:
-    imagenet, all_layers = study.imagenet_source, PaperLayers(0, 12)
+    imagenet = study.imagenet_source
 
     def ordered(dataset: str, other: str, metric: str) -> tuple[Outcome, str]:
-        mine = _per_seed(study, imagenet, dataset, metric, all_layers)
-        theirs = _per_seed(study, other, dataset, metric, all_layers)
+        mine = _per_seed(study, imagenet, dataset, metric, ALL_LAYERS)
+        theirs = _per_seed(study, other, dataset, metric, ALL_LAYERS)
         if metric == "cka_divergence":
             return comparison(mine, theirs, (f"{metric} {imagenet}", other))
         return comparison(theirs, mine, (f"{metric} {other}", imagenet))
 
     def pairs(dataset: str, sources: dict[str, list[str]]):
-        for other in sources["other"] if sources["imagenet"] else []:
-            yield f"{imagenet} vs {other} (all layers)", _runs(dataset, imagenet, other), lambda o=other: combine(
-                lambda m=m: ordered(dataset, o, m) for m in (*_METRICS, "cka_divergence")
-            )
+        for other in _role_pairs(sources, "imagenet", ("other",)):
+            yield f"{imagenet} vs {other} (all layers)", _runs(dataset, imagenet, other), other
 
-    return _per_pair(study, ("imagenet", "other"), pairs)
+    return _per_pair(study, ("imagenet", "other"), pairs, ordered, (*_METRICS, "cka_divergence"))

@@ -121,13 +121,23 @@ _DIVERGENCE_NAMES = {
 }
 
 
-def _windows(study: StudyTables, run: Run, kinds) -> dict[tuple[str, str, int], tuple | None]:
+def _metric_stats(study: StudyTables, run: Run) -> dict[str, pd.DataFrame]:
+    """The run's :func:`.evidence.layer_stats` of learning and of forgetting (two seeds or more needed)."""
     stats = {}
     for metric in ("learning", "forgetting"):
         profile = study.profile(run, metric)
         require_spread(profile)
         stats[metric] = layer_stats(profile)
+    return stats
+
+
+def _windows(stats: dict[str, pd.DataFrame], kinds) -> dict[tuple[str, str, int], tuple | None]:
+    """Per kind of divergence: its widest :func:`_steady_window` in :func:`_metric_stats` ``stats``, or None."""
     return {kind: _steady_window(stats[kind[0]], stats[kind[1]], kind[2]) for kind in kinds}
+
+
+def _divergence_text(kind: tuple[str, str, int], window: tuple[list[int], float, float] | None) -> str:
+    return f"{_DIVERGENCE_NAMES[kind]}: {_pattern_text(window, kind[0], kind[1])}"
 
 
 @claim(
@@ -145,9 +155,9 @@ def _windows(study: StudyTables, run: Run, kinds) -> dict[tuple[str, str, int], 
 )
 def reconstruction_learning_and_forgetting_diverge(study: StudyTables) -> list[Finding]:
     def evaluate(run: Run) -> tuple[Outcome, str]:
-        found = _windows(study, run, DIVERGENCES[:2])
+        found = _windows(_metric_stats(study, run), DIVERGENCES[:2])
         return all(w is not None for w in found.values()), "; ".join(
-            f"{_DIVERGENCE_NAMES[kind]}: {_pattern_text(window, kind[0], kind[1])}" for kind, window in found.items()
+            _divergence_text(kind, window) for kind, window in found.items()
         )
 
     return _per_dataset(study, (RECONSTRUCTION,), evaluate)
@@ -165,11 +175,10 @@ def reconstruction_learning_and_forgetting_diverge(study: StudyTables) -> list[F
 )
 def classification_learning_and_forgetting_agree(study: StudyTables) -> list[Finding]:
     def evaluate(run: Run) -> tuple[Outcome, str]:
-        found = _windows(study, run, DIVERGENCES)
-        learning = study.profile(run, "learning").mean(axis=0)
-        forgetting = study.profile(run, "forgetting").mean(axis=0)
-        r, _ = pearson(learning.to_numpy(), forgetting.to_numpy())
-        windows = [f"{_DIVERGENCE_NAMES[kind]}: {_pattern_text(w, kind[0], kind[1])}" for kind, w in found.items() if w]
+        stats = _metric_stats(study, run)
+        found = _windows(stats, DIVERGENCES)
+        r, _ = pearson(stats["learning"]["mean"].to_numpy(), stats["forgetting"]["mean"].to_numpy())
+        windows = [_divergence_text(kind, w) for kind, w in found.items() if w]
         holds = all_of([not windows, decide(r >= STRONG_R, r)])
         return holds, f"r across layers = {number(r)}; " + ("; ".join(windows) if windows else "no diverging window")
 
